@@ -1,0 +1,475 @@
+"""The fitter: data preparation, multi-start fit, bootstrap, held-out evaluation, form selection.
+
+``LawFitter`` follows scikit-learn's estimator convention: the constructor only
+stores options; ``fit(runs)`` does the work and stores the result in
+``law_``. ``planner.fit(runs, form=..., **options)`` is the one-call version.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..laws.base import Form, Inputs
+from ..laws.registry import get_form, list_forms
+from ..runs import load_runs, summarize_runs
+from .law import FittedLaw, FitWarning
+from .layout import FitError, ParamLayout, parse_slot_name
+from .multistart import multistart, polish
+from .objective import Objective, make_loss
+
+__all__ = ["LawFitter", "fit", "holdout_split", "holdout_metrics", "FitError"]
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class _Prepared:
+    table: pd.DataFrame           # rows used by the fit
+    x: Inputs
+    observed: np.ndarray
+    domain_index: np.ndarray
+    domains: tuple[str, ...]
+    weights: np.ndarray
+    notes: tuple[FitWarning, ...]
+
+
+def _as_table(runs: Any, form: Form, columns: Mapping[str, str] | None) -> pd.DataFrame:
+    if isinstance(runs, pd.DataFrame) and "notes" in runs.attrs and columns is None:
+        return runs
+    require = tuple(c for c in form.inputs if c not in ("spec_tokens", "unique_tokens")) + (form.target,)
+    return load_runs(runs, columns=columns, require=require)
+
+
+def _prepare(table: pd.DataFrame, form: Form, *, domain: str | Sequence[str] | None, weights: Any) -> _Prepared:
+    notes: list[FitWarning] = []
+    df = table
+    if form.target not in df:
+        raise FitError(f"form {form.name!r} predicts {form.target!r}, which the runs do not have (columns: {', '.join(map(str, df.columns))})")
+    for col in form.inputs:
+        if col in ("spec_tokens", "unique_tokens"):
+            continue
+        if col not in df:
+            raise FitError(f"form {form.name!r} needs column {col!r}, which the runs do not have")
+    if domain is not None:
+        wanted = [domain] if isinstance(domain, str) else list(domain)
+        have = set(df["domain"].astype(str)) if "domain" in df else {"general"}
+        unknown = [d for d in wanted if d not in have]
+        if unknown:
+            raise FitError(f"domain {', '.join(unknown)} not in the runs (domains: {', '.join(sorted(have))})")
+        df = df[df["domain"].astype(str).isin(wanted)] if "domain" in df else df
+    if "cross_domain" in df and not form.uses_cross_domain and bool(df["cross_domain"].any()):
+        n = int(df["cross_domain"].sum())
+        notes.append(FitWarning("rows-excluded", f"{n} rows measure forgetting (specialized on another domain than evaluated); form {form.name!r} ignores them"))
+        df = df[~df["cross_domain"].astype(bool)]
+    if len(df) == 0:
+        raise FitError("no rows left to fit")
+    if "domain" in df and form.kind != "downstream":
+        doms = tuple(sorted(set(df["domain"].astype(str))))
+    else:
+        doms = ("general",)
+    has_domain_params = any(q.per_domain for q in form.params)
+    if len(doms) > 1 and not has_domain_params:
+        raise FitError(
+            f"form {form.name!r} has no per-domain parameters but the runs have domains {', '.join(doms)}: "
+            "select one with domain=... or use a split-* form"
+        )
+    dom_col = df["domain"].astype(str).to_numpy() if ("domain" in df and len(doms) > 1) else np.full(len(df), doms[0])
+    index = np.array([doms.index(d) for d in dom_col], dtype=int)
+    cols = {c: df[c].to_numpy(dtype=float) for c in ("model_size", "pretrain_tokens", "spec_tokens", "unique_tokens", "loss") if c in df}
+    if "unique_tokens" in cols:
+        cols["unique_tokens"] = np.where(np.isnan(cols["unique_tokens"]), np.inf, cols["unique_tokens"])
+    x = Inputs.build(len(df), **cols)
+    observed = df[form.target].to_numpy(dtype=float)
+    if np.any(~np.isfinite(observed)) or np.any(observed <= 0):
+        bad = np.flatnonzero(~np.isfinite(observed) | (observed <= 0))[:10]
+        raise FitError(f"column {form.target!r} must be positive and finite (log residuals); bad at rows {', '.join(str(i + 1) for i in bad)}")
+    if weights is None:
+        w = np.ones(len(df))
+    elif isinstance(weights, str):
+        if weights not in df:
+            raise FitError(f"weights: no column {weights!r} in the runs")
+        w = df[weights].to_numpy(dtype=float)
+    else:
+        w = np.asarray(weights, dtype=float)
+        if len(w) == len(table) and len(df) != len(table):
+            w = w[table.index.get_indexer(df.index)]
+    if w.shape != (len(df),) or np.any(~np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise FitError(f"weights must be {len(df)} finite non-negative numbers with a positive sum")
+    return _Prepared(df, x, observed, index, doms, w, tuple(notes))
+
+
+# ----------------------------------------------------------------------- holdout
+def _with_virtual_columns(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    tokens = out.get("pretrain_tokens", pd.Series(np.nan, index=out.index)).astype(float) + out.get("spec_tokens", pd.Series(0.0, index=out.index)).astype(float)
+    out["tokens"] = tokens
+    key = out["run"] if "run" in out else pd.Series(np.arange(len(out)), index=out.index)
+    out["token_fraction"] = tokens / tokens.groupby(key).transform("max")
+    if "model_size" in out:
+        out["compute"] = 6.0 * out["model_size"].astype(float) * tokens
+        out["largest"] = out["model_size"] == out["model_size"].max()
+    return out
+
+
+def holdout_split(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] | np.ndarray | None) -> np.ndarray:
+    """Boolean mask of the *training* rows for a held-out rule.
+
+    ``rule`` is a pandas query over the run columns plus virtual columns
+    ``tokens`` (D + D'), ``token_fraction`` (tokens / the run's maximum),
+    ``compute`` (6 N tokens) and ``largest`` (the largest model size), e.g.
+    ``"model_size <= 1e9"`` or ``"token_fraction <= 0.7"``; or a callable
+    returning a mask; or a boolean mask. ``"auto"`` holds out the largest
+    model size (or, with fewer than 3 sizes, each run's last 30 % of tokens).
+    """
+    if rule is None:
+        return np.ones(len(runs), dtype=bool)
+    if isinstance(rule, np.ndarray):
+        mask = rule.astype(bool)
+    elif callable(rule):
+        mask = np.asarray(rule(runs), dtype=bool)
+    else:
+        rule = str(rule).strip()
+        if rule == "auto":
+            sizes = np.unique(runs["model_size"]) if "model_size" in runs else np.array([])
+            rule = "model_size < @largest_size" if len(sizes) >= 4 else "token_fraction <= 0.7"
+            df = _with_virtual_columns(runs)
+            mask = df.eval(rule, local_dict={"largest_size": sizes.max() if len(sizes) else 0}).to_numpy(dtype=bool)
+        else:
+            try:
+                mask = _with_virtual_columns(runs).eval(rule).to_numpy(dtype=bool)
+            except Exception as exc:  # pandas raises many types for a bad expression
+                raise FitError(f"holdout rule {rule!r} is not a valid expression over the run columns: {exc}") from None
+    if mask.shape != (len(runs),):
+        raise FitError(f"holdout rule must select rows of the table (got shape {mask.shape}, expected ({len(runs)},))")
+    if mask.all():
+        raise FitError(f"holdout rule {rule!r} keeps every row for training: nothing is held out")
+    if not mask.any():
+        raise FitError(f"holdout rule {rule!r} leaves no training rows")
+    return mask
+
+
+def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """ARE (mean |pred - actual| / actual), R^2 on the raw values, RMSE of log residuals, max relative error."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    rel = np.abs(predicted - actual) / actual
+    ss_res = float(np.sum((actual - predicted) ** 2))
+    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_res = np.log(predicted) - np.log(actual)
+    return {
+        "are": float(np.mean(rel)),
+        "max_rel_error": float(np.max(rel)),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+        "rmse_log": float(np.sqrt(np.mean(log_res ** 2))),
+        "n_test": int(len(actual)),
+    }
+
+
+# --------------------------------------------------------------------- the fitter
+class LawFitter:
+    """Fits one form to a run table (scikit-learn style: options in, ``law_`` out).
+
+    Parameters
+    ----------
+    form: registry name or Form (``"auto"``: every applicable loss form, ranked by held-out ARE).
+    loss: "huber" (default), "ls" or "over" (penalise over-prediction).
+    delta: Huber threshold on log residuals (1e-3).
+    fix: slot -> value held fixed ("borrowed"): ``{"alpha": 0.34}`` or ``{"B[code]": 300}``,
+        or a FittedLaw whose parameters (all or those in ``borrow``) are taken.
+    borrow: with a FittedLaw in ``fix``: the parameter names to take (e.g. ["alpha", "beta"]).
+    tie: per-domain parameters shared across domains (e.g. ["eta", "gamma"]).
+    bounds: param -> (lower, upper) overriding the form's.
+    weights: per-row weights (array) or a column name.
+    domain: evaluation domain(s) to fit on.
+    bootstrap: number of bootstrap draws (whole runs resampled within each domain).
+    interval_level: central probability of the percentile intervals (0.9).
+    holdout: rule for a held-out evaluation (see :func:`holdout_split`); the
+        reported parameters are refitted on all rows unless ``refit=False``.
+    max_starts, n_polish: multi-start budget.
+    seed: makes everything deterministic.
+    progress: optional callable(done, total) for bootstrap progress.
+    """
+
+    def __init__(
+        self,
+        form: Form | str = "chinchilla",
+        *,
+        loss: str = "huber",
+        delta: float = 1e-3,
+        over_weight: float = 4.0,
+        fix: Mapping[str, float] | FittedLaw | None = None,
+        borrow: Sequence[str] | None = None,
+        tie: Iterable[str] = (),
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        weights: Any = None,
+        domain: str | Sequence[str] | None = None,
+        columns: Mapping[str, str] | None = None,
+        bootstrap: int = 0,
+        interval_level: float = 0.9,
+        holdout: Any = None,
+        refit: bool = True,
+        max_starts: int = 256,
+        n_polish: int = 6,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.form = form
+        self.loss = loss
+        self.delta = delta
+        self.over_weight = over_weight
+        self.fix = fix
+        self.borrow = borrow
+        self.tie = tie
+        self.bounds = bounds
+        self.weights = weights
+        self.domain = domain
+        self.columns = columns
+        self.bootstrap = bootstrap
+        self.interval_level = interval_level
+        self.holdout = holdout
+        self.refit = refit
+        self.max_starts = max_starts
+        self.n_polish = n_polish
+        self.seed = seed
+        self.progress = progress
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
+
+    # ---------------------------------------------------------------- helpers
+    def _fixed_values(self, form: Form) -> dict[str, float]:
+        if self.fix is None:
+            if self.borrow:
+                raise FitError("borrow= names parameters to take from a fitted law passed as fix=")
+            return {}
+        if isinstance(self.fix, FittedLaw):
+            src = self.fix
+            names = list(self.borrow) if self.borrow else list(src.params)
+            out = {}
+            for name in names:
+                if name in src.params:
+                    out[name] = float(src.params[name])
+                else:
+                    matches = {k: v for k, v in src.params.items() if parse_slot_name(k)[0] == name}
+                    if not matches:
+                        raise FitError(f"borrow: the {src.form.name} law has no parameter {name!r} (it has {', '.join(src.params)})")
+                    out.update({k: float(v) for k, v in matches.items()})
+            return out
+        return {str(k): float(v) for k, v in dict(self.fix).items()}
+
+    def _options(self, form: Form) -> dict[str, Any]:
+        fixed = self._fixed_values(form)
+        return {
+            "form": form.name, "loss": self.loss, "delta": self.delta, "fix": fixed, "tie": sorted(self.tie),
+            "bounds": {k: list(v) for k, v in (self.bounds or {}).items()}, "domain": self.domain,
+            "bootstrap": self.bootstrap, "interval_level": self.interval_level,
+            "holdout": self.holdout if isinstance(self.holdout, (str, type(None))) else "<custom>",
+            "max_starts": self.max_starts, "n_polish": self.n_polish, "seed": self.seed,
+        }
+
+    def _layout(self, form: Form, prep: _Prepared, notes: list[FitWarning]) -> ParamLayout:
+        fixed = self._fixed_values(form)
+        # a borrowed per-domain slot for a domain absent here is simply not used
+        fixed = {k: v for k, v in fixed.items() if parse_slot_name(k)[1] is None or parse_slot_name(k)[1] in prep.domains}
+        tie = set(self.tie)
+        with_spec = {prep.domains[k] for k in np.unique(prep.domain_index[prep.x.spec_tokens > 0])}
+        for q in form.params:
+            if not q.needs_spec:
+                continue
+            value = q.start if q.absent_value is None else q.absent_value
+            if q.name in tie or not q.per_domain:
+                if not with_spec and q.name not in fixed:
+                    fixed[q.name] = value
+                    notes.append(FitWarning("unidentified", f"{q.name} is fixed at {value:g}: no run has specialization tokens"))
+                continue
+            for dom in prep.domains:
+                slot = f"{q.name}[{dom}]"
+                if dom not in with_spec and slot not in fixed and q.name not in fixed:
+                    fixed[slot] = value
+                    notes.append(FitWarning("unidentified", f"{slot} is fixed at {value:g}: domain {dom!r} has no runs with specialization tokens"))
+        return ParamLayout(form, prep.domains, fix=fixed, tie=tie, bounds=self.bounds)
+
+    def _solve(self, form: Form, prep: _Prepared, seed: int, start: Mapping[str, float] | None = None, quick: bool = False) -> tuple[FittedLaw, Objective]:
+        notes: list[FitWarning] = list(prep.notes)
+        layout = self._layout(form, prep, notes)
+        loss = make_loss(self.loss, self.delta, self.over_weight)
+        obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
+        if quick and start is not None:
+            res = polish(obj, {k: start[k] for k in layout.names})
+            n_starts = 1
+        else:
+            extra = [dict(start)] if start is not None else None
+            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra)
+        values = layout.from_theta(res.x)
+        f = obj.value(res.x)
+        resid = obj.residuals(res.x)
+        warnings = list(notes)
+        status = "converged"
+        message = str(getattr(res, "message", ""))
+        if not np.isfinite(f) or f >= 1e29 or not np.all(np.isfinite(resid)):
+            status = "failed"
+            warnings.append(FitWarning("non-finite", "the fitted law gives non-finite or non-positive predictions on the data"))
+        elif res.status == 1:
+            status = "not-converged"
+            warnings.append(FitWarning("not-converged", f"L-BFGS-B stopped at its iteration limit ({message})"))
+        for s, th in zip(layout.free, res.x):
+            lo, hi = layout.theta_bounds()[layout.free.index(s)]
+            span = (hi - lo) if not s.log else 1.0
+            if min(th - lo, hi - th) < 1e-4 * span:
+                side = "lower" if th - lo < hi - th else "upper"
+                warnings.append(FitWarning("bound-hit", f"{s.name} = {values[s.name]:.4g} sits at its {side} bound ({s.param.lower if side == 'lower' else s.param.upper:g})"))
+        if "model_size" in form.inputs:
+            n_sizes = len(np.unique(prep.x.model_size))
+            if n_sizes < 3:
+                warnings.append(FitWarning("few-model-sizes", f"only {n_sizes} distinct model size(s): exponents in N are poorly determined (use 3 or more, ideally about 5)"))
+        fitted = FittedLaw(
+            form=form,
+            params=values,
+            domains=prep.domains,
+            tied=tuple(sorted(set(self.tie))),
+            fixed=tuple(s.name for s in layout.slots if s.fixed is not None),
+            status=status,
+            message=message + f"; {n_starts} starts, {obj.loss.name}" + ("" if obj.analytic else ", finite-difference gradients"),
+            warnings=tuple(warnings),
+            objective=f,
+            residuals=resid,
+            interval_level=self.interval_level,
+        )
+        return fitted, obj
+
+    # ---------------------------------------------------------------- public
+    def fit(self, runs: Any) -> "LawFitter":
+        form_spec = self.form
+        if isinstance(form_spec, str) and form_spec == "auto":
+            self.law_ = self._fit_auto(runs)
+            return self
+        form = get_form(form_spec)
+        table = _as_table(runs, form, self.columns)
+        self.law_ = self._fit_form(form, table)
+        return self
+
+    def _fit_form(self, form: Form, table: pd.DataFrame, *, selection: tuple = ()) -> FittedLaw:
+        prep_all = _prepare(table, form, domain=self.domain, weights=self.weights)
+        holdout_info = None
+        train_mask = np.ones(len(prep_all.table), dtype=bool)
+        if self.holdout is not None:
+            train_mask = holdout_split(prep_all.table, self.holdout)
+            train_tab = prep_all.table[train_mask]
+            prep_train = _prepare(train_tab, form, domain=None, weights=prep_all.weights[train_mask])
+            missing = set(prep_all.domains) - set(prep_train.domains)
+            if missing:
+                raise FitError(f"holdout rule {self.holdout!r} leaves no training rows for domain(s) {', '.join(sorted(missing))}")
+            held_law, _ = self._solve(form, prep_train, self.seed)
+            test = prep_all.table[~train_mask]
+            pred = held_law.predict(test)
+            holdout_info = {"rule": self.holdout if isinstance(self.holdout, str) else "<custom>", "n_train": int(train_mask.sum()),
+                            **holdout_metrics(test[form.target].to_numpy(dtype=float), pred),
+                            "params": dict(held_law.params)}
+            if not self.refit:
+                prep_all = prep_train
+        fitted, obj = self._solve(form, prep_all, self.seed)
+        draws, intervals = None, {}
+        if self.bootstrap:
+            draws = self._bootstrap(form, prep_all, fitted)
+            lo_q, hi_q = 50 * (1 - self.interval_level), 50 * (1 + self.interval_level)
+            lo, hi = np.nanpercentile(draws, [lo_q, hi_q], axis=0)
+            intervals = {name: (float(a), float(b)) for name, a, b in zip(fitted.params, lo, hi)}
+        summary = summarize_runs(prep_all.table) if "model_size" in prep_all.table else {"n_rows": len(prep_all.table)}
+        points = self._points(form, prep_all.table, table if self.refit else None, fitted, train_mask if self.holdout is not None else None)
+        return FittedLaw(
+            **{**fitted.__dict__, "draws": draws, "intervals": intervals, "data": summary, "options": self._options(form),
+               "holdout": holdout_info, "selection": selection, "points": points}
+        )
+
+    @staticmethod
+    def _points(form: Form, used: pd.DataFrame, full: pd.DataFrame | None, fitted: FittedLaw, train_mask: np.ndarray | None) -> pd.DataFrame:
+        cols = [c for c in ("model_size", "pretrain_tokens", "spec_tokens", "domain", "loss", "error", "run") if c in used]
+        pts = used[cols].copy().reset_index(drop=True)
+        pts["observed"] = used[form.target].to_numpy(dtype=float)
+        pts["predicted"] = fitted.predict(used)
+        pts["held_out"] = False if train_mask is None else ~train_mask[: len(pts)] if len(train_mask) == len(pts) else False
+        if len(pts) > 5000:
+            pts = pts.sample(5000, random_state=0).sort_index()
+        return pts
+
+    def _bootstrap(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> np.ndarray:
+        """B refits on tables resampled by whole runs within each domain; returns (B, n_slots)."""
+        table = prep.table
+        rng = np.random.default_rng(self.seed + 1)
+        run_ids = table["run"].astype(str).to_numpy() if "run" in table else np.arange(len(table)).astype(str)
+        strata = table["domain"].astype(str).to_numpy() if "domain" in table else np.full(len(table), "general")
+        groups: dict[str, dict[str, np.ndarray]] = {}
+        for stratum in np.unique(strata):
+            sel = strata == stratum
+            ids = np.unique(run_ids[sel])
+            groups[stratum] = {rid: np.flatnonzero(sel & (run_ids == rid)) for rid in ids}
+        names = list(fitted.params)
+        out = np.full((self.bootstrap, len(names)), np.nan)
+        for b in range(self.bootstrap):
+            rows = []
+            for stratum, runs in groups.items():
+                keys = list(runs)
+                for k in rng.choice(len(keys), size=len(keys), replace=True):
+                    rows.append(runs[keys[k]])
+            idx = np.concatenate(rows)
+            sub = _Prepared(table.iloc[idx], prep.x.subset(idx), prep.observed[idx], prep.domain_index[idx], prep.domains, prep.weights[idx], ())
+            try:
+                draw, _ = self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=False) if self.n_polish > 0 and b < 0 else self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=True)
+                out[b] = [draw.params[n] for n in names]
+            except FitError:
+                pass
+            if self.progress is not None:
+                self.progress(b + 1, self.bootstrap)
+        return out
+
+    def _fit_auto(self, runs: Any) -> FittedLaw:
+        base_form = get_form("chinchilla")
+        table = _as_table(runs, base_form, self.columns)
+        has_spec = "spec_tokens" in table and bool((table["spec_tokens"] > 0).any())
+        has_unique = "unique_tokens" in table and bool(np.isfinite(table["unique_tokens"].astype(float)).any())
+        multi_domain = "domain" in table and table["domain"].nunique() > 1
+        rule = self.holdout if self.holdout is not None else "auto"
+        ranking = []
+        best: tuple[float, Form] | None = None
+        for form in list_forms(kind="loss"):
+            if form.has_spec and not has_spec and not multi_domain:
+                ranking.append({"form": form.name, "are": None, "note": "skipped: no specialization tokens in the runs"})
+                continue
+            if "unique_tokens" in form.inputs and not has_unique:
+                ranking.append({"form": form.name, "are": None, "note": "skipped: no unique_tokens column"})
+                continue
+            if multi_domain and not any(q.per_domain for q in form.params):
+                ranking.append({"form": form.name, "are": None, "note": "skipped: runs have several domains, the form has no per-domain parameters"})
+                continue
+            sub = LawFitter(form, **{**self.get_params(), "form": form, "bootstrap": 0, "holdout": rule, "progress": None})
+            try:
+                fl = sub._fit_form(form, table)
+            except FitError as exc:
+                ranking.append({"form": form.name, "are": None, "note": f"failed: {exc}"})
+                continue
+            are = fl.holdout["are"] if fl.holdout else math.inf
+            ranking.append({"form": form.name, "are": are, "r2": fl.holdout.get("r2") if fl.holdout else None, "status": fl.status, "note": ""})
+            if best is None or are < best[0]:
+                best = (are, form)
+        if best is None:
+            raise FitError("form='auto': no candidate form could be fitted to these runs")
+        ranking.sort(key=lambda r: (r["are"] is None, r["are"] if r["are"] is not None else 0))
+        for r in ranking:
+            if r["form"] == best[1].name:
+                r["note"] = "selected"
+        chosen = LawFitter(best[1], **{**self.get_params(), "form": best[1], "holdout": rule})
+        return chosen._fit_form(best[1], table, selection=tuple(ranking))
+
+
+def fit(runs: Any, form: Form | str = "chinchilla", **options: Any) -> FittedLaw:
+    """Fit ``form`` to a run table (path or DataFrame) and return a :class:`FittedLaw`.
+
+    See :class:`LawFitter` for the options (``loss``, ``fix``/``borrow``, ``tie``,
+    ``bounds``, ``weights``, ``domain``, ``columns``, ``bootstrap``, ``holdout``, ``seed``, ...).
+    """
+    return LawFitter(form, **options).fit(runs).law_
