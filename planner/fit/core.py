@@ -37,11 +37,12 @@ class _Prepared:
     notes: tuple[FitWarning, ...]
 
 
-def _as_table(runs: Any, form: Form, columns: Mapping[str, str] | None) -> pd.DataFrame:
-    if isinstance(runs, pd.DataFrame) and "notes" in runs.attrs and columns is None:
+def _as_table(runs: Any, form: Form, columns: Mapping[str, str] | None, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    filters = {k: v for k, v in (filters or {}).items() if v is not None}
+    if isinstance(runs, pd.DataFrame) and "notes" in runs.attrs and columns is None and not filters:
         return runs
     require = tuple(c for c in form.inputs if c not in ("spec_tokens", "unique_tokens")) + (form.target,)
-    return load_runs(runs, columns=columns, require=require)
+    return load_runs(runs, columns=columns, require=require, **filters)
 
 
 def _prepare(table: pd.DataFrame, form: Form, *, domain: str | Sequence[str] | None, weights: Any) -> _Prepared:
@@ -186,6 +187,11 @@ class LawFitter:
     bounds: param -> (lower, upper) overriding the form's.
     weights: per-row weights (array) or a column name.
     domain: evaluation domain(s) to fit on.
+    min_tokens: drop checkpoints with fewer tokens (D + D') than this, as the Hitchhiker's
+        guide does with 1e10; reported in the data notes.
+    max_token_fraction: keep only each run's checkpoints up to this fraction of its tokens
+        (fit on a partially trained target).
+    where: a pandas query selecting the rows to fit on.
     bootstrap: number of bootstrap draws (whole runs resampled within each domain).
     interval_level: central probability of the percentile intervals (0.9).
     holdout: rule for a held-out evaluation (see :func:`holdout_split`); the
@@ -209,6 +215,9 @@ class LawFitter:
         weights: Any = None,
         domain: str | Sequence[str] | None = None,
         columns: Mapping[str, str] | None = None,
+        min_tokens: float | None = None,
+        max_token_fraction: float | None = None,
+        where: str | None = None,
         bootstrap: int = 0,
         interval_level: float = 0.9,
         holdout: Any = None,
@@ -229,6 +238,9 @@ class LawFitter:
         self.weights = weights
         self.domain = domain
         self.columns = columns
+        self.min_tokens = min_tokens
+        self.max_token_fraction = max_token_fraction
+        self.where = where
         self.bootstrap = bootstrap
         self.interval_level = interval_level
         self.holdout = holdout
@@ -238,8 +250,16 @@ class LawFitter:
         self.seed = seed
         self.progress = progress
 
+    def _filters(self) -> dict[str, Any]:
+        return {"min_tokens": self.min_tokens, "max_token_fraction": self.max_token_fraction, "where": self.where}
+
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
+
+    def _clone(self, form: Form | str, **changes: Any) -> "LawFitter":
+        params = {**self.get_params(), **changes}
+        params.pop("form")
+        return LawFitter(form, **params)
 
     # ---------------------------------------------------------------- helpers
     def _fixed_values(self, form: Form) -> dict[str, float]:
@@ -270,6 +290,7 @@ class LawFitter:
             "bootstrap": self.bootstrap, "interval_level": self.interval_level,
             "holdout": self.holdout if isinstance(self.holdout, (str, type(None))) else "<custom>",
             "max_starts": self.max_starts, "n_polish": self.n_polish, "seed": self.seed,
+            "min_tokens": self.min_tokens, "max_token_fraction": self.max_token_fraction, "where": self.where,
         }
 
     def _layout(self, form: Form, prep: _Prepared, notes: list[FitWarning]) -> ParamLayout:
@@ -349,7 +370,7 @@ class LawFitter:
             self.law_ = self._fit_auto(runs)
             return self
         form = get_form(form_spec)
-        table = _as_table(runs, form, self.columns)
+        table = _as_table(runs, form, self.columns, self._filters())
         self.law_ = self._fit_form(form, table)
         return self
 
@@ -429,7 +450,7 @@ class LawFitter:
 
     def _fit_auto(self, runs: Any) -> FittedLaw:
         base_form = get_form("chinchilla")
-        table = _as_table(runs, base_form, self.columns)
+        table = _as_table(runs, base_form, self.columns, self._filters())
         has_spec = "spec_tokens" in table and bool((table["spec_tokens"] > 0).any())
         has_unique = "unique_tokens" in table and bool(np.isfinite(table["unique_tokens"].astype(float)).any())
         multi_domain = "domain" in table and table["domain"].nunique() > 1
@@ -446,7 +467,7 @@ class LawFitter:
             if multi_domain and not any(q.per_domain for q in form.params):
                 ranking.append({"form": form.name, "are": None, "note": "skipped: runs have several domains, the form has no per-domain parameters"})
                 continue
-            sub = LawFitter(form, **{**self.get_params(), "form": form, "bootstrap": 0, "holdout": rule, "progress": None})
+            sub = self._clone(form, bootstrap=0, holdout=rule, progress=None)
             try:
                 fl = sub._fit_form(form, table)
             except FitError as exc:
@@ -462,7 +483,7 @@ class LawFitter:
         for r in ranking:
             if r["form"] == best[1].name:
                 r["note"] = "selected"
-        chosen = LawFitter(best[1], **{**self.get_params(), "form": best[1], "holdout": rule})
+        chosen = self._clone(best[1], holdout=rule)
         return chosen._fit_form(best[1], table, selection=tuple(ranking))
 
 

@@ -370,7 +370,7 @@ def _domains_from_names(params: Mapping[str, float]) -> tuple[str, ...]:
 
 
 def _check_slots(law_obj: FittedLaw, source: str) -> None:
-    expected = set(law_obj.layout.names)
+    expected = set(ParamLayout(law_obj.form, law_obj.domains, tie=law_obj.tied).names)
     given = set(law_obj.params)
     missing, extra = sorted(expected - given), sorted(given - expected)
     if missing or extra:
@@ -379,7 +379,7 @@ def _check_slots(law_obj: FittedLaw, source: str) -> None:
             parts.append(f"missing {', '.join(missing)}")
         if extra:
             parts.append(f"unknown {', '.join(extra)}")
-        raise FitError(f"{source}: parameters of form {law_obj.form.name!r} do not match: {'; '.join(parts)} (expected {', '.join(law_obj.layout.names)})")
+        raise FitError(f"{source}: parameters of form {law_obj.form.name!r} do not match: {'; '.join(parts)} (expected {', '.join(sorted(expected))})")
 
 
 def law(form: Form | str, *, domains: Sequence[str] | None = None, tie: Sequence[str] = (), **params: float) -> FittedLaw:
@@ -416,4 +416,4 @@ def load_law(path: str | os.PathLike[str]) -> FittedLaw:
     try:
         return FittedLaw.from_dict(data, source=str(path))
     except KeyError as exc:  # unknown form
-        raise FitError(f"{path}: {exc}") from None
+        raise FitError(f"{path}: {exc} (a custom form must be registered with planner.register_form before loading)") from None

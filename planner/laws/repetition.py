@@ -45,8 +45,9 @@ class Repetition(Form):
     description = "Muennighoff repetition-aware law: repeated epochs decay in value with half-life R*"
     params = (
         Param("E", 1e-3, 20.0, "nats/token", linear=True, start=1.87, description="irreducible loss"),
-        Param("A", 1e-6, 1e12, "nats/token * params^alpha", linear=True, start=521.0, description="model-size amplitude"),
-        Param("B", 1e-6, 1e14, "nats/token * tokens^beta", linear=True, start=1488.0, description="data amplitude"),
+        # A and B also set the compute-optimal size N_opt(U) inside N_eff, so they are not linear here
+        Param("A", 1e-6, 1e12, "nats/token * params^alpha", start=521.0, grid=(150.0, 600.0, 2500.0), description="model-size amplitude"),
+        Param("B", 1e-6, 1e14, "nats/token * tokens^beta", start=1488.0, grid=(400.0, 1500.0, 6000.0), description="data amplitude"),
         Param("alpha", 0.01, 2.0, "", start=0.35, grid=(0.2, 0.35, 0.5), description="model-size exponent"),
         Param("beta", 0.01, 2.0, "", start=0.35, grid=(0.2, 0.35, 0.5), description="data exponent"),
         Param("R_D", 0.1, 1e4, "epochs", start=15.39, grid=(2.0, 15.0, 60.0), description="decay constant of repeated data (R*_D)"),
