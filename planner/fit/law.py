@@ -190,10 +190,24 @@ class FittedLaw:
         names = list(self.params)
         return np.vstack([self._predict_values(dict(zip(names, row)), x, idx) for row in self.draws])
 
-    def predict_interval(self, runs: pd.DataFrame | None = None, *, level: float | None = None, **arrays: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of the prediction over the bootstrap draws (parameter uncertainty)."""
+    def predict_interval(
+        self, runs: pd.DataFrame | None = None, *, level: float | None = None, kind: str = "parameter", seed: int = 0, **arrays: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the prediction.
+
+        ``kind="parameter"``: over the bootstrap draws (uncertainty of the fitted curve).
+        ``kind="prediction"``: each draw's prediction times exp(r), r drawn from the fit's own log
+        residuals, so the interval also covers run-to-run scatter (for a single new run).
+        """
         level = self.interval_level if level is None else level
         preds = self.predict_draws(runs, **arrays)
+        if kind == "prediction":
+            if self.residuals is None or len(self.residuals) == 0:
+                raise FitError("kind='prediction' needs the fit's residuals (fit the law rather than building it)")
+            rng = np.random.default_rng(seed)
+            preds = preds * np.exp(rng.choice(np.asarray(self.residuals), size=preds.shape, replace=True))
+        elif kind != "parameter":
+            raise FitError(f"kind must be 'parameter' or 'prediction', not {kind!r}")
         lo, hi = np.nanpercentile(preds, [50 * (1 - level), 50 * (1 + level)], axis=0)
         return lo, hi
 
