@@ -400,6 +400,10 @@ class LawFitter:
             lo_q, hi_q = 50 * (1 - self.interval_level), 50 * (1 + self.interval_level)
             lo, hi = np.nanpercentile(draws, [lo_q, hi_q], axis=0)
             intervals = {name: (float(a), float(b)) for name, a, b in zip(fitted.params, lo, hi)}
+            failed = int(np.isnan(draws).any(axis=1).sum())
+            if failed:
+                fitted = FittedLaw(**{**fitted.__dict__, "warnings": fitted.warnings + (
+                    FitWarning("bootstrap-failures", f"{failed} of {self.bootstrap} bootstrap refits failed and are left out of the intervals"),)})
         summary = summarize_runs(prep_all.table) if "model_size" in prep_all.table else {"n_rows": len(prep_all.table)}
         points = self._points(form, prep_all.table, table if self.refit else None, fitted, train_mask if self.holdout is not None else None)
         return FittedLaw(

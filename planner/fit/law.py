@@ -111,7 +111,7 @@ class FittedLaw:
         """Bootstrap standard deviation of every slot (empty without draws)."""
         if self.draws is None or len(self.draws) < 2:
             return {}
-        sd = np.std(self.draws, axis=0, ddof=1)
+        sd = np.nanstd(self.draws, axis=0, ddof=1)  # a failed draw is kept as NaN
         return {name: float(v) for name, v in zip(self.params, sd)}
 
     def has_domain(self, domain: str) -> bool:
