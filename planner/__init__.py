@@ -5,8 +5,21 @@ __version__ = "0.1.0"
 from .fit import FitError, FittedLaw, FitWarning, LawFitter, fit, law, load_law  # noqa: E402
 from .laws import Form, Param, get_form, list_forms, register_form  # noqa: E402
 from .runs import RunsError, load_runs, runs_from_arrays, summarize_runs  # noqa: E402
+from .downstream import fit_downstream, fit_task_transfer, predict_downstream  # noqa: E402
+from .allocate import (  # noqa: E402
+    Allocation, AllocationError, AttentionFlops, Baseline, Constraints, Domain, DomainPlan, SixN, optimize, sweep,
+)
+from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, run_scenario  # noqa: E402
 
 __all__ = [
-    "__version__", "FitError", "FittedLaw", "FitWarning", "LawFitter", "fit", "law", "load_law",
-    "Form", "Param", "get_form", "list_forms", "register_form", "RunsError", "load_runs", "runs_from_arrays", "summarize_runs",
+    "__version__",
+    # runs and laws
+    "RunsError", "load_runs", "runs_from_arrays", "summarize_runs", "Form", "Param", "get_form", "list_forms", "register_form",
+    # fitting
+    "FitError", "FittedLaw", "FitWarning", "LawFitter", "fit", "law", "load_law",
+    "fit_downstream", "fit_task_transfer", "predict_downstream",
+    # allocation
+    "Allocation", "AllocationError", "AttentionFlops", "Baseline", "Constraints", "Domain", "DomainPlan", "SixN", "optimize", "sweep",
+    # scenarios
+    "Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario",
 ]

@@ -1,0 +1,30 @@
+"""Allocation: turn a fitted law and a FLOP budget into a plan for N, D and every D'_k.
+
+>>> import planner
+>>> law = planner.law("chinchilla", E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+>>> plan = planner.optimize(law, budget=1e23)           # plain compute-optimal pretraining
+>>> plan.certified, plan.path
+(True, 'gp')
+
+See docs/optimizer.md for the maths, the solver paths and a worked example.
+"""
+
+from .model import (
+    Allocation,
+    AllocationError,
+    AllocationWarning,
+    AttentionFlops,
+    Baseline,
+    ConstraintRecord,
+    Constraints,
+    Domain,
+    DomainPlan,
+    FlopModel,
+    SixN,
+)
+from .optimize import STRATEGIES, optimize, sweep
+
+__all__ = [
+    "Allocation", "AllocationError", "AllocationWarning", "AttentionFlops", "Baseline", "ConstraintRecord",
+    "Constraints", "Domain", "DomainPlan", "FlopModel", "SixN", "STRATEGIES", "optimize", "sweep",
+]

@@ -1,0 +1,183 @@
+r"""Any law: multi-start SLSQP in log space using the law's own formula.
+
+Variables v = (log N, log D, log D'_k) in units of 1e9 (parameters, tokens). The
+budget, targets and tokens-per-parameter limits are smooth inequality
+constraints; size and token caps are bounds. D'_k has a floor of 1e3 tokens: a
+branch that ends at the floor is compared with D'_k = 0 and reported as not worth
+specializing. Starts: a grid of model sizes across the search bracket times a few
+specialization fractions, each start placed on the budget. No certificate.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .common import Solution, infeasible_solution
+from .problem import SPEC_FLOOR, TOKEN_SCALE, Problem
+
+__all__ = ["solve_multistart"]
+
+LOG_S = math.log(TOKEN_SCALE)
+
+
+def solve_multistart(
+    prob: Problem,
+    budget: float | None,
+    model_size_bounds: tuple[float, float] | None = None,
+    *,
+    n_sizes: int = 5,
+    spec_fractions: tuple[float, ...] = (0.05, 0.3, 0.7),
+    seed: int = 0,
+    initial: tuple[float, float, np.ndarray] | None = None,
+) -> Solution:
+    K = prob.K
+    spec_idx = prob.spec_index
+    Ks = len(spec_idx)
+    lo, hi = model_size_bounds if model_size_bounds is not None else prob.search_bounds(budget)[:2]
+    min_compute = prob.mode == "min-compute"
+    if budget is None and not min_compute:
+        raise ValueError("a budget is needed to minimise the loss")
+    phi = prob.fixed_fraction if (prob.fixed_fraction is not None and Ks) else None
+    c = prob.constraints
+    tgt = np.flatnonzero(np.isfinite(prob.targets))
+    cref = budget if budget is not None else 1e21
+
+    def unpack(v: np.ndarray) -> tuple[float, float, np.ndarray]:
+        N = math.exp(v[0] + LOG_S)
+        D = math.exp(v[1] + LOG_S)
+        S = np.zeros(K)
+        if Ks:
+            S[spec_idx] = np.exp(v[2:] + LOG_S)
+        return N, D, S
+
+    def objective(v: np.ndarray) -> float:
+        N, D, S = unpack(v)
+        if min_compute:
+            return float(prob.budget_used(N, D, S)) / cref
+        val = float(prob.objective(N, D, S))
+        return val if math.isfinite(val) else 1e30
+
+    cons: list[dict[str, Any]] = []
+    if budget is not None:
+        infer = prob.inference_flops if prob.inference_in_budget else (lambda n: 0.0)
+        if phi is None:
+            cons.append({"type": "ineq", "fun": lambda v: 1.0 - float(prob.budget_used(*unpack(v))) / budget})
+        else:
+            def pre(v: np.ndarray) -> float:
+                N, D, S = unpack(v)
+                return 1.0 - (float(prob.flops_per_token(N)) * D + phi * float(infer(N))) / (phi * budget)
+
+            def spec(v: np.ndarray) -> float:
+                N, D, S = unpack(v)
+                return 1.0 - (float(prob.flops_per_token(N)) * float(S.sum()) + (1 - phi) * float(infer(N))) / ((1 - phi) * budget)
+
+            cons += [{"type": "ineq", "fun": pre}, {"type": "ineq", "fun": spec}]
+    if c.min_tokens_per_param is not None:
+        r = math.log(c.min_tokens_per_param)
+        cons.append({"type": "ineq", "fun": lambda v: v[1] - v[0] - r})
+    if c.max_tokens_per_param is not None:
+        r2 = math.log(c.max_tokens_per_param)
+        cons.append({"type": "ineq", "fun": lambda v: r2 - (v[1] - v[0])})
+    for k in tgt:
+        cons.append({"type": "ineq", "fun": (lambda v, k=k: 1.0 - float(prob.losses(*unpack(v))[k]) / prob.targets[k])})
+
+    bounds = [(math.log(lo) - LOG_S, math.log(hi) - LOG_S), (-LOG_S, (math.log(prob.pretrain_cap) - LOG_S) if math.isfinite(prob.pretrain_cap) else 30.0)]
+    for k in spec_idx:
+        cap = prob.spec_cap[k]
+        bounds.append((math.log(SPEC_FLOOR) - LOG_S, (math.log(cap) - LOG_S) if math.isfinite(cap) else 30.0))
+    if bounds[0][0] > bounds[0][1]:
+        return infeasible_solution(K, "multistart", "empty model-size range")
+
+    def feasible(v: np.ndarray, tol: float = 1e-7) -> bool:
+        if any(v[i] < b[0] - 1e-9 or v[i] > b[1] + 1e-9 for i, b in enumerate(bounds)):
+            return False
+        return all(con["fun"](v) >= -tol for con in cons)
+
+    # ------------------------------------------------------------------ starts
+    starts = []
+    sizes = np.exp(np.linspace(bounds[0][0], bounds[0][1], n_sizes)) * TOKEN_SCALE if hi > lo * (1 + 1e-12) else np.array([lo])
+    fracs = spec_fractions if Ks else (0.0,)
+    w = prob.weights[spec_idx] if Ks else np.zeros(0)
+    w = w / w.sum() if Ks and w.sum() > 0 else np.full(Ks, 1.0 / max(Ks, 1))
+    if initial is not None:
+        N0, D0_, S0_ = initial
+        sizes = np.array([float(np.clip(N0, lo, hi))])
+        fracs = (float(np.sum(S0_[spec_idx])) / max(D0_ + float(np.sum(S0_[spec_idx])), 1.0),) if Ks else (0.0,)
+        if Ks and float(np.sum(S0_[spec_idx])) > 0:
+            w = S0_[spec_idx] / float(np.sum(S0_[spec_idx]))
+    for N in sizes:
+        if budget is not None:
+            T = prob.tokens_available(N, budget)
+            if T <= 0:
+                continue
+        else:
+            T = 20.0 * N
+        for fr in fracs:
+            if phi is not None:
+                fr = 1.0 - phi
+            D = max((1 - fr) * T, 1.0)
+            S = np.maximum(fr * T * w, SPEC_FLOOR)
+            if c.min_tokens_per_param is not None:
+                D = max(D, c.min_tokens_per_param * N)
+            if c.max_tokens_per_param is not None:
+                D = min(D, c.max_tokens_per_param * N)
+            v = np.concatenate([[math.log(N) - LOG_S, math.log(D) - LOG_S], np.log(S) - LOG_S])
+            v = np.clip(v, [b[0] for b in bounds], [b[1] for b in bounds])
+            if budget is not None:
+                # place on the budget (training terms are linear in the tokens)
+                N0, D0, S0 = unpack(v)
+                used = float(prob.budget_used(N0, D0, S0))
+                if used > budget:
+                    v[1:] -= math.log(used / budget) + 1e-9
+                    v = np.clip(v, [b[0] for b in bounds], [b[1] for b in bounds])
+            starts.append(v)
+            if phi is not None:
+                break
+    if not starts:
+        return infeasible_solution(K, "multistart", "no model size in range leaves compute for training after inference")
+
+    best: tuple[float, np.ndarray] | None = None
+    n_ok = 0
+    for v0 in starts:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = minimize(objective, v0, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 500, "ftol": 1e-14})
+        v = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
+        if not feasible(v):
+            continue
+        n_ok += 1
+        val = objective(v)
+        if best is None or val < best[0]:
+            best = (val, v)
+    if best is None:
+        names = ", ".join(prob.names[k] for k in tgt)
+        return infeasible_solution(K, "multistart", "no start reached a feasible plan" + (f" (targets: {names})" if len(tgt) else ""))
+    # polish from the best point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = minimize(objective, best[1], method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 1000, "ftol": 1e-15, "eps": 1e-10})
+    v = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
+    if feasible(v) and objective(v) <= best[0]:
+        best = (objective(v), v)
+    N, D, S = unpack(best[1])
+    # branches at the floor: compare with no specialization at all
+    for j, k in enumerate(spec_idx):
+        if best[1][2 + j] <= bounds[2 + j][0] + 1e-6:
+            S0 = S.copy()
+            S0[k] = 0.0
+            v0 = objective_point(prob, N, D, S0, min_compute, cref)
+            if v0 <= objective_point(prob, N, D, S, min_compute, cref) + 1e-15:
+                S = S0
+    value = float(prob.budget_used(N, D, S)) if min_compute else float(prob.objective(N, D, S))
+    return Solution(N, D, S, value, "optimal", "multistart", False, notes=(f"{n_ok}/{len(starts)} starts feasible",))
+
+
+def objective_point(prob: Problem, N: float, D: float, S: np.ndarray, min_compute: bool, cref: float) -> float:
+    if min_compute:
+        return float(prob.budget_used(N, D, S)) / cref
+    return float(prob.objective(N, D, S))

@@ -1,0 +1,524 @@
+"""The ``planner`` command line: a thin layer that parses, calls the Python API and writes.
+
+Commands: ``run``, ``sweep``, ``validate``, ``fit``, ``forms``, ``schema``, ``report``.
+Exit codes: 0 ok; 1 infeasible or failed plan; 2 bad input (bad scenario, bad runs, bad fit
+options, missing files), reported as one line on stderr without a traceback
+(``--verbose`` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+__all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+# --------------------------------------------------------------------------- plumbing
+class _Settings:
+    """Verbosity shared by the group and its commands."""
+
+    def __init__(self) -> None:
+        self.quiet = False
+        self.verbose = False
+
+
+def _settings() -> _Settings:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, _Settings):
+        root.obj = _Settings()
+    return root.obj
+
+
+def _verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--quiet`` / ``--verbose`` on every command (also accepted before the command)."""
+
+    def set_quiet(ctx: click.Context, _param: Any, value: bool) -> None:
+        if value:
+            _settings().quiet = True
+
+    def set_verbose(ctx: click.Context, _param: Any, value: bool) -> None:
+        if value:
+            _settings().verbose = True
+
+    f = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=set_quiet, help="Print nothing but errors.")(f)
+    f = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=set_verbose, help="More detail (timings, law summary; tracebacks on errors).")(f)
+    return f
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from .fit import FitError
+    from .laws.registry import FormError
+    from .report import ReportError
+    from .runs import RunsError
+    from .scenario import ScenarioError
+
+    types: list[type[BaseException]] = [ScenarioError, RunsError, FitError, FormError, ReportError, FileNotFoundError, IsADirectoryError, PermissionError]
+    try:
+        from .allocate.model import AllocationError
+
+        types.append(AllocationError)
+    except ImportError:  # the optimizer is being built: not an input type yet
+        pass
+    return tuple(types)
+
+
+class _Fail(Exception):
+    """Leave with an exit code after printing a message (raised inside commands)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+        text = f"{exc.filename}: {exc.strerror or text}"
+    return " ".join(text.split())
+
+
+def _guard(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Map exceptions to exit codes: bad input 2, failed plan 1, with a one-line message."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        settings = _settings()
+        try:
+            return f(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except _Fail as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.code)
+        except _bad_input_types() as exc:
+            if settings.verbose:
+                traceback.print_exc()
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a failed plan or solver: not the user's input
+            if settings.verbose:
+                traceback.print_exc()
+            click.echo(f"error: {type(exc).__name__}: {_one_line(exc)} (rerun with --verbose for the traceback)", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper
+
+
+def _say(message: str = "", *, err: bool = False) -> None:
+    if not _settings().quiet:
+        click.echo(message, err=err)
+
+
+def _detail(message: str) -> None:
+    if _settings().verbose and not _settings().quiet:
+        click.echo(message, err=True)
+
+
+class _Progress:
+    """A progress bar on a terminal (stderr), silent when piped or ``--quiet``.
+
+    Call it as ``progress(stage, done, total)``; each stage gets its own bar.
+    """
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        settings = _settings()
+        if enabled is None:
+            enabled = sys.stderr.isatty() and not settings.quiet
+        self.enabled = enabled
+        self._bars: dict[str, Any] = {}
+        self._done: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        bar = self._bars.get(stage)
+        if bar is None:
+            label = {"fit": "bootstrap", "solve": "solving budgets"}.get(stage, stage)
+            bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            bar.__enter__()
+            self._bars[stage] = bar
+            self._done[stage] = 0
+        bar.update(done - self._done[stage])
+        self._done[stage] = done
+        if done >= total:
+            bar.__exit__(None, None, None)
+
+    def for_fit(self) -> Callable[[int, int], None]:
+        return lambda done, total: self("fit", done, total)
+
+    def close(self) -> None:
+        for stage, bar in self._bars.items():
+            try:
+                bar.__exit__(None, None, None)
+            except Exception:  # pragma: no cover - closing a finished bar twice
+                pass
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def _parse_formats(text: str | None, default: Sequence[str]) -> list[str]:
+    from .report import FORMATS
+
+    if not text:
+        return list(default)
+    out = []
+    for f in _split_list(text):
+        f = {"markdown": "md"}.get(f.lower(), f.lower())
+        if f not in FORMATS:
+            raise click.BadParameter(f"unknown format {f!r}; choose from {', '.join(FORMATS)}", param_hint="--format")
+        out.append(f)
+    return out
+
+
+def _fmt_count(x: Any) -> str:
+    from .report.render import fmt_count
+
+    return fmt_count(x)
+
+
+def limit_blas_threads(threads: int = 1) -> bool:
+    """Run OpenBLAS single-threaded for this process (unless ``OPENBLAS_NUM_THREADS`` is set).
+
+    The fitter and the optimizer do many tiny dense operations; on a busy machine OpenBLAS's
+    thread pool spins and made a fit about 8x slower than one thread (measured: 8.3 s vs 1.0 s).
+    The libraries are already loaded when the CLI starts, so the limit is set through their
+    ``*_set_num_threads`` entry points (as threadpoolctl does). Returns True if any was set.
+    """
+    if "OPENBLAS_NUM_THREADS" in os.environ or not os.path.exists("/proc/self/maps"):
+        return False
+    try:
+        import scipy.optimize  # noqa: F401  (loads scipy's own OpenBLAS)
+
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return False
+    done = False
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            fn = getattr(lib, symbol, None)
+            if fn is not None:
+                fn(ctypes.c_int(threads))
+                done = True
+                break
+    return done
+
+
+# --------------------------------------------------------------------------- group
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="planner", prog_name="planner")
+@_verbosity_options
+def cli() -> None:
+    """Fit scaling laws L(N, D, D') to your runs and plan a FLOP budget between model size,
+    general pretraining and per-domain specialization.
+
+    \b
+    Exit codes: 0 ok, 1 infeasible or failed plan, 2 bad input.
+    Docs: docs/user-guide.md, docs/cli.md, docs/scenario-reference.md.
+    """
+    limit_blas_threads()
+
+
+# --------------------------------------------------------------------------- run / sweep
+def _plan_summary(result: Any) -> str:
+    from .report.render import fmt_flops, fmt_loss, fmt_mult, fmt_pct
+
+    d = result.to_dict() if hasattr(result, "to_dict") else result
+    lines = []
+    status = d.get("status")
+    ok = status in ("optimal", "optimal_inaccurate")
+    lines.append(f"plan for {fmt_flops(d.get('budget'))} FLOPs: {status}" + (f" ({d.get('message')})" if d.get("message") and not ok else ""))
+    if ok:
+        lines.append(f"  model size N = {_fmt_count(d.get('model_size'))} params, pretraining D = {_fmt_count(d.get('pretrain_tokens'))} tokens "
+                     f"({fmt_pct(d.get('pretrain_fraction'))} of training compute)")
+        for dom in d.get("domains") or []:
+            lines.append(f"  {dom.get('name'):<14} D' = {_fmt_count(dom.get('spec_tokens')):>7}  loss {fmt_loss(dom.get('loss'))}")
+        lines.append(f"  objective {fmt_loss(d.get('objective'), 5)}  certified {'yes' if d.get('certified') else 'no'}  path {d.get('path')}")
+        for b in d.get("baselines") or []:
+            lines.append(f"  vs {str(b.get('strategy')):<18} objective {fmt_loss(b.get('objective'), 5)}  needs {fmt_mult(b.get('compute_multiplier'))} the compute")
+    for w in d.get("warnings") or []:
+        lines.append(f"  warning [{w.get('source', 'plan')}/{w.get('code')}]: {w.get('message')}")
+    return "\n".join(lines)
+
+
+def _default_out_dir(scenario_path: str) -> Path:
+    return Path("out") / Path(scenario_path).stem
+
+
+def _run(scenario_path: str, out_dir: str | None, formats: str | None, sweep: bool) -> None:
+    from .report import write_reports
+    from .scenario import load_scenario, run_scenario
+
+    scenario = load_scenario(scenario_path)
+    _detail(f"scenario {scenario.path}: {len(scenario.domains)} domain(s), budget(s) {', '.join(f'{b:.3g}' for b in scenario.budget.budgets)}")
+    chosen = _parse_formats(formats, scenario.report.formats)
+    progress = _Progress()
+    try:
+        result = run_scenario(scenario, sweep=sweep, progress=progress)
+    finally:
+        progress.close()
+    if _settings().verbose:
+        _detail(result.law.summary() if hasattr(result.law, "summary") else "")
+        _detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
+    doc = result.to_dict()
+    out = Path(out_dir) if out_dir else _default_out_dir(scenario_path)
+    written = write_reports(doc, out, chosen)
+    _say(_plan_summary(doc))
+    if doc.get("sweep"):
+        _say("sweep:")
+        for p in doc["sweep"]:
+            _say(f"  {p.get('budget'):.3g} FLOPs: N = {_fmt_count(p.get('model_size'))}, D = {_fmt_count(p.get('pretrain_tokens'))}, "
+                 f"objective {p.get('objective') if p.get('objective') is None else round(p['objective'], 5)} ({p.get('status')})")
+    _say("wrote " + ", ".join(str(p) for p in written))
+    if not result.ok:
+        raise _Fail(f"the plan is {doc.get('status')}: {doc.get('message') or 'no feasible allocation'}", EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>).")
+@click.option("--format", "formats", metavar="LIST", help="Comma-separated report formats: md,json,csv,html (default: the scenario's).")
+@_verbosity_options
+@_guard
+def run(scenario: str, out_dir: str | None, formats: str | None) -> None:
+    """Plan the budget of SCENARIO and write the reports.
+
+    \b
+    Example: planner run scenarios/three_domains.toml -o out/three --format md,html
+    """
+    _run(scenario, out_dir, formats, sweep=False)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>).")
+@click.option("--format", "formats", metavar="LIST", help="Comma-separated report formats: md,json,csv,html.")
+@_verbosity_options
+@_guard
+def sweep(scenario: str, out_dir: str | None, formats: str | None) -> None:
+    """Plan SCENARIO at every budget of a sweep and write the reports.
+
+    A list budget (flops = [1e21, 1e22, 1e23]) is swept as given; a single budget is swept
+    over budget / report.compute_span .. budget * report.compute_span.
+    """
+    _run(scenario, out_dir, formats, sweep=True)
+
+
+# --------------------------------------------------------------------------- validate
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@_verbosity_options
+@_guard
+def validate(scenario: str) -> None:
+    """Check SCENARIO without solving: schema, files, form, domains against the law or runs."""
+    from .runs import load_runs
+    from .scenario import ScenarioError, check_domains, check_scenario, load_scenario, resolve_law
+
+    sc = load_scenario(scenario)
+    problems = check_scenario(sc)
+    if problems:
+        raise ScenarioError(f"{sc.path}: " + "; ".join(problems))
+    names = [d.name for d in sc.domains]
+    if sc.law.source in ("file", "params"):
+        check_domains(sc, resolve_law(sc))
+        law_note = f"law from {sc.law.source}"
+    else:
+        table = load_runs(sc.resolve(sc.law.runs), columns=sc.law.columns)  # type: ignore[arg-type]
+        have = sorted(set(table["domain"].astype(str))) if "domain" in table else ["general"]
+        missing = [n for n in names if n not in have]
+        if missing and len(have) > 1:
+            raise ScenarioError(f"{sc.path}: domains: the runs have domains {', '.join(have)}, not {', '.join(missing)}")
+        law_note = f"runs {sc.law.runs}: {len(table)} rows, domains {', '.join(have)}; form {sc.law.form} is fitted at run time"
+    budgets = ", ".join(f"{b:.3g}" for b in sc.budget.budgets)
+    _say(f"ok: {sc.path}: budget(s) {budgets} FLOPs; domains {', '.join(names)}; {law_note}")
+
+
+# --------------------------------------------------------------------------- fit
+def _parse_assignments(text: str | None, option: str) -> dict[str, float]:
+    from .scenario import parse_quantity
+
+    out: dict[str, float] = {}
+    for piece in _split_list(text):
+        name, sep, value = piece.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected name=value, got {piece!r}", param_hint=option)
+        try:
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                out[name.strip()] = parse_quantity(value.strip())  # "1e9", "300M"
+        except ValueError as exc:
+            raise click.BadParameter(f"{piece!r}: {exc}", param_hint=option) from None
+    return out
+
+
+def _borrowed(spec: str) -> dict[str, float]:
+    """``LAW.json:alpha,beta`` -> the named parameters of that law (all slots of a per-domain name)."""
+    from .fit import FitError, load_law
+    from .fit.layout import parse_slot_name
+
+    path, sep, names_text = spec.rpartition(":")
+    if not sep or not path:
+        path, names_text = spec, ""
+    src = load_law(path)
+    names = _split_list(names_text) or list(src.params)
+    out: dict[str, float] = {}
+    for name in names:
+        if name in src.params:
+            out[name] = float(src.params[name])
+            continue
+        slots = {k: float(v) for k, v in src.params.items() if parse_slot_name(k)[0] == name}
+        if not slots:
+            raise FitError(f"--borrow: the law in {path} has no parameter {name!r} (it has {', '.join(src.params)})")
+        out.update(slots)
+    return out
+
+
+@cli.command()
+@click.argument("runs", type=click.Path(dir_okay=False))
+@click.option("--form", required=True, help='Form name (see `planner forms`), or "auto" to pick by held-out error.')
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fitted law JSON here.")
+@click.option("--holdout", help='Held-out rule, e.g. "model_size <= 1e9", "token_fraction <= 0.7" or "auto".')
+@click.option("--bootstrap", type=click.IntRange(0, 100000), default=0, show_default=True, help="Bootstrap draws for intervals.")
+@click.option("--columns", metavar="OLD=NEW,...", help="Rename run-table columns onto canonical names.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--min-tokens", metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
+@click.option("--domain", "domains", multiple=True, help="Fit only this evaluation domain (repeatable).")
+@click.option("--loss", type=click.Choice(["huber", "ls", "over"]), default="huber", show_default=True, help="Fitting loss on log residuals.")
+@click.option("--fix", metavar="NAME=VALUE,...", help="Hold parameters fixed, e.g. alpha=0.34,B[code]=300.")
+@click.option("--borrow", metavar="LAW.json:NAME,...", help="Take (and fix) parameters from a fitted law, e.g. big.json:alpha,beta.")
+@click.option("--tie", metavar="NAME,...", help="Per-domain parameters shared across domains, e.g. eta,gamma.")
+@click.option("--max-starts", type=click.IntRange(1, 100000), default=None, help="Multi-start budget (default: the fitter's).")
+@_verbosity_options
+@_guard
+def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap: int, columns: str | None, seed: int,
+        min_tokens: str | None, domains: tuple[str, ...], loss: str, fix: str | None, borrow: str | None, tie: str | None,
+        max_starts: int | None) -> None:
+    """Fit a law to RUNS; print parameters with intervals, held-out errors and warnings."""
+    from . import fit as fit_law
+    from .scenario import parse_quantity
+
+    options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap}
+    if holdout:
+        options["holdout"] = holdout
+    if columns:
+        options["columns"] = columns
+    if min_tokens:
+        try:
+            options["min_tokens"] = parse_quantity(min_tokens, "tokens")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--min-tokens") from None
+    if domains:
+        options["domain"] = domains[0] if len(domains) == 1 else list(domains)
+    fixed = _borrowed(borrow) if borrow else {}
+    fixed.update(_parse_assignments(fix, "--fix"))
+    if fixed:
+        options["fix"] = fixed
+    if tie:
+        options["tie"] = _split_list(tie)
+    if max_starts:
+        options["max_starts"] = max_starts
+    progress = _Progress()
+    if bootstrap:
+        options["progress"] = progress.for_fit()
+    try:
+        fitted = fit_law(runs, form=form, **options)
+    finally:
+        progress.close()
+    _say(fitted.summary())
+    if output:
+        path = fitted.save(output)
+        _say(f"\nwrote {path}")
+    if fitted.status == "failed":
+        raise _Fail(f"the fit failed: {fitted.message}", EXIT_FAILED)
+
+
+# --------------------------------------------------------------------------- forms / schema
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_verbosity_options
+@_guard
+def forms(as_json: bool) -> None:
+    """List the registered law forms with their equations."""
+    from .laws import list_forms
+
+    items = list_forms()
+    if as_json:
+        click.echo(json.dumps([f.describe() for f in items], indent=2))
+        return
+    for f in items:
+        _say(f"{f.name:<20} {f.equation}")
+        if f.description:
+            _say(f"{'':<20} {f.description}")
+        if _settings().verbose:
+            for q in f.params:
+                _say(f"{'':<22}{q.name:<8} [{q.lower:g}, {q.upper:g}] {q.unit}  {'per domain' if q.per_domain else ''}")
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="The reference as Markdown (docs/scenario-reference.md) instead of JSON Schema.")
+@_verbosity_options
+@_guard
+def schema(markdown: bool) -> None:
+    """Print the JSON Schema of scenario files (for editors)."""
+    from .scenario import schema_json, schema_markdown
+
+    if markdown:
+        click.echo(schema_markdown(), nl=False)
+    else:
+        click.echo(json.dumps(schema_json(), indent=2))
+
+
+# --------------------------------------------------------------------------- report
+@cli.command()
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--format", "formats", metavar="LIST", default="html", show_default=True, help="Comma-separated: md,json,csv,html.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: the result file's folder).")
+@_verbosity_options
+@_guard
+def report(result: str, formats: str, out_dir: str | None) -> None:
+    """Re-render the reports of RESULT (an allocation.json) without re-solving."""
+    from .report import load_result, write_reports
+
+    doc = load_result(result)
+    chosen = _parse_formats(formats, ["html"])
+    out = Path(out_dir) if out_dir else Path(result).resolve().parent
+    if "json" in chosen and (out / "allocation.json").resolve() == Path(result).resolve():
+        chosen.remove("json")  # rewriting the source with itself is a no-op
+        if not chosen:
+            raise _Fail("nothing to write: --format json into the result's own folder would rewrite the source", EXIT_BAD_INPUT)
+    written = write_reports(doc, out, chosen)
+    _say("wrote " + ", ".join(str(p) for p in written))
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``planner = "planner.cli:main"``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="planner")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,380 @@
+"""Scenario files: numbers with units, schema validation with file/key/line errors, law
+resolution, the mapping onto the optimizer, running a scenario, the schema exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import planner
+from planner.scenario import (
+    Scenario,
+    ScenarioError,
+    check_domains,
+    check_scenario,
+    constraints_for,
+    curve_budgets,
+    domains_for,
+    load_scenario,
+    optimize_options_for,
+    parse_quantity,
+    resolve_law,
+    run_scenario,
+    schema_json,
+    schema_markdown,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+
+MINIMAL = """\
+[budget]
+flops = 1e21
+
+[law]
+runs = "runs.csv"   # or: file = "law.json"
+form = "auto"
+
+[[domains]]
+name = "code"
+weight = 2.0
+
+[[domains]]
+name = "math"
+"""
+
+INLINE_LAW = """\
+[budget]
+flops = 1e21
+
+[law]
+form = "split-additive"
+params = {A = 406.4, alpha = 0.34, beta = 0.28, "E[code]" = 1.2, "E[math]" = 1.45, "B[code]" = 380, "B[math]" = 420, "C[code]" = 220, "C[math]" = 160, "gamma[code]" = 0.36, "gamma[math]" = 0.33, "D0[code]" = 1e8, "D0[math]" = 1e8}
+
+[[domains]]
+name = "code"
+weight = 2
+
+[[domains]]
+name = "math"
+unique_tokens = "2B"
+max_epochs = 2
+
+[report]
+compute_points = 3
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- numbers
+@pytest.mark.parametrize(
+    "value, unit, expected",
+    [
+        (1e22, "flops", 1e22),
+        (7, "", 7.0),
+        ("1e21", "flops", 1e21),
+        ("1e21 FLOPs", "flops", 1e21),
+        ("3.5B", "params", 3.5e9),
+        ("3.5G", "params", 3.5e9),
+        ("7B params", "params", 7e9),
+        ("1.2T", "tokens", 1.2e12),
+        ("1.2T tokens", "tokens", 1.2e12),
+        ("500M", "tokens", 5e8),
+        ("20K", "tokens", 2e4),
+        ("2P", "flops", 2e15),
+        ("1_000_000", "tokens", 1e6),
+    ],
+)
+def test_parse_quantity_accepts(value, unit, expected):
+    assert parse_quantity(value, unit) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "value, unit, fragment",
+    [
+        ("3.5Q", "tokens", "unknown magnitude suffix 'Q'"),
+        ("lots", "tokens", "not a number"),
+        (-1, "", "positive"),
+        (0, "flops", "positive"),
+        (True, "", "expected a number"),
+        ("2B params", "tokens", "unit 'params' does not fit"),
+        ("1e21 tokens", "flops", "unit 'tokens' does not fit"),
+        ([1], "", "expected a number"),
+    ],
+)
+def test_parse_quantity_rejects(value, unit, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parse_quantity(value, unit)
+
+
+# --------------------------------------------------------------------------- loading
+def test_minimal_scenario_from_the_issue(tmp_path):
+    path = write(tmp_path, "s.toml", MINIMAL)
+    sc = load_scenario(path)
+    assert sc.budget.budgets == [1e21] and not sc.budget.is_sweep
+    assert sc.law.runs == "runs.csv" and sc.law.form == "auto" and sc.law.holdout == "auto"
+    assert [(d.name, d.weight) for d in sc.domains] == [("code", 2.0), ("math", 1.0)]
+    assert sc.resolve("runs.csv") == tmp_path.resolve() / "runs.csv"  # relative to the scenario file
+    assert sc.compare.strategies == ["no-split", "fixed", "separate"]
+    assert sc.report.formats == ["json", "md", "csv", "html"]
+
+
+def test_yaml_is_accepted(tmp_path):
+    text = "budget:\n  flops: 3e21 FLOPs\nlaw:\n  file: law.json\ndomains:\n  - name: code\n    unique_tokens: 2B\n"
+    sc = load_scenario(write(tmp_path, "s.yaml", text))
+    assert sc.budget.primary == 3e21
+    assert sc.domains[0].unique_tokens == 2e9
+
+
+def test_unknown_key_names_file_key_and_line(tmp_path):
+    text = MINIMAL.replace('name = "math"', 'name = "math"\nwieght = 3')
+    path = write(tmp_path, "s.toml", text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    msg = str(info.value)
+    assert str(path) in msg and "domains[1].wieght" in msg and "line 14" in msg and "unknown key" in msg
+    assert info.value.problems == [("domains[1].wieght", 14, info.value.problems[0][2])]
+
+
+def test_several_problems_on_one_line(tmp_path):
+    text = MINIMAL.replace("flops = 1e21", 'flops = "3.5Q"').replace("weight = 2.0", "weight = -2")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, "s.toml", text))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "line 2: budget.flops" in msg and "line 10: domains[0].weight" in msg
+    assert len(info.value.problems) == 2
+
+
+def test_yaml_error_lines(tmp_path):
+    text = "budget:\n  flops: 1e21\nlaw:\n  file: law.json\ndomains:\n  - name: a\n  - name: b\n    colour: red\n"
+    with pytest.raises(ScenarioError, match=r"line 8: domains\[1\]\.colour: unknown key"):
+        load_scenario(write(tmp_path, "s.yml", text))
+
+
+def test_toml_syntax_error_names_line(tmp_path):
+    with pytest.raises(ScenarioError, match=r"s\.toml, line 3: invalid TOML"):
+        load_scenario(write(tmp_path, "s.toml", "[budget]\nflops = 1e21\nthis is not toml\n"))
+
+
+def test_missing_file_and_bad_extension(tmp_path):
+    with pytest.raises(ScenarioError, match="scenario file not found"):
+        load_scenario(tmp_path / "nope.toml")
+    with pytest.raises(ScenarioError, match="unknown scenario file type"):
+        load_scenario(write(tmp_path, "s.json", "{}"))
+
+
+def test_missing_required_keys(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, "s.toml", "[budget]\nflops = 1e21\n"))
+    keys = {p[0] for p in info.value.problems}
+    assert keys == {"law", "domains"}
+    assert "required key is missing" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "law, fragment",
+    [
+        ('runs = "r.csv"\nfile = "l.json"\nform = "auto"', "exactly one law source"),
+        ("holdout = \"auto\"", "exactly one law source"),
+        ('params = {E = 1.0}', "inline params need form"),
+        ('runs = "r.csv"', "a runs file needs form"),
+        ('file = "l.json"\nform = "auto"', "it needs runs"),
+        ('runs = "r.csv"\nform = "auto"\nloss = "l1"', "law.loss"),
+    ],
+)
+def test_law_source_rules(tmp_path, law, fragment):
+    text = f"[budget]\nflops = 1e21\n[law]\n{law}\n[[domains]]\nname = \"a\"\n"
+    with pytest.raises(ScenarioError, match=fragment):
+        load_scenario(write(tmp_path, "s.toml", text))
+
+
+def test_budget_list_and_plan(tmp_path):
+    sc = load_scenario({"budget": {"flops": ["1e23", "1e21", "1e22"]}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
+    assert sc.budget.budgets == [1e21, 1e22, 1e23] and sc.budget.is_sweep and sc.budget.primary == 1e22
+    sc = load_scenario({"budget": {"flops": [1e21, 1e22], "plan": "1e21"}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
+    assert sc.budget.primary == 1e21
+    with pytest.raises(ScenarioError, match="is not one of the budgets"):
+        load_scenario({"budget": {"flops": [1e21, 1e22], "plan": 5e21}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
+    with pytest.raises(ScenarioError, match="at least one budget"):
+        load_scenario({"budget": {"flops": []}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
+
+
+@pytest.mark.parametrize(
+    "patch, fragment",
+    [
+        ({"domains": [{"name": "a"}, {"name": "a"}]}, "domain names repeat"),
+        ({"domains": []}, "domains"),
+        ({"domains": [{"name": "a", "max_epochs": 2}]}, "max_epochs needs unique_tokens"),
+        ({"constraints": {"min_model_size": "7B", "max_model_size": "1B"}}, "above max_model_size"),
+        ({"constraints": {"min_tokens_per_param": 50, "max_tokens_per_param": 10}}, "above max_tokens_per_param"),
+        ({"constraints": {"pretrain_max_epochs": 2}}, "needs pretrain_unique_tokens"),
+        ({"constraints": {"repetition": "maybe"}}, "constraints.repetition"),
+        ({"inference": {"flops_limit": 1e22}}, "applies to accounting"),
+        ({"compare": {"strategies": ["magic"]}}, "compare.strategies"),
+        ({"compare": {"fixed_fraction": 1.5}}, "compare.fixed_fraction"),
+        ({"report": {"formats": ["pdf"]}}, "report.formats"),
+        ({"report": {"compute_span": 1}}, "compute_span must be above 1"),
+    ],
+)
+def test_schema_rules(patch, fragment):
+    data = {"budget": {"flops": 1e21}, "law": {"file": "x.json"}, "domains": [{"name": "a"}], **patch}
+    with pytest.raises(ScenarioError, match=fragment):
+        load_scenario(data)
+
+
+# --------------------------------------------------------------------------- law and mapping
+def test_inline_law_and_mapping(tmp_path):
+    sc = load_scenario(write(tmp_path, "s.toml", INLINE_LAW + '\n[constraints]\nmax_model_size = "30B"\nrepetition = "effective"\nmode = "min-loss"\n'
+                             '[inference]\ntokens = "1T"\naccounting = "separate"\nflops_limit = 1e22\n[optimizer]\nrobust = "mean"\n'))
+    law = resolve_law(sc)
+    assert law.form.name == "split-additive" and set(law.domains) == {"code", "math"}
+    check_domains(sc, law)
+    assert domains_for(sc) == [{"name": "code", "weight": 2.0}, {"name": "math", "weight": 1.0, "unique_tokens": 2e9, "max_epochs": 2.0}]
+    cons = constraints_for(sc)
+    assert cons == {"max_model_size": 30e9, "repetition": "effective", "inference_tokens": 1e12}
+    from planner.allocate import Constraints, Domain
+
+    Constraints.coerce(cons)  # the optimizer accepts every key
+    [Domain.coerce(d) for d in domains_for(sc)]
+    assert optimize_options_for(sc) == {"inference": "separate", "inference_budget": 1e22, "robust": "mean"}
+
+
+def test_check_scenario_reports_missing_files_and_unknown_form(tmp_path):
+    sc = load_scenario(write(tmp_path, "s.toml", MINIMAL))
+    assert any("law.runs: file not found" in p for p in check_scenario(sc))
+    with pytest.raises(ScenarioError, match="law.runs: file not found"):
+        resolve_law(sc)
+    sc = load_scenario({"budget": {"flops": 1e21}, "law": {"form": "nope", "params": {"E": 1}}, "domains": [{"name": "a"}]})
+    assert any("unknown form 'nope'" in p for p in check_scenario(sc))
+
+
+def test_domain_not_in_law(tmp_path):
+    sc = load_scenario(write(tmp_path, "s.toml", INLINE_LAW.replace('name = "math"', 'name = "legal"')))
+    law = resolve_law(sc)  # the inline params name code and math
+    assert set(law.domains) == {"code", "math"}
+    with pytest.raises(ScenarioError, match="has parameters for code, math, not for legal"):
+        check_domains(sc, law)
+
+
+def test_bad_inline_params_name_the_key(tmp_path):
+    sc = load_scenario(write(tmp_path, "s.toml", INLINE_LAW.replace('"D0[math]" = 1e8', '"D0[math]" = 1e8, zeta = 2')))
+    with pytest.raises(ScenarioError, match=r"s\.toml: law\.params: .*zeta"):
+        resolve_law(sc)
+
+
+def test_shared_inline_params_apply_to_every_domain(tmp_path):
+    text = INLINE_LAW.replace('"E[code]" = 1.2, "E[math]" = 1.45, "B[code]" = 380, "B[math]" = 420, "C[code]" = 220, "C[math]" = 160, "gamma[code]" = 0.36, "gamma[math]" = 0.33, "D0[code]" = 1e8, "D0[math]" = 1e8',
+                              'E = 1.3, B = 400, C = 200, gamma = 0.35, D0 = 1e8')
+    law = resolve_law(load_scenario(write(tmp_path, "s.toml", text)))
+    assert set(law.domains) == {"code", "math"} and law.params["B[math]"] == 400
+
+
+def test_law_from_saved_file(tmp_path):
+    shutil.copy(SCENARIOS / "data" / "support_law.json", tmp_path / "law.json")
+    sc = load_scenario(write(tmp_path, "s.toml", '[budget]\nflops = 1e22\n[law]\nfile = "law.json"\n[[domains]]\nname = "support-chat"\n'))
+    law = resolve_law(sc)
+    assert law.form.name == "split-additive" and law.points is not None
+
+
+def test_curve_budgets():
+    sc = load_scenario({"budget": {"flops": 1e22}, "law": {"file": "x.json"}, "domains": [{"name": "a"}], "report": {"compute_points": 3, "compute_span": 10}})
+    assert curve_budgets(sc) == pytest.approx([1e21, 1e22, 1e23])
+    sc = load_scenario({"budget": {"flops": [1e21, 1e23]}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
+    assert curve_budgets(sc) == [1e21, 1e23]
+
+
+# --------------------------------------------------------------------------- running
+def test_run_scenario_inline_law(tmp_path):
+    sc = load_scenario(write(tmp_path, "s.toml", INLINE_LAW))
+    seen = []
+    result = run_scenario(sc, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert result.ok
+    doc = result.to_dict()
+    assert doc["schema"] == "planner.allocation/1"
+    for key in ("budget", "model_size", "pretrain_tokens", "objective", "certified", "domains", "baselines", "path", "status",
+                "message", "flops", "pretrain_fraction", "binding", "marginal_value", "warnings", "laws", "scenario", "curve"):
+        assert key in doc, key
+    assert doc["budget"] == 1e21
+    assert {d["name"] for d in doc["domains"]} == {"code", "math"}
+    math_plan = next(d for d in doc["domains"] if d["name"] == "math")
+    assert math_plan["spec_tokens"] <= 4e9 * (1 + 1e-6)  # unique_tokens x max_epochs
+    assert {b["strategy"] for b in doc["baselines"]} == {"no-split", "fixed", "separate"}
+    assert [c["budget"] for c in doc["curve"]] == pytest.approx([1e20, 1e21, 1e22])
+    assert all(set(c["baselines"]) == {"no-split", "fixed", "separate"} for c in doc["curve"])
+    assert doc["laws"]["law"]["form"] == "split-additive"
+    assert doc["scenario"]["budget"]["flops"] == 1e21
+    assert seen and seen[-1][0] == "solve" and seen[-1][1] == seen[-1][2]
+    json.dumps(doc, allow_nan=False)
+    # the plan re-renders through the allocator's own class
+    again = planner.allocate.Allocation.from_dict(doc)
+    assert again.model_size == pytest.approx(doc["model_size"])
+
+
+def test_run_scenario_sweep_and_strategies(tmp_path):
+    text = INLINE_LAW.replace("flops = 1e21", "flops = [1e20, 1e21]") + '[compare]\nstrategies = ["no-split"]\n'
+    result = run_scenario(write(tmp_path, "s.toml", text))
+    doc = result.to_dict()
+    assert [p["budget"] for p in doc["sweep"]] == [1e20, 1e21]
+    assert doc["budget"] == 1e21  # the middle of two is the second
+    assert [b["strategy"] for b in doc["baselines"]] == ["no-split"]
+    assert all(set(c["baselines"]) == {"no-split"} for c in doc["curve"])
+
+
+def test_infeasible_scenario_is_not_ok(tmp_path):
+    text = INLINE_LAW + '[constraints]\nmin_model_size = "1T"\nmin_tokens_per_param = 20\n'
+    result = run_scenario(write(tmp_path, "s.toml", text))
+    assert not result.ok
+    assert result.to_dict()["status"] == "infeasible"
+
+
+# --------------------------------------------------------------------------- examples and schema
+@pytest.mark.parametrize("name", ["three-domains", "data-limited", "inference-heavy"])
+def test_shipped_scenarios_validate(name):
+    sc = load_scenario(SCENARIOS / f"{name}.toml")
+    assert check_scenario(sc) == []
+    assert sc.title and sc.description
+
+
+def test_shipped_data_limited_scenario_caps_a_domain():
+    sc = load_scenario(SCENARIOS / "data-limited.toml")
+    legal = next(d for d in sc.domains if d.name == "legal")
+    assert legal.unique_tokens * legal.max_epochs == 16e9
+
+
+def test_json_schema_export():
+    schema = schema_json()
+    assert schema["$id"] == "planner.scenario/1"
+    assert schema["additionalProperties"] is False
+    assert all(d.get("additionalProperties") is False for d in schema["$defs"].values())
+    assert {"budget", "law", "domains"} <= set(schema["required"])
+    json.dumps(schema)
+
+
+def test_scenario_reference_is_generated_from_the_schema():
+    committed = (ROOT / "docs" / "scenario-reference.md").read_text()
+    assert committed == schema_markdown(), (
+        "docs/scenario-reference.md is stale: regenerate with "
+        "`planner schema --markdown > docs/scenario-reference.md`"
+    )
+
+
+def test_reference_mentions_every_key():
+    text = schema_markdown()
+    for model in (Scenario,):
+        for key in model.model_fields:
+            assert f"`{key}`" in text
+
+
+def test_curve_budgets_do_not_repeat_the_plan():
+    sc = load_scenario({"budget": {"flops": 1e23}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
+    budgets = curve_budgets(sc, sweep=True)
+    assert len(budgets) == 5 and 1e23 in budgets
