@@ -8,7 +8,6 @@ options, missing files), reported as one line on stderr without a traceback
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import sys
@@ -196,35 +195,20 @@ def _fmt_count(x: Any) -> str:
 
 
 def limit_blas_threads(threads: int = 1) -> bool:
-    """Run OpenBLAS single-threaded for this process (unless ``OPENBLAS_NUM_THREADS`` is set).
+    """Run BLAS with ``threads`` threads for this process (unless ``OPENBLAS_NUM_THREADS`` is set).
 
     The fitter and the optimizer do many tiny dense operations; on a busy machine OpenBLAS's
     thread pool spins and made a fit about 8x slower than one thread (measured: 8.3 s vs 1.0 s).
-    The libraries are already loaded when the CLI starts, so the limit is set through their
-    ``*_set_num_threads`` entry points (as threadpoolctl does). Returns True if any was set.
+    The library calls limit themselves per call; this also covers the report's plotting and
+    re-evaluation. Returns True if a limit was set.
     """
-    if "OPENBLAS_NUM_THREADS" in os.environ or not os.path.exists("/proc/self/maps"):
+    if "OPENBLAS_NUM_THREADS" in os.environ or "OMP_NUM_THREADS" in os.environ:
         return False
-    try:
-        import scipy.optimize  # noqa: F401  (loads scipy's own OpenBLAS)
+    import scipy.optimize  # noqa: F401  (load scipy's BLAS first)
+    from threadpoolctl import threadpool_limits
 
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return False
-    done = False
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, symbol, None)
-            if fn is not None:
-                fn(ctypes.c_int(threads))
-                done = True
-                break
-    return done
+    threadpool_limits(limits=threads, user_api="blas")
+    return True
 
 
 # --------------------------------------------------------------------------- group

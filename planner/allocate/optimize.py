@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import brentq
 
+from .._threads import blas_single_threaded
 from ..fit.law import FittedLaw
 from .common import Solution, infeasible_solution
 from .dcp import TokenModel, dcp_applicable, search_log_model_size
@@ -1056,6 +1057,7 @@ def _draw_summary(ctx: _Context, prob: Problem, budget: float | None, N: float, 
 
 
 # ============================================================================ public API
+@blas_single_threaded
 def optimize(
     law: FittedLaw | Mapping[str, FittedLaw],
     budget: float | None = None,
@@ -1105,6 +1107,7 @@ def optimize(
     return _solve_and_assemble(ctx, strategies, ctx.problem.budget, baselines=baselines)
 
 
+@blas_single_threaded
 def sweep(
     law: FittedLaw | Mapping[str, FittedLaw],
     budgets: Sequence[float],

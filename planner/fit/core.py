@@ -8,7 +8,7 @@ stores options; ``fit(runs)`` does the work and stores the result in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form, list_forms
+from .._threads import blas_single_threaded
 from ..runs import load_runs, summarize_runs
 from .law import FittedLaw, FitWarning
 from .layout import FitError, ParamLayout, parse_slot_name
@@ -364,6 +365,7 @@ class LawFitter:
         return fitted, obj
 
     # ---------------------------------------------------------------- public
+    @blas_single_threaded
     def fit(self, runs: Any) -> "LawFitter":
         form_spec = self.form
         if isinstance(form_spec, str) and form_spec == "auto":
@@ -386,6 +388,9 @@ class LawFitter:
             if missing:
                 raise FitError(f"holdout rule {self.holdout!r} leaves no training rows for domain(s) {', '.join(sorted(missing))}")
             held_law, _ = self._solve(form, prep_train, self.seed)
+            if not self.refit:
+                # report the training-only fit: no second solve of the same rows
+                fitted_train = held_law
             test = prep_all.table[~train_mask]
             pred = held_law.predict(test)
             holdout_info = {"rule": self.holdout if isinstance(self.holdout, str) else "<custom>", "n_train": int(train_mask.sum()),
@@ -393,7 +398,10 @@ class LawFitter:
                             "params": dict(held_law.params)}
             if not self.refit:
                 prep_all = prep_train
-        fitted, obj = self._solve(form, prep_all, self.seed)
+        if self.holdout is not None and not self.refit:
+            fitted = fitted_train
+        else:
+            fitted, _ = self._solve(form, prep_all, self.seed)
         draws, intervals = None, {}
         if self.bootstrap:
             draws = self._bootstrap(form, prep_all, fitted)
@@ -402,14 +410,16 @@ class LawFitter:
             intervals = {name: (float(a), float(b)) for name, a, b in zip(fitted.params, lo, hi)}
             failed = int(np.isnan(draws).any(axis=1).sum())
             if failed:
-                fitted = FittedLaw(**{**fitted.__dict__, "warnings": fitted.warnings + (
-                    FitWarning("bootstrap-failures", f"{failed} of {self.bootstrap} bootstrap refits failed and are left out of the intervals"),)})
+                fitted = replace(fitted, warnings=fitted.warnings + (
+                    FitWarning("bootstrap-failures", f"{failed} of {self.bootstrap} bootstrap refits failed and are left out of the intervals"),))
+            n_runs = len(np.unique(prep_all.table["run"].astype(str))) if "run" in prep_all.table else len(prep_all.table)
+            if n_runs < 10:
+                fitted = replace(fitted, warnings=fitted.warnings + (
+                    FitWarning("few-runs", f"bootstrap over only {n_runs} runs: resamples repeat the same few runs, so intervals are rough"),))
         summary = summarize_runs(prep_all.table) if "model_size" in prep_all.table else {"n_rows": len(prep_all.table)}
         points = self._points(form, prep_all.table, table if self.refit else None, fitted, train_mask if self.holdout is not None else None)
-        return FittedLaw(
-            **{**fitted.__dict__, "draws": draws, "intervals": intervals, "data": summary, "options": self._options(form),
-               "holdout": holdout_info, "selection": selection, "points": points}
-        )
+        return replace(fitted, draws=draws, intervals=intervals, data=summary, options=self._options(form),
+                       holdout=holdout_info, selection=selection, points=points)
 
     @staticmethod
     def _points(form: Form, used: pd.DataFrame, full: pd.DataFrame | None, fitted: FittedLaw, train_mask: np.ndarray | None) -> pd.DataFrame:
@@ -435,16 +445,26 @@ class LawFitter:
             groups[stratum] = {rid: np.flatnonzero(sel & (run_ids == rid)) for rid in ids}
         names = list(fitted.params)
         out = np.full((self.bootstrap, len(names)), np.nan)
+        n_free = sum(1 for name in names if name not in fitted.fixed)
+        total_runs = sum(len(r) for r in groups.values())
         for b in range(self.bootstrap):
-            rows = []
-            for stratum, runs in groups.items():
-                keys = list(runs)
-                for k in rng.choice(len(keys), size=len(keys), replace=True):
-                    rows.append(runs[keys[k]])
+            # a resample with fewer distinct runs than free parameters cannot determine them:
+            # draw again (a few tries), as a degenerate resample would only add spurious spread
+            for _attempt in range(20):
+                rows, distinct = [], 0
+                for stratum, runs in groups.items():
+                    keys = list(runs)
+                    picks = rng.choice(len(keys), size=len(keys), replace=True)
+                    distinct += len(set(picks.tolist()))
+                    rows += [runs[keys[k]] for k in picks]
+                if distinct >= min(n_free, total_runs):
+                    break
             idx = np.concatenate(rows)
             sub = _Prepared(table.iloc[idx], prep.x.subset(idx), prep.observed[idx], prep.domain_index[idx], prep.domains, prep.weights[idx], ())
             try:
-                draw, _ = self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=False) if self.n_polish > 0 and b < 0 else self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=True)
+                # each draw is polished from the full-data optimum (warm start): the draws measure the
+                # spread around that basin, at the cost of one L-BFGS-B run each
+                draw, _ = self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=True)
                 out[b] = [draw.params[n] for n in names]
             except FitError:
                 pass

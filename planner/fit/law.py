@@ -14,6 +14,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -93,10 +94,10 @@ class FittedLaw:
     version: str = field(default_factory=_version)
 
     # ------------------------------------------------------------ structure
-    @property
+    @cached_property
     def layout(self) -> ParamLayout:
-        fix = {name: value for name, value in self.params.items()}
-        return ParamLayout(self.form, self.domains, fix=fix, tie=self.tied)
+        """Slots of this law, all fixed at their values (built once: per-domain lookups use it)."""
+        return ParamLayout(self.form, self.domains, fix=dict(self.params), tie=self.tied)
 
     @property
     def param_names(self) -> tuple[str, ...]:

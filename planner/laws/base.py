@@ -196,9 +196,9 @@ class Form:
             coef = m.coefficient * model_size ** m.model_size_exp * token_scale ** (m.pretrain_exp + m.spec_exp)
             term: Any = coef
             if m.pretrain_exp:
-                term = term * cp.power(pretrain_tokens, m.pretrain_exp)
+                term = term * cp.power(pretrain_tokens, m.pretrain_exp, approx=False)
             if m.spec_exp:
-                term = term * cp.power(spec_tokens, m.spec_exp)
+                term = term * cp.power(spec_tokens, m.spec_exp, approx=False)
             expr = expr + term
         return expr
 

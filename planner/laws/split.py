@@ -78,9 +78,9 @@ class SplitEffective(Form):
 
         eta, beta = float(p["eta"]), float(p["beta"])
         # (scale*D + s*(scale*D')^eta)^-beta = scale^-beta * (D + s*scale^(eta-1)*D'^eta)^-beta
-        spec = spec_tokens if eta == 1.0 else cp.power(spec_tokens, eta)
+        spec = spec_tokens if eta == 1.0 else cp.power(spec_tokens, eta, approx=False)
         eff = pretrain_tokens + float(p["s"]) * token_scale ** (eta - 1.0) * spec
-        return float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"]) + float(p["B"]) * token_scale ** -beta * cp.power(eff, -beta)
+        return float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"]) + float(p["B"]) * token_scale ** -beta * cp.power(eff, -beta, approx=False)
 
     def convex_in_tokens(self, p: Mapping[str, float]) -> bool:
         return 0 < float(p["eta"]) <= 1.0
@@ -182,9 +182,9 @@ class SplitAdditive(Form):
         import cvxpy as cp
 
         beta, gamma = float(p["beta"]), float(p["gamma"])
-        expr = float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"]) + float(p["B"]) * token_scale ** -beta * cp.power(pretrain_tokens, -beta)
+        expr = float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"]) + float(p["B"]) * token_scale ** -beta * cp.power(pretrain_tokens, -beta, approx=False)
         if float(p["C"]) != 0.0:
-            expr = expr + float(p["C"]) * token_scale ** -gamma * cp.power(spec_tokens + float(p["D0"]) / token_scale, -gamma)
+            expr = expr + float(p["C"]) * token_scale ** -gamma * cp.power(spec_tokens + float(p["D0"]) / token_scale, -gamma, approx=False)
         return expr
 
     def convex_in_tokens(self, p: Mapping[str, float]) -> bool:
