@@ -606,11 +606,13 @@ def render_markdown(res: dict[str, Any]) -> str:
     L += ["", f"The linear mapping beats last-value-carried-forward on {a['wins_vs_last_value']} of {a['n_tasks']} categories and the known-task mean on "
           f"{a['wins_vs_known_mean']} of {a['n_tasks']}.", ""]
     L += ["## Known weaknesses shown by these numbers", "",
-          "- **Prediction intervals are parameter-only.** `FittedLaw.predict_interval` gives percentiles of the bootstrap predictions of the mean law; "
+          "- **Prediction intervals.** `FittedLaw.predict_interval` (default `kind='parameter'`) gives percentiles of the bootstrap predictions of the mean law; "
           f"on the Epoch extrapolation they cover {_pct(e.get('coverage', float('nan')), 0)} of held-out points at a nominal 90%. Adding the residual spread helps "
-          f"({_pct(e.get('coverage_resid', float('nan')), 0)}) but does not reach nominal coverage because extrapolation error is larger than in-sample scatter.",
+          f"({_pct(e.get('coverage_resid', float('nan')), 0)}; `kind='prediction'` adds it) but does not reach nominal coverage because extrapolation error "
+          "is larger than in-sample scatter. Open defect: a calibration from backtest residuals (fit on smaller models, score the larger training ones) is the next step.",
           "- **Bootstrap on a handful of runs.** Gadre's default fit has 5 loss points (6 for the error law); resampling them with replacement often leaves "
-          "fewer distinct points than parameters, so some intervals there are very wide (widest chained 17-task error interval: "
+          "few distinct points; the fitter redraws resamples with fewer distinct runs than free parameters and warns (`few-runs`) below 10 runs, "
+          "but with 6 points for 3 parameters some intervals stay very wide (widest chained 17-task error interval: "
           f"{_widest(g['rows'])}); the coverage on 6 targets says little.",
           f"- **OPT: E at its lower bound.** On the OPT curves the fit drives E to its bound (1e-3) and beta to {hh[('OPT', False)]['params']['beta']:.3f} "
           "(a near-flat data term standing in for the irreducible loss); the fitter reports `bound-hit`. Forcing E >= 1 (`bounds={'E': (1, 20)}`) gives "

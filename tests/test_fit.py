@@ -260,3 +260,19 @@ def test_law_from_parameters_checks_them():
     assert split.params["E[code]"] == 1.5
     with pytest.raises(planner.FitError, match="not 'law'"):
         split.predict(model_size=1e9, pretrain_tokens=2e10, spec_tokens=1e9, domain="law")
+
+
+def test_prediction_intervals_cover_run_scatter_parameter_intervals_do_not():
+    runs, truth = grid_table("chinchilla", noise=0.02, seed=21)
+    fitted = planner.fit(runs, "chinchilla", bootstrap=40, seed=0)
+    fresh = runs.copy()
+    fresh["loss"] = truth.predict(runs) * np.exp(np.random.default_rng(99).normal(0, 0.02, len(runs)))  # new runs, same configs
+    p_lo, p_hi = fitted.predict_interval(fresh)
+    o_lo, o_hi = fitted.predict_interval(fresh, kind="prediction")
+    inside_param = np.mean((fresh["loss"] >= p_lo) & (fresh["loss"] <= p_hi))
+    inside_pred = np.mean((fresh["loss"] >= o_lo) & (fresh["loss"] <= o_hi))
+    assert np.all(o_hi - o_lo > p_hi - p_lo)
+    assert inside_param < inside_pred  # the curve is known better than single runs scatter around it
+    assert 0.8 <= inside_pred <= 0.97
+    with pytest.raises(planner.FitError, match="kind"):
+        fitted.predict_interval(fresh, kind="posterior")

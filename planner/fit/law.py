@@ -197,7 +197,7 @@ class FittedLaw:
         """Percentile interval of the prediction.
 
         ``kind="parameter"``: over the bootstrap draws (uncertainty of the fitted curve).
-        ``kind="prediction"``: each draw's prediction times exp(r), r drawn from the fit's own log
+        ``kind="prediction"``: each draw's prediction times exp(-r), r drawn from the fit's own log
         residuals, so the interval also covers run-to-run scatter (for a single new run).
         """
         level = self.interval_level if level is None else level
@@ -206,7 +206,8 @@ class FittedLaw:
             if self.residuals is None or len(self.residuals) == 0:
                 raise FitError("kind='prediction' needs the fit's residuals (fit the law rather than building it)")
             rng = np.random.default_rng(seed)
-            preds = preds * np.exp(rng.choice(np.asarray(self.residuals), size=preds.shape, replace=True))
+            # residual r = log pred - log observed, so an observation is pred * exp(-r)
+            preds = preds * np.exp(-rng.choice(np.asarray(self.residuals), size=preds.shape, replace=True))
         elif kind != "parameter":
             raise FitError(f"kind must be 'parameter' or 'prediction', not {kind!r}")
         lo, hi = np.nanpercentile(preds, [50 * (1 - level), 50 * (1 + level)], axis=0)
