@@ -101,7 +101,7 @@ def test_validate_ok(runner, scenario):
 def test_validate_runs_scenario_without_fitting(runner):
     result = invoke(runner, "validate", ROOT / "scenarios" / "three-domains.toml")
     assert result.exit_code == EXIT_OK, result.stderr
-    assert "180 rows" in result.stdout and "fitted at run time" in result.stdout
+    assert "525 rows" in result.stdout and "fitted at run time" in result.stdout
 
 
 def test_validate_quiet_prints_nothing(runner, scenario):

@@ -472,6 +472,13 @@ class LawFitter:
                 self.progress(b + 1, self.bootstrap)
         return out
 
+    def _applicable(self, form: Form) -> dict[str, Any]:
+        names = set(form.param_names)
+        return {
+            "tie": [t for t in self.tie if t in names and form.param(t).per_domain],
+            "bounds": {k: v for k, v in (self.bounds or {}).items() if k in names} or None,
+        }
+
     def _fit_auto(self, runs: Any) -> FittedLaw:
         base_form = get_form("chinchilla")
         table = _as_table(runs, base_form, self.columns, self._filters())
@@ -491,7 +498,8 @@ class LawFitter:
             if multi_domain and not any(q.per_domain for q in form.params):
                 ranking.append({"form": form.name, "are": None, "note": "skipped: runs have several domains, the form has no per-domain parameters"})
                 continue
-            sub = self._clone(form, bootstrap=0, holdout=rule, progress=None)
+            # tie/bounds name parameters of some candidate forms only: apply what applies
+            sub = self._clone(form, bootstrap=0, holdout=rule, progress=None, **self._applicable(form))
             try:
                 fl = sub._fit_form(form, table)
             except FitError as exc:
@@ -507,7 +515,7 @@ class LawFitter:
         for r in ranking:
             if r["form"] == best[1].name:
                 r["note"] = "selected"
-        chosen = self._clone(best[1], holdout=rule)
+        chosen = self._clone(best[1], holdout=rule, **self._applicable(best[1]))
         return chosen._fit_form(best[1], table, selection=tuple(ranking))
 
 

@@ -23,8 +23,8 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 NOISE_SIGMA = 0.01
 MODEL_SIZES = (20e6, 50e6, 125e6, 350e6, 1e9)
-TOKENS_PER_PARAM = (10.0, 20.0, 40.0)
-SPEC_FRACTIONS = (0.0, 0.05, 0.15, 0.4)      # D' as a fraction of D
+TOKENS_PER_PARAM = (5.0, 10.0, 20.0, 40.0, 80.0)
+SPEC_FRACTIONS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)  # D' as a fraction of D
 
 #: generating parameters, shared (A, alpha, beta) and per domain (E, B, C, gamma, D0)
 LAWS: dict[str, dict] = {
