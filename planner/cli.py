@@ -390,6 +390,9 @@ def _borrowed(spec: str) -> dict[str, float]:
 @click.option("--columns", metavar="OLD=NEW,...", help="Rename run-table columns onto canonical names.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--min-tokens", metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
+@click.option("--max-token-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Keep each run's checkpoints up to this fraction of its tokens (fit on a partially trained target).")
+@click.option("--where", metavar="QUERY", help='Fit only the rows matching a pandas query, e.g. "model_size <= 1e9".')
 @click.option("--domain", "domains", multiple=True, help="Fit only this evaluation domain (repeatable).")
 @click.option("--loss", type=click.Choice(["huber", "ls", "over"]), default="huber", show_default=True, help="Fitting loss on log residuals.")
 @click.option("--fix", metavar="NAME=VALUE,...", help="Hold parameters fixed, e.g. alpha=0.34,B[code]=300.")
@@ -399,8 +402,8 @@ def _borrowed(spec: str) -> dict[str, float]:
 @_verbosity_options
 @_guard
 def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap: int, columns: str | None, seed: int,
-        min_tokens: str | None, domains: tuple[str, ...], loss: str, fix: str | None, borrow: str | None, tie: str | None,
-        max_starts: int | None) -> None:
+        min_tokens: str | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
+        fix: str | None, borrow: str | None, tie: str | None, max_starts: int | None) -> None:
     """Fit a law to RUNS; print parameters with intervals, held-out errors and warnings."""
     from . import fit as fit_law
     from .scenario import parse_quantity
@@ -415,6 +418,10 @@ def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap
             options["min_tokens"] = parse_quantity(min_tokens, "tokens")
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--min-tokens") from None
+    if max_token_fraction is not None:
+        options["max_token_fraction"] = max_token_fraction
+    if where:
+        options["where"] = where
     if domains:
         options["domain"] = domains[0] if len(domains) == 1 else list(domains)
     fixed = _borrowed(borrow) if borrow else {}

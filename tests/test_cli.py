@@ -299,6 +299,31 @@ def test_fit_with_every_option(runner, tmp_path):
     assert "(fixed)" in result.stdout
 
 
+def test_fit_checkpoint_options(runner, tmp_path):
+    """Hitchhiker-style fitting on intermediate checkpoints: drop early tokens, keep part of each run."""
+    import numpy as np
+
+    rows = ["model_size,step,pretrain_tokens,loss"]
+    for size in (2e7, 6e7, 2e8, 6e8, 2e9):
+        for step in range(1, 11):
+            tokens = 40 * size * step / 10
+            rows.append(f"{size},{step},{tokens},{1.8 + 480 * size ** -0.35 + 2100 * tokens ** -0.37:.6f}")
+    path = tmp_path / "curves.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "law.json"
+    result = invoke(runner, "fit", path, "--form", "chinchilla", "--min-tokens", "1e9", "--max-token-fraction", "0.5",
+                    "--where", "model_size < 2e9", "--max-starts", "16", "-o", out)
+    assert result.exit_code == EXIT_OK, result.stderr
+    law = json.loads(out.read_text())
+    kept = [(size, step) for size in (2e7, 6e7, 2e8, 6e8) for step in range(1, 6) if 40 * size * step / 10 >= 1e9]
+    assert law["data"]["n_rows"] == len(kept)
+    notes = " ".join(n["message"] for n in law["data"]["notes"])
+    assert "min_tokens" in notes and "max_token_fraction" in notes
+    assert np.isclose(law["params"]["alpha"], 0.35, atol=0.02)
+    bad = invoke(runner, "fit", path, "--form", "chinchilla", "--where", "model_size <")
+    assert bad.exit_code == EXIT_BAD_INPUT
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
