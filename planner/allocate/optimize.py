@@ -1095,6 +1095,9 @@ def optimize(
     robust: None, "mean" or "worst" (over bootstrap draws). uncertainty: None or "draws".
     max_draws: draws used for robust plans and uncertainty (default 100 for GP, 20 otherwise).
     baselines (True), marginal (True), check (True): what to compute besides the plan.
+    objective: "loss" (default: sum_k w_k L_k) or "error" (sum_k w_k Err_k(L_k) with each
+        domain's ``downstream`` law; solved by reweighting loss problems to a stationary
+        point, uncertified; see ``planner.allocate.error_objective``).
     solver: cvxpy solver name (default Clarabel with fallbacks).
 
     Returns an :class:`Allocation`; infeasible problems return ``status="infeasible"``
@@ -1102,6 +1105,13 @@ def optimize(
     for bad input.
     """
     baselines = bool(options.pop("baselines", True))
+    objective = options.pop("objective", "loss")
+    if objective == "error":
+        from .error_objective import optimize_error
+
+        return optimize_error(optimize, law, budget, domains, constraints, strategy, baselines=baselines, options=options)
+    if objective != "loss":
+        raise AllocationError(f"objective must be 'loss' or 'error', not {objective!r}")
     ctx = _build_context(law, budget, domains, constraints, strategy, dict(options))
     strategies = {strategy: _Strategy(ctx, strategy)}
     return _solve_and_assemble(ctx, strategies, ctx.problem.budget, baselines=baselines)
