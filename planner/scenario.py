@@ -308,6 +308,25 @@ class CompareSpec(_Spec):
     fixed_fraction: float = Field(0.8, gt=0, lt=1, description='Pretraining share of training compute in the "fixed" baseline.')
 
 
+class CostSpec(_Spec):
+    """``[cost]``: training FLOPs per token. Without architecture facts, 6 N (Kaplan et al.)."""
+
+    n_layers: int | None = Field(None, gt=0, description="Transformer layers: with d_model and context, adds the attention term 6 n_layers context d_model FLOPs per token.")
+    d_model: int | None = Field(None, gt=0, description="Model width (with n_layers and context).")
+    context: int | None = Field(None, gt=0, description="Training context length in tokens (with n_layers and d_model).")
+    scale_with_model_size: bool = Field(
+        False, description="Keep the width/depth ratio of the given architecture as N changes (attention term ~ N^(2/3)) instead of a fixed architecture."
+    )
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> "CostSpec":
+        given = [k for k in ("n_layers", "d_model", "context") if getattr(self, k) is not None]
+        if given and len(given) != 3:
+            missing = sorted({"n_layers", "d_model", "context"} - set(given))
+            raise ValueError(f"the attention FLOP term needs n_layers, d_model and context; missing {', '.join(missing)}")
+        return self
+
+
 class OptimizerSpec(_Spec):
     """``[optimizer]``: how the plan is solved."""
 
@@ -348,6 +367,7 @@ class Scenario(_Spec):
     domains: list[DomainSpec] = Field(min_length=1, description="Target domains.")
     constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec, description="Limits on the plan.")
     inference: InferenceSpec = Field(default_factory=InferenceSpec, description="Inference demand.")
+    cost: CostSpec = Field(default_factory=lambda: CostSpec(), description="Training FLOPs per token (6N, or 6N plus attention).")
     compare: CompareSpec = Field(default_factory=lambda: CompareSpec(), description="Baselines the plan is compared with.")
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(), description="Solver options.")
     report: ReportSpec = Field(default_factory=ReportSpec, description="Report options.")
@@ -670,6 +690,11 @@ def optimize_options_for(scenario: Scenario) -> dict[str, Any]:
         out["inference"] = inf.accounting
     if inf.flops_limit is not None:
         out["inference_budget"] = inf.flops_limit
+    cost = scenario.cost
+    if cost.n_layers is not None:
+        from .allocate import AttentionFlops
+
+        out["flops"] = AttentionFlops(cost.n_layers, cost.d_model, cost.context, scale_with_model_size=cost.scale_with_model_size)  # type: ignore[arg-type]
     return out
 
 
@@ -865,6 +890,7 @@ def schema_markdown() -> str:
         ("[[domains]]", "DomainSpec", defs["DomainSpec"]),
         ("[constraints]", "ConstraintsSpec", defs["ConstraintsSpec"]),
         ("[inference]", "InferenceSpec", defs["InferenceSpec"]),
+        ("[cost]", "CostSpec", defs["CostSpec"]),
         ("[compare]", "CompareSpec", defs["CompareSpec"]),
         ("[optimizer]", "OptimizerSpec", defs["OptimizerSpec"]),
         ("[report]", "ReportSpec", defs["ReportSpec"]),

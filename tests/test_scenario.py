@@ -378,3 +378,19 @@ def test_curve_budgets_do_not_repeat_the_plan():
     sc = load_scenario({"budget": {"flops": 1e23}, "law": {"file": "x.json"}, "domains": [{"name": "a"}]})
     budgets = curve_budgets(sc, sweep=True)
     assert len(budgets) == 5 and 1e23 in budgets
+
+
+def test_cost_section_adds_the_attention_term(tmp_path):
+    plain = run_scenario(write(tmp_path, "a.toml", INLINE_LAW + '[compare]\nstrategies = []\n')).to_dict()
+    text = INLINE_LAW + '[compare]\nstrategies = []\n[cost]\nn_layers = 32\nd_model = 4096\ncontext = 8192\n'
+    with_attention = run_scenario(write(tmp_path, "b.toml", text)).to_dict()
+    assert with_attention["flop_model"] != plain["flop_model"]
+    assert "6" in json.dumps(with_attention["flop_model"])
+    # the same budget buys fewer tokens once attention FLOPs are counted
+    total = lambda d: d["pretrain_tokens"] + sum(x["spec_tokens"] for x in d["domains"])  # noqa: E731
+    assert total(with_attention) < total(plain)
+
+
+def test_cost_section_needs_the_whole_architecture(tmp_path):
+    with pytest.raises(ScenarioError, match="cost.*context"):
+        load_scenario(write(tmp_path, "c.toml", INLINE_LAW + "[cost]\nn_layers = 32\nd_model = 4096\n"))
