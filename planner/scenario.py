@@ -35,6 +35,8 @@ from typing import Annotated, Any, Callable, Iterable, Literal, Mapping, Sequenc
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ._io import read_text
+
 __all__ = [
     "ScenarioError",
     "Scenario",
@@ -548,12 +550,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], *, base_dir: str | Pat
         data, key_lines = dict(source), {}
     else:
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ScenarioError(f"{path}: scenario file not found") from None
-        except OSError as exc:
-            raise ScenarioError(f"{path}: cannot read scenario file ({exc.strerror or exc})") from None
+        text = read_text(path, "scenario file", ScenarioError)
         data, kind = _parse_text(text, path)
         key_lines = _toml_key_lines(text) if kind == "toml" else _yaml_key_lines(text)
     try:

@@ -331,7 +331,7 @@ def test_fit_checkpoint_options(runner, tmp_path):
         (["--form", "chinchilla", "--columns", "bogus"], "malformed column mapping"),
         (["--form", "chinchilla", "--holdout", "model_size >"], "holdout rule"),
         (["--form", "chinchilla", "--domain", "legal"], "domain legal not in the runs"),
-        (["--form", "chinchilla", "--borrow", "missing.json:alpha"], "cannot read law file"),
+        (["--form", "chinchilla", "--borrow", "missing.json:alpha"], "law file not found"),
     ],
 )
 def test_fit_bad_input_exits_2(runner, args, fragment):

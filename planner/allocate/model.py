@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._records import Note
+
 __all__ = [
     "AllocationError",
     "AllocationWarning",
@@ -49,14 +51,8 @@ class AllocationError(ValueError):
 
 
 @dataclass(frozen=True)
-class AllocationWarning:
+class AllocationWarning(Note):
     """Something a reader of the plan should know (``code`` is stable, ``message`` is prose)."""
-
-    code: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
 
 
 # --------------------------------------------------------------------------- inputs

@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._io import read_json
+from .._records import Note
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form
 from .layout import FitError, ParamLayout, parse_slot_name
@@ -31,14 +33,8 @@ LAW_SCHEMA = "planner.law/1"
 
 
 @dataclass(frozen=True)
-class FitWarning:
-    """A problem worth a reader's attention, kept as data (``code`` is stable, ``message`` is prose)."""
-
-    code: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+class FitWarning(Note):
+    """A problem with a fit worth a reader's attention (``code`` is stable, ``message`` is prose)."""
 
 
 def _version() -> str:
@@ -419,14 +415,7 @@ def law(form: Form | str, *, domains: Sequence[str] | None = None, tie: Sequence
 def load_law(path: str | os.PathLike[str]) -> FittedLaw:
     """Read a law JSON written by :meth:`FittedLaw.save` (or by hand: ``form`` and ``params`` suffice)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FitError(f"{path}: cannot read law file ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FitError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    data = read_json(path, "law file", FitError)
     if not isinstance(data, dict):
         raise FitError(f"{path}: a law file holds a JSON object with keys 'form' and 'params'")
     try:

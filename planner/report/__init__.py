@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .._io import read_json
 from .render import render_csv, render_html, render_markdown
 
 __all__ = [
@@ -115,16 +116,7 @@ def build_result(
 def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read an ``allocation.json`` written by :func:`write_reports` (to re-render it)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: result file not found") from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read result file ({exc.strerror or exc})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    doc = read_json(path, "result file", ReportError)
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("planner.allocation/"):
         raise ReportError(f"{path}: not a planner result (expected a JSON object with \"schema\": \"{ALLOCATION_SCHEMA}\")")
     major = str(doc["schema"]).split("/", 1)[1]
