@@ -245,6 +245,10 @@ class DomainSpec(_Spec):
     max_epochs: Positive | None = Field(None, description="Most passes over the unique tokens (cap D' <= unique_tokens * max_epochs).")
     inference_tokens: Tokens | None = Field(None, description="Lifetime inference tokens served by this domain's model (2 N FLOPs each).")
     target_loss: Positive | None = Field(None, description="Loss this domain must reach (nats/token).")
+    downstream: str | None = Field(
+        None,
+        description="A saved downstream law JSON (loss -> error, e.g. `planner fit evals.csv --form downstream-exp -o err.json`); the report adds the predicted error of this domain.",
+    )
 
     @model_validator(mode="after")
     def _epochs_need_unique(self) -> "DomainSpec":
@@ -579,6 +583,9 @@ def check_scenario(scenario: Scenario) -> list[str]:
             get_form(spec.form)
         except KeyError as exc:
             problems.append(f"law.form: {exc}")
+    for i, d in enumerate(scenario.domains):
+        if d.downstream is not None and not scenario.resolve(d.downstream).is_file():
+            problems.append(f"domains[{i}].downstream: file not found: {scenario.resolve(d.downstream)}")
     return problems
 
 
@@ -647,14 +654,29 @@ def check_domains(scenario: Scenario, fitted_law: Any) -> None:
 def domains_for(scenario: Scenario) -> list[dict[str, Any]]:
     """The scenario's domains in the allocator's terms (``planner.Domain`` fields)."""
     out = []
-    for d in scenario.domains:
+    for i, d in enumerate(scenario.domains):
         item: dict[str, Any] = {"name": d.name, "weight": d.weight}
         for key in ("unique_tokens", "max_epochs", "inference_tokens", "target_loss"):
             value = getattr(d, key)
             if value is not None:
                 item[key] = value
+        if d.downstream is not None:
+            item["downstream"] = _downstream_law(scenario, i, d.downstream)
         out.append(item)
     return out
+
+
+def _downstream_law(scenario: Scenario, index: int, rel: str) -> Any:
+    from . import FitError, load_law
+
+    where = f"{scenario.path or '<scenario>'}: domains[{index}].downstream"
+    try:
+        found = load_law(scenario.resolve(rel))
+    except FitError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    if found.form.target != "error":
+        raise ScenarioError(f"{where}: the {found.form.name} law predicts {found.form.target}; a downstream law (loss -> error) is needed, e.g. downstream-exp")
+    return found
 
 
 def constraints_for(scenario: Scenario) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import planner
@@ -394,3 +395,26 @@ def test_cost_section_adds_the_attention_term(tmp_path):
 def test_cost_section_needs_the_whole_architecture(tmp_path):
     with pytest.raises(ScenarioError, match="cost.*context"):
         load_scenario(write(tmp_path, "c.toml", INLINE_LAW + "[cost]\nn_layers = 32\nd_model = 4096\n"))
+
+
+def test_downstream_law_per_domain_adds_predicted_error(tmp_path):
+    from planner.report.render import render_csv, render_html, render_markdown
+
+    err = planner.law("downstream-exp", eps=0.85, k=2.0, gamma=1.0)
+    err.save(tmp_path / "code_err.json")
+    text = INLINE_LAW.replace('name = "code"\nweight = 2\n', 'name = "code"\nweight = 2\ndownstream = "code_err.json"\n')
+    text += '[compare]\nstrategies = []\n'
+    doc = run_scenario(write(tmp_path, "s.toml", text)).to_dict()
+    code = next(d for d in doc["domains"] if d["name"] == "code")
+    math_plan = next(d for d in doc["domains"] if d["name"] == "math")
+    assert code["error"] == pytest.approx(0.85 - 2.0 * np.exp(-code["loss"]))
+    assert math_plan["error"] is None
+    assert "predicted error" in render_markdown(doc) and "predicted error" in render_html(doc, {})
+    header, first, second = render_csv(doc).splitlines()[:3]
+    assert "error" in header.split(",")
+    # a loss law is not a downstream law; a missing file is named
+    planner.law("chinchilla", E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28).save(tmp_path / "loss.json")
+    with pytest.raises(ScenarioError, match=r"domains\[0\].downstream: the chinchilla law predicts loss"):
+        run_scenario(write(tmp_path, "t.toml", text.replace("code_err.json", "loss.json")))
+    with pytest.raises(ScenarioError, match=r"domains\[0\].downstream: file not found"):
+        run_scenario(write(tmp_path, "u.toml", text.replace("code_err.json", "nope.json")))

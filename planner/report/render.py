@@ -98,19 +98,35 @@ def _summary_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _has_error(r: Mapping[str, Any]) -> bool:
+    return any(d.get("error") is not None for d in r.get("domains") or [])
+
+
 def _domain_rows(r: Mapping[str, Any]) -> list[list[str]]:
     out = []
+    with_error = _has_error(r)
     for d in r.get("domains") or []:
-        out.append([
+        row = [
             str(d.get("name")), f"{float(d.get('weight') or 0):g}", fmt_count(d.get("spec_tokens")),
             "yes" if d.get("specialize", (d.get("spec_tokens") or 0) > 0) else "no",
             fmt_loss(d.get("loss")), _interval(d), fmt_loss(d.get("target_loss")) if d.get("target_loss") is not None else "–",
             fmt_flops(d.get("flops")),
-        ])
+        ]
+        if with_error:
+            row.insert(6, "–" if d.get("error") is None else f"{float(d['error']):.4f}")
+        out.append(row)
     return out
 
 
 DOMAIN_HEADER = ["domain", "weight", "D' (tokens)", "specialize", "predicted loss", "interval", "target", "FLOPs"]
+
+
+def domain_header(r: Mapping[str, Any]) -> list[str]:
+    """The domain table's columns (a "predicted error" column when domains have downstream laws)."""
+    header = list(DOMAIN_HEADER)
+    if _has_error(r):
+        header.insert(6, "predicted error")
+    return header
 
 
 def _phase_rows(r: Mapping[str, Any]) -> list[list[str]]:
@@ -216,7 +232,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         out += [str(desc).strip(), ""]
     out += ["## Plan", "", _md_table(["", ""], [[f"**{k}**", v] for k, v in _summary_rows(r)]), ""]
     if r.get("domains"):
-        out += ["## Domains", "", _md_table(DOMAIN_HEADER, _domain_rows(r)), ""]
+        out += ["## Domains", "", _md_table(domain_header(r), _domain_rows(r)), ""]
     if _phase_rows(r):
         out += ["## FLOPs per phase", "", _md_table(["phase", "FLOPs", "share"], _phase_rows(r)), ""]
     if r.get("baselines"):
@@ -245,7 +261,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- CSV
-CSV_COLUMNS = ["budget", "phase", "domain", "model_size", "tokens", "flops", "loss", "loss_low", "loss_high", "weight", "specialize", "status"]
+CSV_COLUMNS = ["budget", "phase", "domain", "model_size", "tokens", "flops", "loss", "loss_low", "loss_high", "error", "weight", "specialize", "status"]
 
 
 def _csv_rows(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -261,6 +277,7 @@ def _csv_rows(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
             "budget": plan.get("budget"), "phase": "specialize", "domain": d.get("name"), "model_size": plan.get("model_size"),
             "tokens": d.get("spec_tokens"), "flops": d.get("flops"), "loss": d.get("loss"), "loss_low": iv[0], "loss_high": iv[1],
             "weight": d.get("weight"), "specialize": d.get("specialize"), "status": plan.get("status"),
+            "error": d.get("error"),
         })
     if flops.get("inference"):
         n = plan.get("model_size")
@@ -367,7 +384,7 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> s
         f'<div class="card"><div class="label">{_h(k)}</div><div class="value {c}">{_h(v)}</div></div>' for k, v, c in cards) + "</div>")
     parts.append(_kv_table(_summary_rows(r)) + "</section>")
     if r.get("domains"):
-        parts.append('<section id="domains"><h2>Domains</h2>' + _html_table(DOMAIN_HEADER, _domain_rows(r), "domains", numeric=(1, 2, 4, 6, 7)) + "</section>")
+        parts.append('<section id="domains"><h2>Domains</h2>' + _html_table(domain_header(r), _domain_rows(r), "domains", numeric=(1, 2, 4, 6, 7, 8) if _has_error(r) else (1, 2, 4, 6, 7)) + "</section>")
     if _phase_rows(r):
         parts.append('<section id="phases"><h2>FLOPs per phase</h2>' + _html_table(["phase", "FLOPs", "share"], _phase_rows(r), numeric=(1, 2)) + "</section>")
     if r.get("baselines"):
