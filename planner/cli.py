@@ -319,20 +319,21 @@ def sweep(scenario: str, out_dir: str | None, formats: str | None) -> None:
 def validate(scenario: str) -> None:
     """Check SCENARIO without solving: schema, files, form, domains against the law or runs."""
     from .runs import load_runs
-    from .scenario import ScenarioError, check_domains, check_scenario, load_scenario, resolve_law
+    from .scenario import ScenarioError, check_domains, check_scenario, domain_laws, load_scenario, resolve_law
 
     sc = load_scenario(scenario)
     problems = check_scenario(sc)
     if problems:
         raise ScenarioError(f"{sc.path}: " + "; ".join(problems))
+    own = domain_laws(sc)
     names = [d.name for d in sc.domains]
     if sc.law.source in ("file", "params"):
-        check_domains(sc, resolve_law(sc))
+        check_domains(sc, resolve_law(sc), own)
         law_note = f"law from {sc.law.source}"
     else:
         table = load_runs(sc.resolve(sc.law.runs), columns=sc.law.columns)  # type: ignore[arg-type]
         have = sorted(set(table["domain"].astype(str))) if "domain" in table else ["general"]
-        missing = [n for n in names if n not in have]
+        missing = [n for n in names if n not in have and n not in own]
         if missing and len(have) > 1:
             raise ScenarioError(f"{sc.path}: domains: the runs have domains {', '.join(have)}, not {', '.join(missing)}")
         law_note = f"runs {sc.law.runs}: {len(table)} rows, domains {', '.join(have)}; form {sc.law.form} is fitted at run time"

@@ -245,6 +245,10 @@ class DomainSpec(_Spec):
     max_epochs: Positive | None = Field(None, description="Most passes over the unique tokens (cap D' <= unique_tokens * max_epochs).")
     inference_tokens: Tokens | None = Field(None, description="Lifetime inference tokens served by this domain's model (2 N FLOPs each).")
     target_loss: Positive | None = Field(None, description="Loss this domain must reach (nats/token).")
+    law: str | None = Field(
+        None,
+        description="A saved law JSON for this domain only (e.g. fitted on that domain's runs); overrides [law] for this domain, which then sets the general loss.",
+    )
     downstream: str | None = Field(
         None,
         description="A saved downstream law JSON (loss -> error, e.g. `planner fit evals.csv --form downstream-exp -o err.json`); the report adds the predicted error of this domain.",
@@ -586,6 +590,8 @@ def check_scenario(scenario: Scenario) -> list[str]:
     for i, d in enumerate(scenario.domains):
         if d.downstream is not None and not scenario.resolve(d.downstream).is_file():
             problems.append(f"domains[{i}].downstream: file not found: {scenario.resolve(d.downstream)}")
+        if d.law is not None and not scenario.resolve(d.law).is_file():
+            problems.append(f"domains[{i}].law: file not found: {scenario.resolve(d.law)}")
     return problems
 
 
@@ -641,9 +647,31 @@ def _form_per_domain(form: str | None) -> bool:
         return False
 
 
-def check_domains(scenario: Scenario, fitted_law: Any) -> None:
-    """Every scenario domain must be one the law has parameters for."""
-    missing = [d.name for d in scenario.domains if not fitted_law.has_domain(d.name)]
+def domain_laws(scenario: Scenario) -> dict[str, Any]:
+    """Laws given per domain (``[[domains]] law = "..."``), by domain name."""
+    from . import FitError, load_law
+
+    out: dict[str, Any] = {}
+    for i, d in enumerate(scenario.domains):
+        if d.law is None:
+            continue
+        where = f"{scenario.path or '<scenario>'}: domains[{i}].law"
+        try:
+            found = load_law(scenario.resolve(d.law))
+        except FitError as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+        if found.form.target != "loss":
+            raise ScenarioError(f"{where}: the {found.form.name} law predicts {found.form.target}, not a loss")
+        if not found.has_domain(d.name):
+            raise ScenarioError(f"{where}: the law has parameters for {', '.join(found.domains)}, not for {d.name!r}")
+        out[d.name] = found
+    return out
+
+
+def check_domains(scenario: Scenario, fitted_law: Any, own: Mapping[str, Any] | None = None) -> None:
+    """Every scenario domain must be one the law has parameters for (its own law, or [law])."""
+    own = own or {}
+    missing = [d.name for d in scenario.domains if d.name not in own and not fitted_law.has_domain(d.name)]
     if missing:
         raise ScenarioError(
             f"{scenario.path or '<scenario>'}: domains: the law has parameters for "
@@ -746,6 +774,7 @@ class ScenarioResult:
     law: Any
     allocation: Any
     allocations: list[Any] = field(default_factory=list)
+    domain_laws: dict[str, Any] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -760,7 +789,8 @@ class ScenarioResult:
 
         return build_result(
             allocation=_allocation_dict(self.allocation),
-            laws={"law": self.law.to_dict() if hasattr(self.law, "to_dict") else dict(self.law)},
+            laws={"law": self.law.to_dict() if hasattr(self.law, "to_dict") else dict(self.law),
+                  **{f"domains.{name}.law": own.to_dict() for name, own in self.domain_laws.items()}},
             scenario=self.scenario.echo(),
             sweep=[_allocation_dict(a) for a in self.allocations],
             curve=self.curve,
@@ -808,7 +838,15 @@ def run_scenario(
     fit_progress = (lambda done, total: progress("fit", done, total)) if progress else None
     fitted_law = resolve_law(scenario, progress=fit_progress)
     timings["law_seconds"] = time.perf_counter() - t0
-    check_domains(scenario, fitted_law)
+    own_laws = domain_laws(scenario)
+    check_domains(scenario, fitted_law, own_laws)
+    # with per-domain laws the optimizer takes a dict (the [law] law serves the other domains
+    # and, when it has one, the general loss)
+    law_arg: Any = fitted_law
+    if own_laws:
+        law_arg = {d.name: own_laws.get(d.name, fitted_law) for d in scenario.domains}
+        if fitted_law.has_domain("general"):
+            law_arg["general"] = fitted_law
     optimize, sweep_plans = _allocator()
     domains = domains_for(scenario)
     constraints = constraints_for(scenario) or None
@@ -818,7 +856,7 @@ def run_scenario(
     primary = scenario.budget.primary
     steps = 1 + 1 + len(strategies)
     t1 = time.perf_counter()
-    plan = optimize(fitted_law, primary, domains, constraints, baselines=bool(strategies), **options)
+    plan = optimize(law_arg, primary, domains, constraints, baselines=bool(strategies), **options)
     plan_dict = _allocation_dict(plan)
     plan_dict["baselines"] = [b for b in plan_dict.get("baselines") or [] if b.get("strategy") in strategies]
     if progress:
@@ -826,7 +864,7 @@ def run_scenario(
     curve_options = {**options, "check": False}
     by_strategy: dict[str, list[dict[str, Any]]] = {}
     for i, strategy in enumerate(["split"] + strategies):
-        plans = sweep_plans(fitted_law, budgets, domains, constraints, strategy=strategy, baselines=False,
+        plans = sweep_plans(law_arg, budgets, domains, constraints, strategy=strategy, baselines=False,
                             **({**curve_options, "marginal": strategy == "split"}))
         by_strategy[strategy] = [_allocation_dict(p) for p in plans]
         if progress:
@@ -844,9 +882,12 @@ def run_scenario(
     listed = scenario.budget.budgets if scenario.budget.is_sweep else (budgets if sweep else [])
     sweep_list = [plan_dict if b == primary else by_strategy["split"][budgets.index(b)] for b in listed]
     warnings = [{"code": w.code, "message": w.message} for w in getattr(fitted_law, "warnings", ())]
+    for name, own in own_laws.items():
+        warnings += [{"code": w.code, "message": f"[{name} law] {w.message}"} for w in own.warnings]
     return ScenarioResult(
         scenario=scenario,
         law=fitted_law,
+        domain_laws=own_laws,
         allocation=plan_dict,
         allocations=sweep_list,
         curve=curve,

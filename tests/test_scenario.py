@@ -418,3 +418,24 @@ def test_downstream_law_per_domain_adds_predicted_error(tmp_path):
         run_scenario(write(tmp_path, "t.toml", text.replace("code_err.json", "loss.json")))
     with pytest.raises(ScenarioError, match=r"domains\[0\].downstream: file not found"):
         run_scenario(write(tmp_path, "u.toml", text.replace("code_err.json", "nope.json")))
+
+
+def test_a_domain_can_bring_its_own_law(tmp_path):
+    # [law] covers code and math; legal comes with a law fitted elsewhere
+    legal = planner.law("split-additive", domains=["legal"], **{"E[legal]": 1.6, "A": 406.4, "alpha": 0.34, "B[legal]": 430.0, "beta": 0.28,
+                                                                "C[legal]": 240.0, "gamma[legal]": 0.36, "D0[legal]": 1e8})
+    legal.save(tmp_path / "legal.json")
+    text = INLINE_LAW + '[[domains]]\nname = "legal"\nlaw = "legal.json"\n\n[compare]\nstrategies = ["no-split"]\n'
+    sc = write(tmp_path, "s.toml", text)
+    doc = run_scenario(sc).to_dict()
+    legal_plan = next(d for d in doc["domains"] if d["name"] == "legal")
+    predicted = legal.predict(model_size=[doc["model_size"]], pretrain_tokens=[doc["pretrain_tokens"]],
+                              spec_tokens=[legal_plan["spec_tokens"]], domain=["legal"])[0]
+    assert legal_plan["loss"] == pytest.approx(predicted, rel=1e-9)
+    assert set(doc["laws"]) == {"law", "domains.legal.law"}
+    # without its own law the domain is unknown to [law]
+    with pytest.raises(ScenarioError, match="not for legal"):
+        run_scenario(write(tmp_path, "t.toml", text.replace('law = "legal.json"\n', "")))
+    # a law for another domain is refused with the key path
+    with pytest.raises(ScenarioError, match=r"domains\[2\].law: the law has parameters for legal, not for 'tax'"):
+        run_scenario(write(tmp_path, "u.toml", text.replace('name = "legal"', 'name = "tax"')))
