@@ -249,7 +249,7 @@ class FittedLaw:
             lines.append(f"{row.param:<16}{row.value:>14.6g}{se:>12}   {iv}{tag}")
         if self.holdout:
             h = self.holdout
-            lines += ["", f"held out ({h.get('rule')}): {h.get('n_test')} rows; ARE {100 * h.get('are', math.nan):.3f}%  R^2 {h.get('r2', math.nan):.4f}  max rel. error {100 * h.get('max_rel_error', math.nan):.3f}%"]
+            lines += ["", f"held out ({h.get('rule')}): {h.get('n_test')} rows; ARE {100 * h.get('are', math.nan):.3f}%  R^2 {_fmt_r2(h.get('r2'))}  max rel. error {100 * h.get('max_rel_error', math.nan):.3f}%"]
         if self.selection:
             lines += ["", "form selection by held-out error (ARE):"]
             for s in self.selection:
@@ -347,6 +347,11 @@ def write_atomic(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _fmt_r2(v: Any) -> str:
+    """R^2 needs two or more held-out rows with different values; say n/a otherwise."""
+    return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.4f}"
 
 
 def _num(v: float) -> float | None:
