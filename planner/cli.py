@@ -388,6 +388,7 @@ def _borrowed(spec: str) -> dict[str, float]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fitted law JSON here.")
 @click.option("--holdout", help='Held-out rule, e.g. "model_size <= 1e9", "token_fraction <= 0.7" or "auto".')
 @click.option("--bootstrap", type=click.IntRange(0, 100000), default=0, show_default=True, help="Bootstrap draws for intervals.")
+@click.option("--calibrate", is_flag=True, help="Calibrate extrapolation intervals on size backtests (fit small, predict large).")
 @click.option("--columns", metavar="OLD=NEW,...", help="Rename run-table columns onto canonical names.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--min-tokens", metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
@@ -402,14 +403,14 @@ def _borrowed(spec: str) -> dict[str, float]:
 @click.option("--max-starts", type=click.IntRange(1, 100000), default=None, help="Multi-start budget (default: the fitter's).")
 @_verbosity_options
 @_guard
-def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap: int, columns: str | None, seed: int,
+def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap: int, calibrate: bool, columns: str | None, seed: int,
         min_tokens: str | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
         fix: str | None, borrow: str | None, tie: str | None, max_starts: int | None) -> None:
     """Fit a law to RUNS; print parameters with intervals, held-out errors and warnings."""
     from . import fit as fit_law
     from .scenario import parse_quantity
 
-    options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap}
+    options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate}
     if holdout:
         options["holdout"] = holdout
     if columns:

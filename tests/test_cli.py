@@ -274,11 +274,13 @@ def test_report_bad_input_exits_2(runner, tmp_path, content, fragment):
 def test_fit_prints_table_and_writes_json(runner, tmp_path):
     out = tmp_path / "law.json"
     result = invoke(runner, "fit", DATA / "support_runs.csv", "--form", "chinchilla", "--holdout", "model_size < 1e9",
-                    "--bootstrap", "3", "--seed", "2", "--max-starts", "16", "-o", out)
+                    "--bootstrap", "3", "--calibrate", "--seed", "2", "--max-starts", "16", "-o", out)
     assert result.exit_code == EXIT_OK, result.stderr
     assert "parameter" in result.stdout and "90% interval" in result.stdout and "held out (model_size < 1e9)" in result.stdout
+    assert "extrapolation interval" in result.stdout
     law = json.loads(out.read_text())
     assert law["form"] == "chinchilla" and law["options"]["bootstrap"] == 3 and law["options"]["seed"] == 2
+    assert law["calibration"]["q0"] > 0
 
 
 def test_fit_with_every_option(runner, tmp_path):

@@ -276,3 +276,33 @@ def test_prediction_intervals_cover_run_scatter_parameter_intervals_do_not():
     assert 0.8 <= inside_pred <= 0.97
     with pytest.raises(planner.FitError, match="kind"):
         fitted.predict_interval(fresh, kind="posterior")
+
+
+def test_calibrated_extrapolation_interval(tmp_path):
+    runs, truth = grid_table("chinchilla", noise=0.01, seed=31)
+    small = planner.load_runs(runs[runs["model_size"] <= 3e8])
+    fitted = planner.fit(small, "chinchilla", calibrate=True)
+    cal = fitted.calibration
+    assert cal["level"] == 0.9 and cal["n_backtest_points"] > 0 and cal["slope_per_decade"] >= 0
+    # new runs at larger sizes (10x beyond the fitted ones), same noise
+    rng = np.random.default_rng(5)
+    big = pd.DataFrame({"model_size": np.repeat([1e9, 3e9], 40), "pretrain_tokens": np.repeat([2e10, 6e10], 40)})
+    big["loss"] = truth.predict(big) * np.exp(rng.normal(0, 0.01, len(big)))
+    lo, hi = fitted.predict_interval(big, kind="extrapolation")
+    assert 0.8 <= np.mean((big["loss"] >= lo) & (big["loss"] <= hi)) <= 1.0
+    # wider further out: q grows with the distance beyond the data
+    near = fitted.predict_interval(model_size=[3e8], pretrain_tokens=[6e9], kind="extrapolation")
+    far = fitted.predict_interval(model_size=[3e9], pretrain_tokens=[6e10], kind="extrapolation")
+    assert far[1][0] / far[0][0] >= near[1][0] / near[0][0]
+    again = planner.load_law(fitted.save(tmp_path / "law.json"))
+    np.testing.assert_allclose(again.predict_interval(big, kind="extrapolation")[0], lo)
+    assert "extrapolation interval" in fitted.summary()
+    with pytest.raises(planner.FitError, match="calibrate=True"):
+        planner.fit(small, "chinchilla").predict_interval(big, kind="extrapolation")
+
+
+def test_calibration_needs_four_sizes():
+    runs, _ = grid_table("chinchilla", seed=32)
+    three = planner.load_runs(runs[runs["model_size"] <= 1e8])
+    fitted = planner.fit(three, "chinchilla", calibrate=True)
+    assert fitted.calibration is None and any(w.code == "no-calibration" for w in fitted.warnings)

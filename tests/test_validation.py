@@ -76,6 +76,9 @@ def test_epoch_interval_coverage(epoch):
     assert epoch["interval_resid_rel_width"] > epoch["interval_rel_width"]
     assert epoch["coverage_resid"] > epoch["coverage"]
     assert epoch["coverage_resid"] > 0.45  # measured 0.60
+    # the extrapolation-calibrated interval (size backtests) reaches the nominal level
+    assert 0.8 <= epoch["coverage_extrapolation"] <= 1.0  # measured 0.94
+    assert epoch["interval_extrapolation_rel_width"] < 0.08  # measured 0.038
 
 
 # ------------------------------------------------------------------------------- 2. Gadre

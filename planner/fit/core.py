@@ -172,6 +172,46 @@ def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, floa
     }
 
 
+# ------------------------------------------------------------------- calibration
+def _compute(x: Inputs) -> np.ndarray:
+    return 6.0 * x.model_size * (x.pretrain_tokens + x.spec_tokens)
+
+
+def extrapolation_distance(x: Inputs, reference_model_size: float, reference_compute: float) -> np.ndarray:
+    """Decades beyond the fitted data: max(log10 N/N_max, log10 C/C_max, 0), C = 6 N (D + D')."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.maximum(np.log10(x.model_size / reference_model_size), np.log10(_compute(x) / reference_compute))
+    return np.clip(np.nan_to_num(d, nan=0.0), 0.0, None)
+
+
+def calibrate_extrapolation(in_sample: np.ndarray, distances: np.ndarray, errors: np.ndarray, *, level: float,
+                            reference_model_size: float, reference_compute: float, cutoffs: list[float]) -> dict[str, Any]:
+    r"""Half-width of a log-space interval that grows with extrapolation distance.
+
+    q(d) = q0 + slope * d in log loss, with q0 the ``level`` quantile of the in-sample
+    |log residuals| and slope the smallest value for which a ``level`` share of the
+    backtest errors satisfy |e_i| <= q0 + slope d_i (d_i in decades beyond each backtest's
+    data). The interval is pred * exp(+-q(d)): a split-conformal-style calibration on
+    backtests, honest only as far as the backtests resemble the real extrapolation.
+    """
+    q0 = float(np.quantile(in_sample, level))
+    positive = distances > 0
+    needed = np.where(positive, np.maximum(errors - q0, 0.0) / np.where(positive, distances, 1.0), np.inf)
+    covered_free = np.sum(~positive & (errors <= q0))
+    slope = 0.0
+    for c in np.sort(needed[positive]):
+        if (covered_free + np.sum(needed[positive] <= c)) / len(errors) >= level:
+            slope = float(c)
+            break
+    else:
+        slope = float(np.max(needed[positive])) if positive.any() else 0.0
+    return {
+        "level": level, "q0": q0, "slope_per_decade": slope, "n_backtest_points": int(len(errors)), "cutoffs": cutoffs,
+        "reference_model_size": reference_model_size, "reference_compute": reference_compute,
+        "distance": "max(log10 N/N_max, log10 C/C_max, 0) decades, C = 6 N (D + D')",
+    }
+
+
 # --------------------------------------------------------------------- the fitter
 class LawFitter:
     """Fits one form to a run table (scikit-learn style: options in, ``law_`` out).
@@ -194,6 +234,9 @@ class LawFitter:
         (fit on a partially trained target).
     where: a pandas query selecting the rows to fit on.
     bootstrap: number of bootstrap draws (whole runs resampled within each domain).
+    calibrate: run size backtests (fit on the smaller model sizes, predict the larger ones) and
+        store how the error grows with extrapolation distance, for
+        ``predict_interval(kind="extrapolation")`` (see :func:`calibrate_extrapolation`).
     interval_level: central probability of the percentile intervals (0.9).
     holdout: rule for a held-out evaluation (see :func:`holdout_split`); the
         reported parameters are refitted on all rows unless ``refit=False``.
@@ -220,6 +263,7 @@ class LawFitter:
         max_token_fraction: float | None = None,
         where: str | None = None,
         bootstrap: int = 0,
+        calibrate: bool = False,
         interval_level: float = 0.9,
         holdout: Any = None,
         refit: bool = True,
@@ -243,6 +287,7 @@ class LawFitter:
         self.max_token_fraction = max_token_fraction
         self.where = where
         self.bootstrap = bootstrap
+        self.calibrate = calibrate
         self.interval_level = interval_level
         self.holdout = holdout
         self.refit = refit
@@ -288,7 +333,7 @@ class LawFitter:
         return {
             "form": form.name, "loss": self.loss, "delta": self.delta, "fix": fixed, "tie": sorted(self.tie),
             "bounds": {k: list(v) for k, v in (self.bounds or {}).items()}, "domain": self.domain,
-            "bootstrap": self.bootstrap, "interval_level": self.interval_level,
+            "bootstrap": self.bootstrap, "calibrate": self.calibrate, "interval_level": self.interval_level,
             "holdout": self.holdout if isinstance(self.holdout, (str, type(None))) else "<custom>",
             "max_starts": self.max_starts, "n_polish": self.n_polish, "seed": self.seed,
             "min_tokens": self.min_tokens, "max_token_fraction": self.max_token_fraction, "where": self.where,
@@ -416,10 +461,15 @@ class LawFitter:
             if n_runs < 10:
                 fitted = replace(fitted, warnings=fitted.warnings + (
                     FitWarning("few-runs", f"bootstrap over only {n_runs} runs: resamples repeat the same few runs, so intervals are rough"),))
+        calibration = None
+        if self.calibrate:
+            calibration, note = self._calibrate(form, prep_all, fitted)
+            if note is not None:
+                fitted = replace(fitted, warnings=fitted.warnings + (note,))
         summary = summarize_runs(prep_all.table) if "model_size" in prep_all.table else {"n_rows": len(prep_all.table)}
         points = self._points(form, prep_all.table, table if self.refit else None, fitted, train_mask if self.holdout is not None else None)
         return replace(fitted, draws=draws, intervals=intervals, data=summary, options=self._options(form),
-                       holdout=holdout_info, selection=selection, points=points)
+                       holdout=holdout_info, selection=selection, points=points, calibration=calibration)
 
     @staticmethod
     def _points(form: Form, used: pd.DataFrame, full: pd.DataFrame | None, fitted: FittedLaw, train_mask: np.ndarray | None) -> pd.DataFrame:
@@ -431,6 +481,39 @@ class LawFitter:
         if len(pts) > 5000:
             pts = pts.sample(5000, random_state=0).sort_index()
         return pts
+
+    def _calibrate(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> tuple[dict[str, Any] | None, FitWarning | None]:
+        """Size backtests inside the data: up to 4 cutoffs, each fit on sizes <= cutoff, scored above it."""
+        if "model_size" not in form.inputs:
+            return None, FitWarning("no-calibration", f"calibrate: form {form.name!r} does not extrapolate in model size")
+        sizes = np.unique(prep.x.model_size)
+        if len(sizes) < 4:
+            return None, FitWarning("no-calibration", f"calibrate: needs 4 or more model sizes, the runs have {len(sizes)}")
+        # keep at least 3 sizes in every backtest fit and at least one size above it
+        candidates = sizes[2:-1]
+        picks = candidates[np.unique(np.linspace(0, len(candidates) - 1, min(4, len(candidates))).round().astype(int))]
+        distances, errors = [], []
+        for cut in picks:
+            below = prep.x.model_size <= cut
+            sub = _Prepared(prep.table[below], prep.x.subset(np.flatnonzero(below)), prep.observed[below], prep.domain_index[below],
+                            prep.domains, prep.weights[below], ())
+            if len(set(sub.domain_index.tolist())) < len(prep.domains):
+                continue
+            try:
+                small, _ = self._solve(form, sub, self.seed)
+            except FitError:
+                continue
+            above = np.flatnonzero(~below)
+            x_above = prep.x.subset(above)
+            pred = small._predict_values(small.params, x_above, prep.domain_index[above])
+            errors.append(np.abs(np.log(pred) - np.log(prep.observed[above])))
+            distances.append(extrapolation_distance(x_above, float(cut), float(np.max(_compute(sub.x)))))
+        if not errors:
+            return None, FitWarning("no-calibration", "calibrate: no backtest could be fitted")
+        return calibrate_extrapolation(np.abs(fitted.residuals), np.concatenate(distances), np.concatenate(errors),
+                                       level=self.interval_level,
+                                       reference_model_size=float(sizes.max()), reference_compute=float(np.max(_compute(prep.x))),
+                                       cutoffs=[float(c) for c in picks]), None
 
     def _bootstrap(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> np.ndarray:
         """B refits on tables resampled by whole runs within each domain; returns (B, n_slots)."""
