@@ -208,6 +208,9 @@ class LawSpec(_Spec):
         "auto", description='Held-out rule for the fit, e.g. "model_size <= 3e8" or "token_fraction <= 0.7"; "auto" holds out the largest model size.'
     )
     bootstrap: int = Field(0, ge=0, le=10000, description="Bootstrap draws for intervals (0: none).")
+    calibrate: bool = Field(
+        False, description="Calibrate extrapolation intervals on size backtests; the plan's loss intervals then cover the error of extrapolating (see docs/methods.md)."
+    )
     loss: Literal["huber", "ls", "over"] = Field("huber", description="Fitting loss on log residuals.")
     fix: dict[str, float] | None = Field(None, description="Parameters held fixed during the fit, e.g. {alpha = 0.34}.")
     tie: list[str] = Field(default_factory=list, description='Per-domain parameters shared across domains, e.g. ["gamma"].')
@@ -618,7 +621,7 @@ def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | No
         except (KeyError, ValueError) as exc:
             raise ScenarioError(f"{scenario.path or '<scenario>'}: law.params: {str(exc).strip(chr(34))}") from None
     options: dict[str, Any] = {
-        "loss": spec.loss, "holdout": spec.holdout, "bootstrap": spec.bootstrap, "seed": spec.seed,
+        "loss": spec.loss, "holdout": spec.holdout, "bootstrap": spec.bootstrap, "calibrate": spec.calibrate, "seed": spec.seed,
         "max_starts": spec.max_starts,
     }
     if spec.columns:

@@ -595,3 +595,17 @@ def test_error_objective_needs_downstream_laws() -> None:
                  objective="error")
     with pytest.raises(AllocationError, match="objective must be"):
         optimize(additive(0.0), 1e21, [Domain("code")], objective="accuracy")
+
+
+def test_calibrated_law_gives_extrapolation_intervals() -> None:
+    from synthetic import grid_table
+
+    runs, _ = grid_table("split-additive", seed=3)
+    law = planner.fit(runs, "split-additive", tie=["gamma"], calibrate=True, max_starts=32)
+    plan = optimize(law, 1e22, [Domain("code"), Domain("math")], baselines=False)
+    for d in plan.domains:
+        assert d.interval_kind == "extrapolation"
+        lo, hi = d.loss_interval
+        assert lo < d.loss < hi
+    again = planner.allocate.Allocation.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again.domains[0].interval_kind == "extrapolation"

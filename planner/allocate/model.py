@@ -357,8 +357,9 @@ class DomainPlan:
     """The plan for one domain's branch.
 
     spec_tokens: D'_k in tokens (0 when not specialized); loss: predicted L_k
-    (nats/token); loss_interval: (low, high) over the law's bootstrap draws (None
-    without draws); error: predicted downstream error (None without a downstream
+    (nats/token); loss_interval: (low, high): the calibrated extrapolation interval when
+    the law was fitted with ``calibrate=True``, else the percentile interval over its
+    bootstrap draws (None without either; ``interval_kind`` says which); error: predicted downstream error (None without a downstream
     law); specialize: the branch gets continued pretraining; flops: training FLOPs
     of the branch (per-token cost x D'_k); inference_flops: 2 N I_k.
     """
@@ -374,11 +375,13 @@ class DomainPlan:
     inference_flops: float = 0.0
     target_loss: float | None = None
     note: str = ""
+    interval_kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "weight": _num(self.weight), "spec_tokens": _num(self.spec_tokens), "loss": _num(self.loss),
             "loss_interval": None if self.loss_interval is None else [_num(self.loss_interval[0]), _num(self.loss_interval[1])],
+            "interval_kind": self.interval_kind,
             "error": _num(self.error), "specialize": bool(self.specialize), "flops": _num(self.flops),
             "inference_flops": _num(self.inference_flops), "target_loss": _num(self.target_loss), "note": self.note,
         }
@@ -390,7 +393,7 @@ class DomainPlan:
             d["name"], _unnum(d.get("weight"), 1.0), _unnum(d.get("spec_tokens"), 0.0), _unnum(d.get("loss")),
             None if iv is None else (_unnum(iv[0]), _unnum(iv[1])), None if d.get("error") is None else float(d["error"]),
             bool(d.get("specialize", False)), _unnum(d.get("flops"), 0.0), _unnum(d.get("inference_flops"), 0.0),
-            None if d.get("target_loss") is None else float(d["target_loss"]), d.get("note", ""),
+            None if d.get("target_loss") is None else float(d["target_loss"]), d.get("note", ""), d.get("interval_kind"),
         )
 
 

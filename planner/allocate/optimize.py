@@ -603,16 +603,22 @@ def _official_losses(ctx: _Context, prob: Problem, N: float, D: float, S: np.nda
     return out
 
 
-def _loss_intervals(ctx: _Context, prob: Problem, N: float, D: float, S: np.ndarray) -> list[tuple[float, float] | None]:
-    out: list[tuple[float, float] | None] = [None] * prob.K
+def _loss_intervals(ctx: _Context, prob: Problem, N: float, D: float, S: np.ndarray) -> list[tuple[tuple[float, float], str] | None]:
+    """Per domain: (low, high) and its kind. A calibrated law gives its extrapolation interval
+    (honest for a plan beyond the data); otherwise the bootstrap parameter interval."""
+    out: list[tuple[tuple[float, float], str] | None] = [None] * prob.K
     for ks in _law_groups(ctx).values():
         law = ctx.laws[ks[0]]
-        if law.draws is None or len(law.draws) < 2:
+        if getattr(law, "calibration", None):
+            kind = "extrapolation"
+        elif law.draws is not None and len(law.draws) >= 2:
+            kind = "parameter"
+        else:
             continue
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            lo, hi = law.predict_interval(**_predict_kwargs(ctx, prob, ks, N, D, S))
+            lo, hi = law.predict_interval(**_predict_kwargs(ctx, prob, ks, N, D, S), kind=kind)
         for i, k in enumerate(ks):
-            out[k] = (float(lo[i]), float(hi[i]))
+            out[k] = ((float(lo[i]), float(hi[i])), kind)
     return out
 
 
@@ -857,7 +863,9 @@ def _finish(
                 note = "the law has no specialization term" if not prob.forms[k].has_spec else ("the base model (no branch)" if d.name == "general" else "no-split strategy")
             elif not specialize:
                 note = "not worth specializing: D' = 0 is optimal"
-            plans.append(DomainPlan(d.name, d.weight, float(S[k]), float(losses[k]), intervals[k], err, specialize, float(spec_flops[k]), 2.0 * N * d.inference_tokens, d.target_loss, note))
+            iv, iv_kind = intervals[k] if intervals[k] is not None else (None, None)
+            plans.append(DomainPlan(d.name, d.weight, float(S[k]), float(losses[k]), iv, err, specialize, float(spec_flops[k]),
+                                    2.0 * N * d.inference_tokens, d.target_loss, note, iv_kind))
             spec_tokens[d.name] = float(S[k])
             if prob.can_spec[k] and not specialize:
                 warnings_.append(AllocationWarning("not-specialized", f"domain {d.name!r} is not worth specializing at this budget: the plan gives it D' = 0"))

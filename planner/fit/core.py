@@ -582,7 +582,7 @@ class LawFitter:
                 ranking.append({"form": form.name, "are": None, "note": "skipped: runs have several domains, the form has no per-domain parameters"})
                 continue
             # tie/bounds name parameters of some candidate forms only: apply what applies
-            sub = self._clone(form, bootstrap=0, holdout=rule, progress=None, **self._applicable(form))
+            sub = self._clone(form, bootstrap=0, calibrate=False, holdout=rule, progress=None, **self._applicable(form))
             try:
                 fl = sub._fit_form(form, table)
             except FitError as exc:

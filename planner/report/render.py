@@ -64,7 +64,8 @@ def _interval(d: Mapping[str, Any]) -> str:
     iv = d.get("loss_interval")
     if not iv or iv[0] is None or iv[1] is None:
         return "–"
-    return f"[{fmt_loss(iv[0])}, {fmt_loss(iv[1])}]"
+    kind = d.get("interval_kind")
+    return f"[{fmt_loss(iv[0])}, {fmt_loss(iv[1])}]" + (f" ({kind})" if kind else "")
 
 
 def _law(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
