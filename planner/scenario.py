@@ -350,6 +350,10 @@ class OptimizerSpec(_Spec):
         None, description='Optimise the mean or the worst case over the law\'s bootstrap draws (needs law.bootstrap > 0).'
     )
     seed: int = Field(0, description="Seed of the independent check and of the multi-start path.")
+    objective: Literal["loss", "error"] = Field(
+        "loss",
+        description='"loss": minimise sum_k w_k L_k; "error": minimise sum_k w_k Err_k(L_k) with each domain\'s downstream law (stationary point by reweighting, uncertified).',
+    )
 
 
 class ReportSpec(_Spec):
@@ -733,6 +737,8 @@ def optimize_options_for(scenario: Scenario) -> dict[str, Any]:
         out["robust"] = opt.robust
     if opt.seed:
         out["seed"] = opt.seed
+    if opt.objective != "loss":
+        out["objective"] = opt.objective
     if scenario.constraints.mode != "min-loss":
         out["mode"] = scenario.constraints.mode
     inf = scenario.inference
@@ -867,8 +873,12 @@ def run_scenario(
     curve_options = {**options, "check": False}
     by_strategy: dict[str, list[dict[str, Any]]] = {}
     for i, strategy in enumerate(["split"] + strategies):
-        plans = sweep_plans(law_arg, budgets, domains, constraints, strategy=strategy, baselines=False,
-                            **({**curve_options, "marginal": strategy == "split"}))
+        if options.get("objective") == "error":
+            # no compiled sweep in error: each strategy's error-optimal plan at every curve budget
+            plans = [optimize(law_arg, b, domains, constraints, strategy=strategy, baselines=False, **curve_options) for b in budgets]
+        else:
+            plans = sweep_plans(law_arg, budgets, domains, constraints, strategy=strategy, baselines=False,
+                                **({**curve_options, "marginal": strategy == "split"}))
         by_strategy[strategy] = [_allocation_dict(p) for p in plans]
         if progress:
             progress("solve", 2 + i, steps)

@@ -439,3 +439,24 @@ def test_a_domain_can_bring_its_own_law(tmp_path):
     # a law for another domain is refused with the key path
     with pytest.raises(ScenarioError, match=r"domains\[2\].law: the law has parameters for legal, not for 'tax'"):
         run_scenario(write(tmp_path, "u.toml", text.replace('name = "legal"', 'name = "tax"')))
+
+
+def test_scenario_can_minimise_downstream_error(tmp_path):
+    from planner.report.render import render_markdown
+
+    planner.law("downstream-exp", eps=0.85, k=2.0, gamma=1.0).save(tmp_path / "code_err.json")
+    planner.law("downstream-exp", eps=0.9, k=60.0, gamma=2.5).save(tmp_path / "math_err.json")
+    text = (INLINE_LAW.replace('name = "code"\nweight = 2\n', 'name = "code"\nweight = 2\ndownstream = "code_err.json"\n')
+            .replace('name = "math"\n', 'name = "math"\ndownstream = "math_err.json"\n'))
+    text += '[compare]\nstrategies = ["fixed"]\n\n[optimizer]\nobjective = "error"\n'
+    doc = run_scenario(write(tmp_path, "s.toml", text)).to_dict()
+    assert doc["mode"] == "min-error" and doc["path"].endswith("+reweighted") and not doc["certified"]
+    weights = {"code": 2.0, "math": 1.0}
+    assert doc["objective"] == pytest.approx(sum(weights[d["name"]] * d["error"] for d in doc["domains"]), rel=1e-9)
+    # the curve is in error too, for the plan and the baseline
+    assert all(c["objective"] is None or 0 < c["objective"] < sum(weights.values()) for c in doc["curve"])  # errors are below 1
+    assert all(c["baselines"]["fixed"] is None or c["baselines"]["fixed"] >= c["objective"] - 1e-9 for c in doc["curve"])
+    assert "Σ w_k Err_k" in render_markdown(doc)
+    # every weighted domain needs a downstream law
+    with pytest.raises(planner.AllocationError, match="math have no downstream law"):
+        run_scenario(write(tmp_path, "t.toml", text.replace('downstream = "math_err.json"\n', "")))

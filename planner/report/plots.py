@@ -110,7 +110,7 @@ def objective_vs_compute(result: Mapping[str, Any]) -> str | None:
             ax.plot([float(chosen)], [float(result["objective"])], marker="*", ms=12, color=_COLORS[0], zorder=4, label="chosen budget")
         ax.set_xscale("log")
         ax.set_xlabel("training budget C (FLOPs)")
-        ax.set_ylabel("objective  Σ w_k L_k (nats/token)")
+        ax.set_ylabel("objective  Σ w_k Err_k (error)" if result.get("mode") == "min-error" else "objective  Σ w_k L_k (nats/token)")
         ax.legend(fontsize=8, frameon=False)
         _style(ax)
     return figure_to_svg(fig, "plot-compute")

@@ -60,6 +60,11 @@ def fmt_mult(x: Any) -> str:
     return f"{x:.2f}×" if math.isfinite(x) else "∞"
 
 
+def objective_label(r: Mapping[str, Any]) -> str:
+    """What the objective is: weighted loss, or weighted downstream error (``mode == "min-error"``)."""
+    return "objective Σ w_k Err_k (downstream error)" if r.get("mode") == "min-error" else "objective Σ w_k L_k"
+
+
 def _interval(d: Mapping[str, Any]) -> str:
     iv = d.get("loss_interval")
     if not iv or iv[0] is None or iv[1] is None:
@@ -86,7 +91,7 @@ def _summary_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("tokens per parameter D/N", f"{float(d) / float(n):.1f}"))
     rows += [
         ("pretraining share of training compute", fmt_pct(r.get("pretrain_fraction"))),
-        ("objective Σ w_k L_k", fmt_loss(r.get("objective"), 5)),
+        (objective_label(r), fmt_loss(r.get("objective"), 5)),
         ("certified global optimum", "yes" if r.get("certified") else "no"),
         ("solver path", str(r.get("path") or "–")),
     ]
