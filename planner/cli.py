@@ -291,7 +291,7 @@ def run(scenario: str, out_dir: str | None, formats: str | None) -> None:
     """Plan the budget of SCENARIO and write the reports.
 
     \b
-    Example: planner run scenarios/three_domains.toml -o out/three --format md,html
+    Example: planner run scenarios/three-domains.toml -o out/three --format md,html
     """
     _run(scenario, out_dir, formats, sweep=False)
 

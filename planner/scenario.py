@@ -875,7 +875,8 @@ def run_scenario(
     for i, strategy in enumerate(["split"] + strategies):
         if options.get("objective") == "error":
             # no compiled sweep in error: each strategy's error-optimal plan at every curve budget
-            plans = [optimize(law_arg, b, domains, constraints, strategy=strategy, baselines=False, **curve_options) for b in budgets]
+            plans = [plan if (strategy == "split" and b == primary) else
+                     optimize(law_arg, b, domains, constraints, strategy=strategy, baselines=False, **curve_options) for b in budgets]
         else:
             plans = sweep_plans(law_arg, budgets, domains, constraints, strategy=strategy, baselines=False,
                                 **({**curve_options, "marginal": strategy == "split"}))

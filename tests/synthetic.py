@@ -46,3 +46,12 @@ def grid_table(form: str, noise: float = 0.01, seed: int = 0) -> tuple[pd.DataFr
     df = pd.DataFrame(rows)
     df["loss"] = truth.predict(df) * np.exp(rng.normal(0.0, noise, len(df)))
     return planner.load_runs(df), truth
+
+
+# The [law] table of the scenario tests: the split-additive law that generated scenarios/data
+# (code and math), given inline.
+INLINE_LAW_TABLE = """\
+[law]
+form = "split-additive"
+params = {A = 406.4, alpha = 0.34, beta = 0.28, "E[code]" = 1.2, "E[math]" = 1.45, "B[code]" = 380, "B[math]" = 420, "C[code]" = 220, "C[math]" = 160, "gamma[code]" = 0.36, "gamma[math]" = 0.33, "D0[code]" = 1e8, "D0[math]" = 1e8}
+"""

@@ -306,3 +306,28 @@ def test_calibration_needs_four_sizes():
     three = planner.load_runs(runs[runs["model_size"] <= 1e8])
     fitted = planner.fit(three, "chinchilla", calibrate=True)
     assert fitted.calibration is None and any(w.code == "no-calibration" for w in fitted.warnings)
+
+
+def test_calibration_slope_is_the_smallest_that_covers_the_level():
+    from planner.fit.core import calibrate_extrapolation
+
+    rng = np.random.default_rng(0)
+    distances = np.concatenate([np.zeros(20), rng.uniform(0.1, 1.5, 200)])
+    errors = np.abs(rng.normal(0, 0.01, 220)) + 0.02 * distances
+    in_sample = np.abs(rng.normal(0, 0.01, 300))
+    cal = calibrate_extrapolation(in_sample, distances, errors, level=0.9, reference_model_size=1e9, reference_compute=1e20, cutoffs=[])
+    assert cal["q0"] == pytest.approx(np.quantile(in_sample, 0.9))
+    # brute force over a fine grid of slopes: the first one whose coverage reaches 90 %
+    grid = np.linspace(0, 0.2, 200001)
+    covered = [(errors <= cal["q0"] + c * distances).mean() for c in grid[::100]]
+    first = grid[::100][np.argmax(np.array(covered) >= 0.9)]
+    assert cal["slope_per_decade"] == pytest.approx(first, abs=2e-4)
+    assert (errors <= cal["q0"] + cal["slope_per_decade"] * distances).mean() >= 0.9
+
+
+def test_bootstrap_on_few_runs_warns():
+    runs, _ = grid_table("chinchilla", seed=33)
+    few = planner.load_runs(runs[(runs["pretrain_tokens"] / runs["model_size"]).isin([5.0, 80.0])].head(8))
+    fitted = planner.fit(few, "chinchilla", bootstrap=20, seed=0)
+    assert any(w.code == "few-runs" and "8 runs" in w.message for w in fitted.warnings)
+    assert np.isfinite(fitted.draws).all(axis=1).sum() >= 18

@@ -27,6 +27,7 @@ from planner.scenario import (
     schema_json,
     schema_markdown,
 )
+from synthetic import INLINE_LAW_TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -51,10 +52,7 @@ INLINE_LAW = """\
 [budget]
 flops = 1e21
 
-[law]
-form = "split-additive"
-params = {A = 406.4, alpha = 0.34, beta = 0.28, "E[code]" = 1.2, "E[math]" = 1.45, "B[code]" = 380, "B[math]" = 420, "C[code]" = 220, "C[math]" = 160, "gamma[code]" = 0.36, "gamma[math]" = 0.33, "D0[code]" = 1e8, "D0[math]" = 1e8}
-
+""" + INLINE_LAW_TABLE + """
 [[domains]]
 name = "code"
 weight = 2

@@ -24,9 +24,8 @@ sides are cvxpy Parameters, so each N costs one solve, not one compilation.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -37,31 +36,6 @@ from .problem import TOKEN_SCALE, Problem, Scenario
 __all__ = ["TokenModel", "dcp_applicable", "search_log_model_size"]
 
 N_REF = 1e9
-
-
-@contextlib.contextmanager
-def exact_powers() -> Iterator[None]:
-    """Make ``cp.power`` use exact power cones while the forms build their expressions.
-
-    cvxpy's default ``cp.power(x, p)`` replaces an irrational-looking exponent such
-    as -0.28 by a rational second-order-cone approximation (``PowerApprox``), which
-    moved the optimum of a Chinchilla token problem by ~0.2 % in the objective.
-    The forms in ``planner.laws`` call ``cp.power`` without ``approx=False``, so the
-    allocator swaps the factory for the duration of the build (single-threaded use).
-    """
-    import cvxpy as cp
-
-    original = cp.power
-
-    def power(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("approx", False)
-        return original(*args, **kwargs)
-
-    cp.power = power  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        cp.power = original  # type: ignore[assignment]
 
 
 def dcp_applicable(prob: Problem) -> tuple[bool, str]:
@@ -140,8 +114,9 @@ class TokenModel:
         out: dict[str, Any] = {"D_tot": D_tot, "spec_tot": spec_tot, "d_vars": d_vars, "spec_vars": spec_vars, "T": T}
 
         def loss_expr(params: Any, k: int) -> Any:
-            with exact_powers():
-                return prob.forms[k].cvxpy_loss(params[k], model_size, D_eff, spec_eff[k], s)
+            # the forms build exact power cones (cp.power(..., approx=False)): cvxpy's default rational
+            # approximation moved a Chinchilla token optimum by ~0.2 % in the objective
+            return prob.forms[k].cvxpy_loss(params[k], model_size, D_eff, spec_eff[k], s)
 
         robust = prob.robust if (prob.robust in ("mean", "worst") and prob.scenarios) else None
         scen = list(prob.scenarios) if robust else [Scenario(prob.params)]

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._records import Note
+from .._records import Note, json_number as _num, to_jsonable as _jsonable
 
 __all__ = [
     "AllocationError",
@@ -299,33 +299,8 @@ def flop_model_from_dict(d: Mapping[str, Any] | None) -> FlopModel:
 
 
 # ---------------------------------------------------------------------------- results
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
 def _unnum(v: Any, default: float = math.nan) -> float:
     return default if v is None else float(v)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return _jsonable(obj.to_dict())
-    return obj
 
 
 @dataclass(frozen=True)

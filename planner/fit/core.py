@@ -424,29 +424,25 @@ class LawFitter:
     def _fit_form(self, form: Form, table: pd.DataFrame, *, selection: tuple = ()) -> FittedLaw:
         prep_all = _prepare(table, form, domain=self.domain, weights=self.weights)
         holdout_info = None
-        train_mask = np.ones(len(prep_all.table), dtype=bool)
+        train_mask: np.ndarray | None = None
+        held_law: FittedLaw | None = None
         if self.holdout is not None:
             train_mask = holdout_split(prep_all.table, self.holdout)
-            train_tab = prep_all.table[train_mask]
-            prep_train = _prepare(train_tab, form, domain=None, weights=prep_all.weights[train_mask])
+            prep_train = _prepare(prep_all.table[train_mask], form, domain=None, weights=prep_all.weights[train_mask])
             missing = set(prep_all.domains) - set(prep_train.domains)
             if missing:
                 raise FitError(f"holdout rule {self.holdout!r} leaves no training rows for domain(s) {', '.join(sorted(missing))}")
             held_law, _ = self._solve(form, prep_train, self.seed)
-            if not self.refit:
-                # report the training-only fit: no second solve of the same rows
-                fitted_train = held_law
             test = prep_all.table[~train_mask]
-            pred = held_law.predict(test)
             holdout_info = {"rule": self.holdout if isinstance(self.holdout, str) else "<custom>", "n_train": int(train_mask.sum()),
-                            **holdout_metrics(test[form.target].to_numpy(dtype=float), pred),
+                            **holdout_metrics(test[form.target].to_numpy(dtype=float), held_law.predict(test)),
                             "params": dict(held_law.params)}
-            if not self.refit:
-                prep_all = prep_train
-        if self.holdout is not None and not self.refit:
-            fitted = fitted_train
+        if held_law is not None and not self.refit:
+            # report the training-only fit: no second solve of the same rows
+            fitted, prep_all = held_law, prep_train
         else:
             fitted, _ = self._solve(form, prep_all, self.seed)
+        notes: list[FitWarning] = []
         draws, intervals = None, {}
         if self.bootstrap:
             draws = self._bootstrap(form, prep_all, fitted)
@@ -455,29 +451,28 @@ class LawFitter:
             intervals = {name: (float(a), float(b)) for name, a, b in zip(fitted.params, lo, hi)}
             failed = int(np.isnan(draws).any(axis=1).sum())
             if failed:
-                fitted = replace(fitted, warnings=fitted.warnings + (
-                    FitWarning("bootstrap-failures", f"{failed} of {self.bootstrap} bootstrap refits failed and are left out of the intervals"),))
+                notes.append(FitWarning("bootstrap-failures", f"{failed} of {self.bootstrap} bootstrap refits failed and are left out of the intervals"))
             n_runs = len(np.unique(prep_all.table["run"].astype(str))) if "run" in prep_all.table else len(prep_all.table)
             if n_runs < 10:
-                fitted = replace(fitted, warnings=fitted.warnings + (
-                    FitWarning("few-runs", f"bootstrap over only {n_runs} runs: resamples repeat the same few runs, so intervals are rough"),))
+                notes.append(FitWarning("few-runs", f"bootstrap over only {n_runs} runs: resamples repeat the same few runs, so intervals are rough"))
         calibration = None
         if self.calibrate:
             calibration, note = self._calibrate(form, prep_all, fitted)
-            if note is not None:
-                fitted = replace(fitted, warnings=fitted.warnings + (note,))
+            notes += [note] if note is not None else []
         summary = summarize_runs(prep_all.table) if "model_size" in prep_all.table else {"n_rows": len(prep_all.table)}
-        points = self._points(form, prep_all.table, table if self.refit else None, fitted, train_mask if self.holdout is not None else None)
-        return replace(fitted, draws=draws, intervals=intervals, data=summary, options=self._options(form),
-                       holdout=holdout_info, selection=selection, points=points, calibration=calibration)
+        held_out = None if train_mask is None or not self.refit else ~train_mask
+        return replace(fitted, warnings=fitted.warnings + tuple(notes), draws=draws, intervals=intervals, data=summary,
+                       options=self._options(form), holdout=holdout_info, selection=selection,
+                       points=self._points(form, prep_all.table, fitted, held_out), calibration=calibration)
 
     @staticmethod
-    def _points(form: Form, used: pd.DataFrame, full: pd.DataFrame | None, fitted: FittedLaw, train_mask: np.ndarray | None) -> pd.DataFrame:
+    def _points(form: Form, used: pd.DataFrame, fitted: FittedLaw, held_out: np.ndarray | None) -> pd.DataFrame:
+        """Per-row inputs, observed and predicted values, and which rows were held out."""
         cols = [c for c in ("model_size", "pretrain_tokens", "spec_tokens", "domain", "loss", "error", "run") if c in used]
         pts = used[cols].copy().reset_index(drop=True)
         pts["observed"] = used[form.target].to_numpy(dtype=float)
         pts["predicted"] = fitted.predict(used)
-        pts["held_out"] = False if train_mask is None else ~train_mask[: len(pts)] if len(train_mask) == len(pts) else False
+        pts["held_out"] = False if held_out is None else held_out
         if len(pts) > 5000:
             pts = pts.sample(5000, random_state=0).sort_index()
         return pts
@@ -582,7 +577,8 @@ class LawFitter:
                 ranking.append({"form": form.name, "are": None, "note": "skipped: runs have several domains, the form has no per-domain parameters"})
                 continue
             # tie/bounds name parameters of some candidate forms only: apply what applies
-            sub = self._clone(form, bootstrap=0, calibrate=False, holdout=rule, progress=None, **self._applicable(form))
+            # candidates are only scored on the held-out rows: no refit on all rows (the winner gets one)
+            sub = self._clone(form, bootstrap=0, calibrate=False, holdout=rule, refit=False, progress=None, **self._applicable(form))
             try:
                 fl = sub._fit_form(form, table)
             except FitError as exc:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import read_json
-from .._records import Note
+from .._records import Note, json_number as _num, to_jsonable as _jsonable
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form
 from .layout import FitError, ParamLayout, parse_slot_name
@@ -377,29 +377,6 @@ def write_atomic(path: Path, text: str) -> None:
 def _fmt_r2(v: Any) -> str:
     """R^2 needs two or more held-out rows with different values; say n/a otherwise."""
     return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.4f}"
-
-
-def _num(v: float) -> float | None:
-    return None if v is None or not math.isfinite(float(v)) else float(v)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return _jsonable(obj.to_dict())
-    return obj
 
 
 def _domains_from_names(params: Mapping[str, float]) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .._io import read_json
+from .._records import to_jsonable as _clean
 from .render import render_csv, render_html, render_markdown
 
 __all__ = [
@@ -55,28 +56,6 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-able copy: numpy scalars to Python, non-finite floats to None."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None  # type: ignore[assignment]
-    if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if np is not None and isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
-    if isinstance(obj, bool) or (np is not None and isinstance(obj, np.bool_)):
-        return bool(obj)
-    if np is not None and isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float) or (np is not None and isinstance(obj, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 def build_result(
