@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import planner  # noqa: E402
-from planner.fit import holdout_metrics  # noqa: E402
+from planner.fitting import holdout_metrics  # noqa: E402
 from validate import DataMissing, load_epoch  # noqa: E402
 
 SPLIT = 1.1e9

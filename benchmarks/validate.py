@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 import planner  # noqa: E402
 from planner.downstream import fit_downstream, predict_downstream, task_transfer_validation  # noqa: E402
-from planner.fit import holdout_metrics  # noqa: E402
+from planner.fitting import holdout_metrics  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -339,7 +339,7 @@ def validate_hitchhiker(family: str, *, with_target_prefix: bool = False, seed: 
     Target = the largest model; test = its checkpoints from 70% of its training tokens on; train = the
     smaller models' checkpoints with more than 1e10 tokens (``min_tokens=1e10``), plus, with
     ``with_target_prefix``, the target's own checkpoints up to 30% of its tokens. Fitted through the
-    fitter's ``holdout=`` rule (``refit=False``). Metric: ARE over the test checkpoints.
+    fitter's ``train_on=`` rule (``refit=False``). Metric: ARE over the test checkpoints.
 
     With a single smaller model (OLMo) and no target prefix, E and A cannot be separated, so
     ``alpha`` and ``A`` are borrowed from ``borrow_from`` (the Epoch fit) and E, B, beta refitted.
@@ -362,7 +362,7 @@ def validate_hitchhiker(family: str, *, with_target_prefix: bool = False, seed: 
         if borrow_from is None:
             raise ValueError(f"{family}: one training model size; pass borrow_from=")
         fix = {"alpha": float(borrow_from.params["alpha"]), "A": float(borrow_from.params["A"])}
-    opts = dict(min_tokens=1e10, holdout=rule, refit=False, seed=seed)
+    opts = dict(min_tokens=1e10, train_on=rule, refit=False, seed=seed)
     law = planner.fit(table, "chinchilla", fix=fix or None, bounds=bounds, **opts)
     base_fix = {"alpha": HOFFMANN["alpha"], "beta": HOFFMANN["beta"]}
     if one_size:

@@ -17,6 +17,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from .constants import SOLUTION_PRESENT
+
 __all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 EXIT_OK = 0
@@ -58,20 +60,9 @@ def _verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from .fit import FitError
-    from .laws.registry import FormError
-    from .report import ReportError
-    from .runs import RunsError
-    from .scenario import ScenarioError
+    from .errors import PlannerError
 
-    types: list[type[BaseException]] = [ScenarioError, RunsError, FitError, FormError, ReportError, FileNotFoundError, IsADirectoryError, PermissionError]
-    try:
-        from .allocate.model import AllocationError
-
-        types.append(AllocationError)
-    except ImportError:  # the optimizer is being built: not an input type yet
-        pass
-    return tuple(types)
+    return (PlannerError, FileNotFoundError, IsADirectoryError, PermissionError)
 
 
 class _Fail(Exception):
@@ -233,7 +224,7 @@ def _plan_summary(result: Any) -> str:
     d = result.to_dict() if hasattr(result, "to_dict") else result
     lines = []
     status = d.get("status")
-    ok = status in ("optimal", "optimal_inaccurate")
+    ok = status in SOLUTION_PRESENT
     lines.append(f"plan for {fmt_flops(d.get('budget'))} FLOPs: {status}" + (f" ({d.get('message')})" if d.get("message") and not ok else ""))
     if ok:
         lines.append(f"  model size N = {_fmt_count(d.get('model_size'))} params, pretraining D = {_fmt_count(d.get('pretrain_tokens'))} tokens "
@@ -362,8 +353,8 @@ def _parse_assignments(text: str | None, option: str) -> dict[str, float]:
 
 def _borrowed(spec: str) -> dict[str, float]:
     """``LAW.json:alpha,beta`` -> the named parameters of that law (all slots of a per-domain name)."""
-    from .fit import FitError, load_law
-    from .fit.layout import parse_slot_name
+    from .fitting import FitError, load_law
+    from .fitting.layout import parse_slot_name
 
     path, sep, names_text = spec.rpartition(":")
     if not sep or not path:
@@ -407,12 +398,12 @@ def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap
         min_tokens: str | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
         fix: str | None, borrow: str | None, tie: str | None, max_starts: int | None) -> None:
     """Fit a law to RUNS; print parameters with intervals, held-out errors and warnings."""
-    from . import fit as fit_law
+    from .fitting import fit as fit_law
     from .scenario import parse_quantity
 
     options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate}
     if holdout:
-        options["holdout"] = holdout
+        options["train_on"] = holdout
     if columns:
         options["columns"] = columns
     if min_tokens:

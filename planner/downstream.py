@@ -62,7 +62,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .fit import FitError, FittedLaw, fit
+from .fitting import FitError, FittedLaw, fit
 
 __all__ = [
     "downstream_table",

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import PlannerError
 __all__ = [
     "CANONICAL",
     "OPTIONAL",
@@ -100,7 +101,7 @@ _COMPRESSION = (".gz", ".bz2", ".xz", ".zip", ".zst")
 _SHOW = 10  # how many rows / values a message lists before "(and k more)"
 
 
-class RunsError(ValueError):
+class RunsError(PlannerError):
     """Bad run-table input. The message names the source file (or ``"<DataFrame>"``), the column
     and the 1-based data row numbers involved."""
 

@@ -36,6 +36,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._io import read_text
+from .constants import ALLOCATION_SCHEMA, SCENARIO_SCHEMA
+from .errors import PlannerError
 
 __all__ = [
     "ScenarioError",
@@ -60,8 +62,6 @@ __all__ = [
     "BASELINE_STRATEGIES",
 ]
 
-ALLOCATION_SCHEMA = "planner.allocation/1"
-SCENARIO_SCHEMA = "planner.scenario/1"
 
 #: baseline strategies a scenario can compare the plan with (the allocator's names):
 #: no-split (pretraining only, D' = 0), fixed (a fixed pretraining share, 80 % by default),
@@ -69,7 +69,7 @@ SCENARIO_SCHEMA = "planner.scenario/1"
 BASELINE_STRATEGIES: tuple[str, ...] = ("no-split", "fixed", "separate")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(PlannerError):
     """A scenario file that cannot be read or does not validate.
 
     The message names the file, the key path (``domains[1].weight``) and, where the parser
@@ -81,48 +81,7 @@ class ScenarioError(ValueError):
         self.problems = list(problems)
 
 
-# --------------------------------------------------------------------------- numbers
-_SUFFIXES = {"K": 1e3, "k": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
-_UNIT_WORDS = {
-    "flops": ("flops", "flop"),
-    "tokens": ("tokens", "token", "tok"),
-    "params": ("params", "param", "parameters", "parameter"),
-    "": (),
-}
-_QUANTITY = re.compile(r"^\s*([+-]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([KkMBGTP])?\s*([A-Za-z]+)?\s*$")
-
-
-def parse_quantity(value: Any, unit: str = "") -> float:
-    """A positive count from ``1e21``, ``"3.5B"``, ``"1.2T tokens"``, ``"1e21 FLOPs"``.
-
-    ``unit`` is the unit the key expects ("flops", "tokens", "params" or "" for a plain
-    number); a unit word in the string must match it. Raises ValueError with a clear message.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        m = _QUANTITY.match(value)
-        if not m:
-            raise ValueError(
-                f"{value!r} is not a number: write e.g. 1e21, \"3.5B\" or \"1.2T\" (suffixes K, M, B/G, T, P)"
-            )
-        number = float(m.group(1).replace("_", ""))
-        if m.group(2):
-            number *= _SUFFIXES[m.group(2)]
-        word = (m.group(3) or "").lower()
-        if word:
-            if len(word) == 1:
-                raise ValueError(f"{value!r}: unknown magnitude suffix {m.group(3)!r} (use K, M, B or G, T, P)")
-            if word not in _UNIT_WORDS.get(unit, ()):
-                expected = f"the unit is {unit}" if unit else "this key takes a plain number"
-                raise ValueError(f"{value!r}: unit {m.group(3)!r} does not fit here ({expected})")
-    else:
-        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{value!r}: must be a positive finite number")
-    return number
+from .quantities import parse_quantity  # noqa: E402  (re-exported: scenario keys and the CLI parse with it)
 
 
 def _quantity(unit: str) -> Callable[[Any], float]:
@@ -625,7 +584,7 @@ def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | No
         except (KeyError, ValueError) as exc:
             raise ScenarioError(f"{scenario.path or '<scenario>'}: law.params: {str(exc).strip(chr(34))}") from None
     options: dict[str, Any] = {
-        "loss": spec.loss, "holdout": spec.holdout, "bootstrap": spec.bootstrap, "calibrate": spec.calibrate, "seed": spec.seed,
+        "loss": spec.loss, "train_on": spec.holdout, "bootstrap": spec.bootstrap, "calibrate": spec.calibrate, "seed": spec.seed,
         "max_starts": spec.max_starts,
     }
     if spec.columns:

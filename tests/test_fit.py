@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import planner
-from planner.fit.core import LawFitter, _prepare
-from planner.fit.objective import Objective, make_loss
+from planner.fitting.core import LawFitter, _prepare
+from planner.fitting.objective import Objective, make_loss
 from synthetic import MODEL_SIZES, SPEC_TOKENS, TOKENS_PER_PARAM, TRUTHS, grid_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -111,7 +111,7 @@ def test_epoch_points_land_within_published_standard_errors(epoch_runs):
 
 
 def test_holdout_on_epoch_points_reports_are_and_r2(epoch_runs):
-    fitted = planner.fit(epoch_runs, "chinchilla", holdout="model_size <= 1.1e9")
+    fitted = planner.fit(epoch_runs, "chinchilla", train_on="model_size <= 1.1e9")
     h = fitted.holdout
     assert h["n_train"] + h["n_test"] == 240 and h["n_test"] > 20
     assert h["are"] < 0.02 and h["r2"] > 0.8
@@ -184,9 +184,9 @@ def test_weights_are_validated():
 def test_bad_holdout_rule_is_explained():
     runs, _ = grid_table("chinchilla", seed=11)
     with pytest.raises(planner.FitError, match="not a valid expression"):
-        planner.fit(runs, "chinchilla", holdout="model_size <=")
+        planner.fit(runs, "chinchilla", train_on="model_size <=")
     with pytest.raises(planner.FitError, match="nothing is held out"):
-        planner.fit(runs, "chinchilla", holdout="model_size > 0")
+        planner.fit(runs, "chinchilla", train_on="model_size > 0")
 
 
 def test_auto_ranks_candidate_forms_by_held_out_error():
@@ -209,7 +209,7 @@ def test_checkpoint_filters_are_fit_options():
 # ------------------------------------------------------------------ serialization
 def test_json_round_trip_is_lossless(tmp_path):
     runs, _ = grid_table("split-additive", seed=14)
-    fitted = planner.fit(runs, "split-additive", bootstrap=4, holdout="model_size < 3e9")
+    fitted = planner.fit(runs, "split-additive", bootstrap=4, train_on="model_size < 3e9")
     path = fitted.save(tmp_path / "law.json")
     raw = json.loads(path.read_text())
     assert raw["form"] == "split-additive" and "B[code]" in raw["params"]
@@ -309,7 +309,7 @@ def test_calibration_needs_four_sizes():
 
 
 def test_calibration_slope_is_the_smallest_that_covers_the_level():
-    from planner.fit.core import calibrate_extrapolation
+    from planner.fitting.calibration import calibrate_extrapolation
 
     rng = np.random.default_rng(0)
     distances = np.concatenate([np.zeros(20), rng.uniform(0.1, 1.5, 200)])

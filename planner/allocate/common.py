@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..constants import SOLUTION_PRESENT
 __all__ = ["Solution", "solve_cvxpy", "infeasible_solution"]
 
 
@@ -37,7 +38,7 @@ class Solution:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("optimal", "optimal_inaccurate") and math.isfinite(self.value)
+        return self.status in SOLUTION_PRESENT and math.isfinite(self.value)
 
 
 def infeasible_solution(K: int, path: str, message: str, status: str = "infeasible") -> Solution:

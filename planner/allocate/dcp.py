@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from ..constants import SOLUTION_PRESENT
 from .common import Solution, infeasible_solution, solve_cvxpy
 from .problem import TOKEN_SCALE, Problem, Scenario
 
@@ -211,7 +212,7 @@ class TokenModel:
         if not m["dcp"]:
             return infeasible_solution(K, "dcp+search", "token problem is not DCP", status="failed")
         status = solve_cvxpy(m["problem"], solver=self.solver)
-        if status not in ("optimal", "optimal_inaccurate"):
+        if status not in SOLUTION_PRESENT:
             return infeasible_solution(K, "dcp+search", f"token problem {status} at N = {model_size:.4g}", status="infeasible" if status in ("infeasible", "unbounded") else "failed")
         D = float(_value(m["D_tot"])) * s
         S = np.zeros(K)

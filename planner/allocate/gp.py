@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..constants import SOLUTION_PRESENT
 from .common import Solution, infeasible_solution, solve_cvxpy
 from .problem import SPEC_FLOOR, TOKEN_SCALE, Problem, Scenario
 
@@ -413,17 +414,17 @@ class GPModel:
                 self.log_scale.value = math.log(self.scale)
                 self.inv_scale.value = 1.0 / self.scale
                 status = solve_cvxpy(self.problem, solver=self.solver)
-        if prob.mode == "min-compute" and status in ("optimal", "optimal_inaccurate"):
+        if prob.mode == "min-compute" and status in SOLUTION_PRESENT:
             # re-solve with the objective normalised by the compute just found
             used = float(np.sum(np.exp(self.obj_terms.logc + self.obj_terms.a * self.x.value + self.obj_terms.b * self.y.value
                                        + (np.where(self.obj_terms.col >= 0, self.obj_terms.g * self.z.value[np.maximum(self.obj_terms.col, 0)], 0.0) if self.z is not None else 0.0))))
             if used > 0 and math.isfinite(used) and abs(math.log(used) - self.log_cref.value) > 1.0:
                 self.log_cref.value = math.log(used)
                 status = solve_cvxpy(self.problem, solver=self.solver)
-        if status not in ("optimal", "optimal_inaccurate"):
+        if status not in SOLUTION_PRESENT:
             return infeasible_solution(K, "gp", f"solver status {status}", status="infeasible" if status in ("infeasible", "unbounded") else "failed")
         v = np.concatenate([[float(self.x.value), float(self.y.value)], np.asarray(self.z.value, dtype=float) if self.z is not None else []])
-        if status in ("optimal", "optimal_inaccurate") and prob.mode == "min-loss" and self.robust_mode != "worst" and len(v) <= 102:
+        if status in SOLUTION_PRESENT and prob.mode == "min-loss" and self.robust_mode != "worst" and len(v) <= 102:
             v = self._polish(v)
         N = float(math.exp(v[0]) * TOKEN_SCALE)
         D = float(math.exp(v[1]) * TOKEN_SCALE)

@@ -39,10 +39,11 @@ __all__ = [
     "ALLOCATION_SCHEMA",
 ]
 
-ALLOCATION_SCHEMA = "planner.allocation/1"
+from ..constants import ALLOCATION_SCHEMA, SOLUTION_PRESENT
+from ..errors import PlannerError
 
 
-class AllocationError(ValueError):
+class AllocationError(PlannerError):
     """Bad input to the allocator (unknown domain, negative budget, contradictory options).
 
     Infeasible but well-formed problems do not raise: they return an
@@ -476,7 +477,7 @@ class Allocation:
     # ------------------------------------------------------------------ access
     @property
     def feasible(self) -> bool:
-        return self.status in ("optimal", "optimal_inaccurate")
+        return self.status in SOLUTION_PRESENT
 
     @property
     def training_flops(self) -> float:

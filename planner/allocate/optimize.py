@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .._threads import blas_single_threaded
-from ..fit.law import FittedLaw
+from ..fitting.law import FittedLaw
 from .common import Solution, infeasible_solution
 from .dcp import TokenModel, dcp_applicable, search_log_model_size
 from .gp import GPModel, gp_applicable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from ..errors import PlannerError
 from .base import CallableForm, Form, Param
 from .chinchilla import Chinchilla, Overtrain
 from .downstream import DownstreamExp, DownstreamSigmoid
@@ -13,7 +14,7 @@ from .split import SplitAdditive, SplitEffective, SplitInteraction
 __all__ = ["register_form", "get_form", "list_forms", "unregister_form", "FormError"]
 
 
-class FormError(KeyError, ValueError):
+class FormError(KeyError, PlannerError):
     """Unknown form name, or a bad custom form declaration."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly

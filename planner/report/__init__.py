@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .._io import read_json
+from ..constants import ALLOCATION_SCHEMA, package_version
+from ..errors import PlannerError
 from .._records import to_jsonable as _clean
 from .render import render_csv, render_html, render_markdown
 
@@ -42,20 +44,16 @@ __all__ = [
     "render_html",
 ]
 
-ALLOCATION_SCHEMA = "planner.allocation/1"
 #: report format -> file name
 REPORT_FILES: dict[str, str] = {"json": "allocation.json", "md": "report.md", "csv": "allocation.csv", "html": "report.html"}
 FORMATS: tuple[str, ...] = tuple(REPORT_FILES)
 
 
-class ReportError(ValueError):
+class ReportError(PlannerError):
     """A result file that cannot be read, or a bad report option."""
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
+_version = package_version
 
 
 def build_result(
@@ -109,7 +107,7 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def law_objects(result: Mapping[str, Any]) -> dict[str, Any]:
     """FittedLaw objects rebuilt from the result's law JSON (a law that cannot be rebuilt is skipped)."""
-    from ..fit import FittedLaw
+    from ..fitting import FittedLaw
 
     out = {}
     for name, d in (result.get("laws") or {}).items():

@@ -12,6 +12,7 @@ import io
 import math
 from typing import Any, Mapping, Sequence
 
+from ..constants import SOLUTION_PRESENT
 __all__ = ["render_markdown", "render_csv", "render_html", "fmt_count", "fmt_flops", "CSV_COLUMNS"]
 
 
@@ -362,7 +363,7 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> s
 
     r = result
     title = r.get("title") or "Allocation report"
-    ok = str(r.get("status", "")).lower() in ("optimal", "optimal_inaccurate")
+    ok = str(r.get("status", "")).lower() in SOLUTION_PRESENT
     cards = [
         ("status", str(r.get("status", "?")), "status-ok" if ok else "status-bad"),
         ("budget", f"{fmt_flops(r.get('budget'))} FLOPs", ""),

@@ -84,7 +84,7 @@ def main(out_dir: Path = HERE) -> None:
     # the inference-heavy scenario reads a saved law: fit it once here, as `planner fit` would
     import planner
 
-    law = planner.fit(out_dir / "support_runs.csv", form="split-additive", holdout="auto", seed=0)
+    law = planner.fit(out_dir / "support_runs.csv", form="split-additive", train_on="auto", seed=0)
     law.save(out_dir / "support_law.json")
     print(f"wrote {out_dir / 'support_law.json'}")
 

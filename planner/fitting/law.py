@@ -22,14 +22,15 @@ import numpy as np
 import pandas as pd
 
 from .._io import read_json
+from ..constants import LAW_SCHEMA, package_version
 from .._records import Note, json_number as _num, to_jsonable as _jsonable
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form
+from .calibration import extrapolation_distance
 from .layout import FitError, ParamLayout, parse_slot_name
 
 __all__ = ["FitWarning", "FittedLaw", "law", "load_law", "LAW_SCHEMA"]
 
-LAW_SCHEMA = "planner.law/1"
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,7 @@ class FitWarning(Note):
     """A problem with a fit worth a reader's attention (``code`` is stable, ``message`` is prose)."""
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
+_version = package_version
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,8 +206,6 @@ class FittedLaw:
                 raise FitError("kind='extrapolation' needs a calibrated law: fit with calibrate=True")
             if level is not None and abs(level - float(cal["level"])) > 1e-12:
                 raise FitError(f"this law's extrapolation interval is calibrated at level {cal['level']}, not {level}")
-            from .core import extrapolation_distance
-
             x, idx = self._inputs(runs, arrays)
             pred = self._predict_values(self.params, x, idx)
             q = float(cal["q0"]) + float(cal["slope_per_decade"]) * extrapolation_distance(

@@ -18,12 +18,13 @@ from ..laws.base import Form, Inputs
 from ..laws.registry import get_form, list_forms
 from .._threads import blas_single_threaded
 from ..runs import load_runs, summarize_runs
+from .calibration import _compute, calibrate_extrapolation, extrapolation_distance
 from .law import FittedLaw, FitWarning
 from .layout import FitError, ParamLayout, parse_slot_name
 from .multistart import multistart, polish
 from .objective import Objective, make_loss
 
-__all__ = ["LawFitter", "fit", "holdout_split", "holdout_metrics", "FitError"]
+__all__ = ["LawFitter", "fit", "train_on_mask", "holdout_metrics", "FitError"]
 
 
 # --------------------------------------------------------------------------- data
@@ -117,8 +118,8 @@ def _with_virtual_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def holdout_split(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] | np.ndarray | None) -> np.ndarray:
-    """Boolean mask of the *training* rows for a held-out rule.
+def train_on_mask(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] | np.ndarray | None) -> np.ndarray:
+    """Boolean mask of the rows that are *fitted* for a ``train_on`` rule; the others are held out.
 
     ``rule`` is a pandas query over the run columns plus virtual columns
     ``tokens`` (D + D'), ``token_fraction`` (tokens / the run's maximum),
@@ -144,13 +145,13 @@ def holdout_split(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] 
             try:
                 mask = _with_virtual_columns(runs).eval(rule).to_numpy(dtype=bool)
             except Exception as exc:  # pandas raises many types for a bad expression
-                raise FitError(f"holdout rule {rule!r} is not a valid expression over the run columns: {exc}") from None
+                raise FitError(f"train_on rule {rule!r} is not a valid expression over the run columns: {exc}") from None
     if mask.shape != (len(runs),):
-        raise FitError(f"holdout rule must select rows of the table (got shape {mask.shape}, expected ({len(runs)},))")
+        raise FitError(f"train_on rule must select rows of the table (got shape {mask.shape}, expected ({len(runs)},))")
     if mask.all():
-        raise FitError(f"holdout rule {rule!r} keeps every row for training: nothing is held out")
+        raise FitError(f"train_on rule {rule!r} keeps every row for training: nothing is held out")
     if not mask.any():
-        raise FitError(f"holdout rule {rule!r} leaves no training rows")
+        raise FitError(f"train_on rule {rule!r} leaves no training rows")
     return mask
 
 
@@ -169,46 +170,6 @@ def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, floa
         "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "rmse_log": float(np.sqrt(np.mean(log_res ** 2))),
         "n_test": int(len(actual)),
-    }
-
-
-# ------------------------------------------------------------------- calibration
-def _compute(x: Inputs) -> np.ndarray:
-    return 6.0 * x.model_size * (x.pretrain_tokens + x.spec_tokens)
-
-
-def extrapolation_distance(x: Inputs, reference_model_size: float, reference_compute: float) -> np.ndarray:
-    """Decades beyond the fitted data: max(log10 N/N_max, log10 C/C_max, 0), C = 6 N (D + D')."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.maximum(np.log10(x.model_size / reference_model_size), np.log10(_compute(x) / reference_compute))
-    return np.clip(np.nan_to_num(d, nan=0.0), 0.0, None)
-
-
-def calibrate_extrapolation(in_sample: np.ndarray, distances: np.ndarray, errors: np.ndarray, *, level: float,
-                            reference_model_size: float, reference_compute: float, cutoffs: list[float]) -> dict[str, Any]:
-    r"""Half-width of a log-space interval that grows with extrapolation distance.
-
-    q(d) = q0 + slope * d in log loss, with q0 the ``level`` quantile of the in-sample
-    |log residuals| and slope the smallest value for which a ``level`` share of the
-    backtest errors satisfy |e_i| <= q0 + slope d_i (d_i in decades beyond each backtest's
-    data). The interval is pred * exp(+-q(d)): a split-conformal-style calibration on
-    backtests, honest only as far as the backtests resemble the real extrapolation.
-    """
-    q0 = float(np.quantile(in_sample, level))
-    positive = distances > 0
-    needed = np.where(positive, np.maximum(errors - q0, 0.0) / np.where(positive, distances, 1.0), np.inf)
-    covered_free = np.sum(~positive & (errors <= q0))
-    slope = 0.0
-    for c in np.sort(needed[positive]):
-        if (covered_free + np.sum(needed[positive] <= c)) / len(errors) >= level:
-            slope = float(c)
-            break
-    else:
-        slope = float(np.max(needed[positive])) if positive.any() else 0.0
-    return {
-        "level": level, "q0": q0, "slope_per_decade": slope, "n_backtest_points": int(len(errors)), "cutoffs": cutoffs,
-        "reference_model_size": reference_model_size, "reference_compute": reference_compute,
-        "distance": "max(log10 N/N_max, log10 C/C_max, 0) decades, C = 6 N (D + D')",
     }
 
 
@@ -238,8 +199,10 @@ class LawFitter:
         store how the error grows with extrapolation distance, for
         ``predict_interval(kind="extrapolation")`` (see :func:`calibrate_extrapolation`).
     interval_level: central probability of the percentile intervals (0.9).
-    holdout: rule for a held-out evaluation (see :func:`holdout_split`); the
-        reported parameters are refitted on all rows unless ``refit=False``.
+    train_on: rule selecting the rows that are *fitted* (see :func:`train_on_mask`), e.g.
+        ``"model_size <= 1e9"``; the other rows are held out and scored (``law.holdout``), and the
+        reported parameters are refitted on all rows unless ``refit=False``. ``"auto"`` holds out the
+        largest model size. (Renamed from ``holdout=``, which read as the rows held out.)
     max_starts, n_polish: multi-start budget.
     seed: makes everything deterministic.
     progress: optional callable(done, total) for bootstrap progress.
@@ -265,6 +228,7 @@ class LawFitter:
         bootstrap: int = 0,
         calibrate: bool = False,
         interval_level: float = 0.9,
+        train_on: Any = None,
         holdout: Any = None,
         refit: bool = True,
         max_starts: int = 256,
@@ -289,7 +253,8 @@ class LawFitter:
         self.bootstrap = bootstrap
         self.calibrate = calibrate
         self.interval_level = interval_level
-        self.holdout = holdout
+        self.train_on = train_on
+        self.holdout = holdout  # the old name: an error at fit time, with what to write
         self.refit = refit
         self.max_starts = max_starts
         self.n_polish = n_polish
@@ -334,7 +299,7 @@ class LawFitter:
             "form": form.name, "loss": self.loss, "delta": self.delta, "fix": fixed, "tie": sorted(self.tie),
             "bounds": {k: list(v) for k, v in (self.bounds or {}).items()}, "domain": self.domain,
             "bootstrap": self.bootstrap, "calibrate": self.calibrate, "interval_level": self.interval_level,
-            "holdout": self.holdout if isinstance(self.holdout, (str, type(None))) else "<custom>",
+            "train_on": self.train_on if isinstance(self.train_on, (str, type(None))) else "<custom>",
             "max_starts": self.max_starts, "n_polish": self.n_polish, "seed": self.seed,
             "min_tokens": self.min_tokens, "max_token_fraction": self.max_token_fraction, "where": self.where,
         }
@@ -412,6 +377,9 @@ class LawFitter:
     # ---------------------------------------------------------------- public
     @blas_single_threaded
     def fit(self, runs: Any) -> "LawFitter":
+        if self.holdout is not None:
+            raise FitError(f"holdout= was renamed train_on= because the rule selects the rows that are fitted: "
+                           f"write train_on={self.holdout!r}")
         form_spec = self.form
         if isinstance(form_spec, str) and form_spec == "auto":
             self.law_ = self._fit_auto(runs)
@@ -426,15 +394,15 @@ class LawFitter:
         holdout_info = None
         train_mask: np.ndarray | None = None
         held_law: FittedLaw | None = None
-        if self.holdout is not None:
-            train_mask = holdout_split(prep_all.table, self.holdout)
+        if self.train_on is not None:
+            train_mask = train_on_mask(prep_all.table, self.train_on)
             prep_train = _prepare(prep_all.table[train_mask], form, domain=None, weights=prep_all.weights[train_mask])
             missing = set(prep_all.domains) - set(prep_train.domains)
             if missing:
-                raise FitError(f"holdout rule {self.holdout!r} leaves no training rows for domain(s) {', '.join(sorted(missing))}")
+                raise FitError(f"train_on rule {self.train_on!r} leaves no training rows for domain(s) {', '.join(sorted(missing))}")
             held_law, _ = self._solve(form, prep_train, self.seed)
             test = prep_all.table[~train_mask]
-            holdout_info = {"rule": self.holdout if isinstance(self.holdout, str) else "<custom>", "n_train": int(train_mask.sum()),
+            holdout_info = {"rule": self.train_on if isinstance(self.train_on, str) else "<custom>", "n_train": int(train_mask.sum()),
                             **holdout_metrics(test[form.target].to_numpy(dtype=float), held_law.predict(test)),
                             "params": dict(held_law.params)}
         if held_law is not None and not self.refit:
@@ -563,7 +531,7 @@ class LawFitter:
         has_spec = "spec_tokens" in table and bool((table["spec_tokens"] > 0).any())
         has_unique = "unique_tokens" in table and bool(np.isfinite(table["unique_tokens"].astype(float)).any())
         multi_domain = "domain" in table and table["domain"].nunique() > 1
-        rule = self.holdout if self.holdout is not None else "auto"
+        rule = self.train_on if self.train_on is not None else "auto"
         ranking = []
         best: tuple[float, Form] | None = None
         for form in list_forms(kind="loss"):
@@ -578,7 +546,7 @@ class LawFitter:
                 continue
             # tie/bounds name parameters of some candidate forms only: apply what applies
             # candidates are only scored on the held-out rows: no refit on all rows (the winner gets one)
-            sub = self._clone(form, bootstrap=0, calibrate=False, holdout=rule, refit=False, progress=None, **self._applicable(form))
+            sub = self._clone(form, bootstrap=0, calibrate=False, train_on=rule, refit=False, progress=None, **self._applicable(form))
             try:
                 fl = sub._fit_form(form, table)
             except FitError as exc:
@@ -594,7 +562,7 @@ class LawFitter:
         for r in ranking:
             if r["form"] == best[1].name:
                 r["note"] = "selected"
-        chosen = self._clone(best[1], holdout=rule, **self._applicable(best[1]))
+        chosen = self._clone(best[1], train_on=rule, **self._applicable(best[1]))
         return chosen._fit_form(best[1], table, selection=tuple(ranking))
 
 
@@ -602,6 +570,6 @@ def fit(runs: Any, form: Form | str = "chinchilla", **options: Any) -> FittedLaw
     """Fit ``form`` to a run table (path or DataFrame) and return a :class:`FittedLaw`.
 
     See :class:`LawFitter` for the options (``loss``, ``fix``/``borrow``, ``tie``,
-    ``bounds``, ``weights``, ``domain``, ``columns``, ``bootstrap``, ``holdout``, ``seed``, ...).
+    ``bounds``, ``weights``, ``domain``, ``columns``, ``bootstrap``, ``train_on``, ``seed``, ...).
     """
     return LawFitter(form, **options).fit(runs).law_

@@ -14,12 +14,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import PlannerError
 from ..laws.base import Form, Param
 
 __all__ = ["Slot", "ParamLayout", "FitError", "slot_name", "parse_slot_name"]
 
 
-class FitError(ValueError):
+class FitError(PlannerError):
     """A fit that cannot start: bad options, unknown parameters, unusable data."""
 
 
