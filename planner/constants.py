@@ -10,6 +10,7 @@ from functools import lru_cache
 
 __all__ = [
     "ALLOCATION_SCHEMA", "LAW_SCHEMA", "SCENARIO_SCHEMA", "SOLUTION_PRESENT", "OPTIMAL", "package_version",
+    "MAX_BOOTSTRAP", "MAX_STARTS", "MAX_DOMAINS", "MAX_FILE_BYTES", "MAX_QUANTITY_CHARS", "MAX_RULE_CHARS",
 ]
 
 #: schema id of ``allocation.json`` (results of ``planner run`` and ``Allocation.to_dict``)
@@ -34,3 +35,16 @@ def package_version() -> str:
         return version("planner")
     except PackageNotFoundError:
         return "0+unknown"
+
+# Caps shared by the Python API, scenario files and the CLI, so the three accept the same inputs.
+#: most bootstrap draws a fit may ask for
+MAX_BOOTSTRAP = 10_000
+#: most multi-start points a fit or solve may ask for
+MAX_STARTS = 100_000
+#: most domains in one plan
+MAX_DOMAINS = 10_000
+#: largest input file read (scenario, runs, law or allocation JSON), bytes
+MAX_FILE_BYTES = 64 * 1024 * 1024
+#: longest quantity string ("3.5B tokens") or row-selection rule accepted, characters
+MAX_QUANTITY_CHARS = 64
+MAX_RULE_CHARS = 2_000
