@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..allocate.model import FlopModel, SixN
+from ..laws.base import Inputs
 from ._model import LawVec, Points
 
 __all__ = ["PlanProblem", "PlanPoint", "fast_plan", "Z_RANGE"]
@@ -78,18 +79,36 @@ def objective(vec: LawVec, theta: np.ndarray, prob: PlanProblem, u: np.ndarray) 
     return objective_at(vec, theta, prob, n, d, s)
 
 
+class _Evaluator:
+    """The plan's objective for one law: parameters expanded to the planned domains once."""
+
+    def __init__(self, vec: LawVec, theta: np.ndarray, prob: PlanProblem) -> None:
+        self.form = vec.form
+        self.params = vec._expand(theta, prob.dom)
+        self.prob = prob
+        k = prob.K
+        self._nan = np.full(k, np.nan)
+        self._inf = np.full(k, np.inf)
+
+    def losses(self, n: float, d: float, s: np.ndarray) -> np.ndarray:
+        k = self.prob.K
+        x = Inputs(np.full(k, n), np.full(k, d), np.asarray(s, dtype=float), self._inf, self._nan)
+        return np.asarray(self.form.predict(self.params, x), dtype=float)
+
+    def __call__(self, n: float, d: float, s: np.ndarray) -> float:
+        prob = self.prob
+        val = float(np.dot(prob.weights, self.losses(n, d, s)))
+        over = np.log(np.maximum(np.asarray(s) / prob.caps, 1.0))
+        under = math.log(max(prob.min_pretrain_tokens / d, 1.0)) if prob.min_pretrain_tokens > 0 else 0.0
+        return val + 1e3 * float(np.sum(over ** 2) + under ** 2)
+
+
 def objective_at(vec: LawVec, theta: np.ndarray, prob: PlanProblem, n: float, d: float, s: np.ndarray) -> float:
     """sum_k w_k L_k(N, D, D'_k) plus a steep penalty for a D' cap or a D floor crossed."""
-    k = prob.K
-    pts = Points(np.full(k, n), np.full(k, d), np.asarray(s, dtype=float), prob.dom)
-    loss = vec.predict(theta, pts)
-    val = float(np.dot(prob.weights, loss))
-    over = np.log(np.maximum(np.asarray(s) / prob.caps, 1.0))
-    under = math.log(max(prob.min_pretrain_tokens / d, 1.0)) if prob.min_pretrain_tokens > 0 else 0.0
-    return val + 1e3 * float(np.sum(over ** 2) + under ** 2)
+    return _Evaluator(vec, theta, prob)(n, d, s)
 
 
-def fast_plan(vec: LawVec, theta: np.ndarray, prob: PlanProblem, start: np.ndarray | None = None, n_starts: int = 3) -> PlanPoint:
+def fast_plan(vec: LawVec, theta: np.ndarray, prob: PlanProblem, start: np.ndarray | None = None, n_starts: int = 2) -> PlanPoint:
     """Minimise the objective by multi-start L-BFGS-B (``start`` warm-starts a single run)."""
     lo_n, hi_n = math.log(prob.min_model_size), math.log(prob.max_model_size)
     bounds = [(lo_n, hi_n)] + [Z_RANGE] * prob.K
@@ -102,10 +121,14 @@ def fast_plan(vec: LawVec, theta: np.ndarray, prob: PlanProblem, start: np.ndarr
         offsets = (0.0, -1.2, 1.2, -2.4, 2.4)[: max(n_starts, 1)]
         starts = [np.array([min(max(centre + o, lo_n), hi_n)] + [z0] * prob.K) for o in offsets]
         starts += [np.array([min(max(centre, lo_n), hi_n)] + [Z_RANGE[0] + 1.0] * prob.K)]
+    ev = _Evaluator(vec, theta, prob)
+
+    def f(u: np.ndarray) -> float:
+        return ev(*plan_tokens(prob, u))
+
     best = None
     for s0 in starts:
-        res = minimize(lambda u: objective(vec, theta, prob, u), s0, method="L-BFGS-B", bounds=bounds,
-                       options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 400})
+        res = minimize(f, s0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 300})
         if best is None or res.fun < best.fun:
             best = res
     u = np.asarray(best.x, dtype=float)

@@ -76,28 +76,28 @@ def map_fit(vec: LawVec, pts: Points, y_log: np.ndarray, mean: np.ndarray, preci
     return theta, float(np.sum(r ** 2)), r
 
 
-def select_and_fit(prior: Prior, pts: Points, y_log: np.ndarray, sigma: float, seed: int = 0) -> tuple[int, np.ndarray]:
+def select_and_fit(prior: Prior, pts: Points, y_log: np.ndarray, sigma: float, seed: int = 0, n_starts: int = 2) -> tuple[int, np.ndarray]:
     """``auto``'s rule with MAP fits: hold out the largest size, lowest held-out ARE wins, refit on all rows."""
     comps = prior.components
     if len(comps) == 1:
         c = comps[0]
-        return 0, map_fit(c.vec, pts, y_log, c.mean, c.precision, sigma=sigma, seed=seed)[0]
+        return 0, map_fit(c.vec, pts, y_log, c.mean, c.precision, sigma=sigma, seed=seed, n_starts=n_starts)[0]
     top = pts.model_size.max()
     held = np.isclose(pts.model_size, top)
     if held.all() or not held.any():
-        scores = [map_fit(c.vec, pts, y_log, c.mean, c.precision, sigma=sigma, seed=seed)[1] for c in comps]
+        scores = [map_fit(c.vec, pts, y_log, c.mean, c.precision, sigma=sigma, seed=seed, n_starts=n_starts)[1] for c in comps]
         i = int(np.argmin(scores))
     else:
         train, test = pts.take(~held), pts.take(held)
         ares = []
         for c in comps:
-            th = map_fit(c.vec, train, y_log[~held], c.mean, c.precision, sigma=sigma, seed=seed)[0]
+            th = map_fit(c.vec, train, y_log[~held], c.mean, c.precision, sigma=sigma, seed=seed, n_starts=n_starts)[0]
             pred = c.vec.predict(th, test)
             actual = np.exp(y_log[held])
             ares.append(float(np.mean(np.abs(pred - actual) / actual)))
         i = int(np.argmin(ares))
     c = comps[i]
-    return i, map_fit(c.vec, pts, y_log, c.mean, c.precision, sigma=sigma, seed=seed)[0]
+    return i, map_fit(c.vec, pts, y_log, c.mean, c.precision, sigma=sigma, seed=seed, n_starts=n_starts)[0]
 
 
 def regret_of(truth_vec: LawVec, truth_theta: np.ndarray, prob: PlanProblem, plan: Any, best: Any) -> float:
