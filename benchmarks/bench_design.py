@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--fraction", type=float, default=0.01)
-    ap.add_argument("--design-truths", type=int, default=24)
+    ap.add_argument("--design-truths", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=25, help="print running means every CHUNK truths")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()

@@ -49,6 +49,9 @@ from .simulate import SimulationSummary, simulate_ladders
 __all__ = ["design", "Design", "LadderScore", "DESIGN_SCHEMA", "SEARCH_SPACE", "CURVE_FRACTIONS", "runs_to_points"]
 
 DESIGN_SCHEMA = "planner.design/1"
+#: ladder sizes searched without a ``sizes`` option: from 10M parameters (smaller models deviate from the
+#: laws fitted at scale; Gadre et al.'s and Choshen et al.'s ladders start at 11M-70M) up
+DEFAULT_SIZE_RANGE = (1e7, 1e13)
 CURVE_FRACTIONS = (0.001, 0.003, 0.01, 0.03, 0.1)
 SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "n_sizes": (3, 4, 5, 6),
@@ -280,7 +283,8 @@ def design(
     budget: the target training budget C (FLOPs). experiment_budget: FLOPs for the ladder (a cap).
     runs: existing runs (path or DataFrame) -> the prior is their posterior; law: a law to centre the
     prior on (its bootstrap draws when it has them) when there are no runs.
-    sizes: a menu of model sizes (list of >= 3 values) or a range ``(low, high)`` for the ladder.
+    sizes: a menu of model sizes (list of >= 3 values) or a range ``(low, high)`` for the ladder
+        (default 1e7 .. 1e13 parameters).
     noise: sd of a run's log loss (default: from the runs' residuals, else 0.01).
     n_truths: truths of the linearized criterion; n_simulations: truths of the verification (0: none).
     spend_options: shares of the experiment budget the search may use.
@@ -317,7 +321,7 @@ def design(
     if not spend_options or any(not 0 < float(s) <= 1 for s in spend_options):
         raise DesignError(f"spend_options must be shares in (0, 1], got {spend_options!r}")
     menu: list[float] | None = None
-    min_size, max_size = 1e6, 1e13
+    min_size, max_size = DEFAULT_SIZE_RANGE
     if sizes is not None:
         vals = [float(s) for s in sizes]
         if any(not math.isfinite(v) or v <= 0 for v in vals):
