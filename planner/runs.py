@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PlannerError
+from .selection import SelectionError, select_rows
 __all__ = [
     "CANONICAL",
     "OPTIONAL",
@@ -387,8 +388,9 @@ def load_runs(
             (the Hitchhiker's guide drops the first 1e10 tokens of each run).
         max_token_fraction: in (0, 1]; keep, per ``run``, only rows with total tokens <=
             ``max_token_fraction`` x that run's largest total tokens (measured before any filter).
-        where: a :meth:`pandas.DataFrame.query` expression on the canonical names, e.g.
-            ``"model_size <= 1e9 and domain == 'general'"``.
+        where: a row-selection rule (:mod:`planner.selection`) on the canonical names and the virtual
+            columns ``tokens``, ``token_fraction``, ``compute`` and ``largest``, e.g.
+            ``"model_size <= 1e9 and domain == 'general'"``; never passed to ``eval`` or pandas.
         require: columns that must be present and have a value in every row. ``pretrain_tokens``
             counts as present when ``flops`` and ``model_size`` are, see below.
 
@@ -667,20 +669,12 @@ def _apply_filters(
         keep = total.loc[df.index] <= f * run_max.loc[df.index]
         df = drop(keep, f"max_token_fraction={f:g} (tokens > {f:g} x the run's maximum)")
     if where is not None:
-        if not isinstance(where, str) or not where.strip():
-            raise RunsError(f"{label}: where= must be a non-empty query string, got {where!r}")
         try:
-            mask = df.eval(where)
-        except Exception as exc:
+            mask = pd.Series(select_rows(df, where), index=df.index)
+        except SelectionError as exc:
             raise RunsError(
-                f"{label}: bad where= expression {where!r}: {type(exc).__name__}: {exc}. "
-                f"Columns available: {', '.join(map(str, df.columns))}"
+                f"{label}: where= {exc}. Columns available: {', '.join(map(str, df.columns))}"
             ) from None
-        if not isinstance(mask, pd.Series) or mask.dtype != bool or not mask.index.equals(df.index):
-            raise RunsError(
-                f"{label}: where= expression {where!r} must give one True/False per row "
-                "(a comparison such as 'model_size <= 1e9')"
-            )
         df = drop(mask, f"where={where!r}")
 
     if df.empty:

@@ -18,6 +18,7 @@ from ..laws.base import Form, Inputs
 from ..laws.registry import get_form, list_forms
 from .._threads import blas_single_threaded
 from ..runs import load_runs, summarize_runs
+from ..selection import SelectionError, select_rows
 from .calibration import _compute, calibrate_extrapolation, extrapolation_distance
 from .law import FittedLaw, FitWarning
 from .layout import FitError, ParamLayout, parse_slot_name
@@ -106,27 +107,15 @@ def _prepare(table: pd.DataFrame, form: Form, *, domain: str | Sequence[str] | N
 
 
 # ----------------------------------------------------------------------- holdout
-def _with_virtual_columns(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    tokens = out.get("pretrain_tokens", pd.Series(np.nan, index=out.index)).astype(float) + out.get("spec_tokens", pd.Series(0.0, index=out.index)).astype(float)
-    out["tokens"] = tokens
-    key = out["run"] if "run" in out else pd.Series(np.arange(len(out)), index=out.index)
-    out["token_fraction"] = tokens / tokens.groupby(key).transform("max")
-    if "model_size" in out:
-        out["compute"] = 6.0 * out["model_size"].astype(float) * tokens
-        out["largest"] = out["model_size"] == out["model_size"].max()
-    return out
-
-
 def train_on_mask(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] | np.ndarray | None) -> np.ndarray:
     """Boolean mask of the rows that are *fitted* for a ``train_on`` rule; the others are held out.
 
-    ``rule`` is a pandas query over the run columns plus virtual columns
-    ``tokens`` (D + D'), ``token_fraction`` (tokens / the run's maximum),
-    ``compute`` (6 N tokens) and ``largest`` (the largest model size), e.g.
-    ``"model_size <= 1e9"`` or ``"token_fraction <= 0.7"``; or a callable
-    returning a mask; or a boolean mask. ``"auto"`` holds out the largest
-    model size (or, with fewer than 3 sizes, each run's last 30 % of tokens).
+    ``rule`` is a row-selection rule (:mod:`planner.selection`: comparisons, and/or/not, quantities)
+    over the run columns plus the virtual columns ``tokens`` (D + D'), ``token_fraction`` (tokens /
+    the run's maximum), ``compute`` (6 N tokens) and ``largest`` (the largest model size), e.g.
+    ``"model_size <= 1e9"`` or ``"token_fraction <= 0.7"``; or a callable returning a mask; or a
+    boolean mask. ``"auto"`` holds out the largest model size (or, with fewer than 4 sizes, each
+    run's last 30 % of tokens). A rule is never passed to ``eval`` or pandas.
     """
     if rule is None:
         return np.ones(len(runs), dtype=bool)
@@ -135,17 +124,14 @@ def train_on_mask(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] 
     elif callable(rule):
         mask = np.asarray(rule(runs), dtype=bool)
     else:
-        rule = str(rule).strip()
+        rule = str(rule).strip() if isinstance(rule, str) else rule
         if rule == "auto":
             sizes = np.unique(runs["model_size"]) if "model_size" in runs else np.array([])
-            rule = "model_size < @largest_size" if len(sizes) >= 4 else "token_fraction <= 0.7"
-            df = _with_virtual_columns(runs)
-            mask = df.eval(rule, local_dict={"largest_size": sizes.max() if len(sizes) else 0}).to_numpy(dtype=bool)
-        else:
-            try:
-                mask = _with_virtual_columns(runs).eval(rule).to_numpy(dtype=bool)
-            except Exception as exc:  # pandas raises many types for a bad expression
-                raise FitError(f"train_on rule {rule!r} is not a valid expression over the run columns: {exc}") from None
+            rule = "not largest" if len(sizes) >= 4 else "token_fraction <= 0.7"
+        try:
+            mask = select_rows(runs, rule)
+        except SelectionError as exc:
+            raise FitError(f"train_on: {exc}") from None
     if mask.shape != (len(runs),):
         raise FitError(f"train_on rule must select rows of the table (got shape {mask.shape}, expected ({len(runs)},))")
     if mask.all():
