@@ -17,7 +17,8 @@ import numpy as np
 import planner
 from planner.allocate import Domain, optimize, sweep
 from planner.allocate.gp import GPModel
-from planner.allocate.optimize import _build_context
+from planner.allocate._context import build_context
+from planner.allocate._options import check_options
 
 
 def make_law(K: int, seed: int = 1) -> tuple[planner.FittedLaw, list[Domain]]:
@@ -78,7 +79,7 @@ def main() -> None:
     print(f"{'K':>6} {'build (s)':>10} {'solve (s)':>10} {'build+solve':>12} {'optimize() total':>17}  status / certified")
     for K in (1, 10, 100, 1000):
         law, doms = make_law(K)
-        ctx = _build_context(law, budget, doms, None, "split", {})
+        ctx = build_context(law, budget, doms, None, check_options("bench"), {})
         builds, solves = [], []
         for _ in range(r):
             t = time.perf_counter()
@@ -97,7 +98,7 @@ def main() -> None:
     for K in (10, 100):
         law, doms = make_law(K)
         naive = median_time(lambda: naive_gp(law, doms, budget), max(1, r // 2) if K >= 100 else r)
-        ctx = _build_context(law, budget, doms, None, "split", {})
+        ctx = build_context(law, budget, doms, None, check_options("bench"), {})
         vec = median_time(lambda: GPModel(ctx.problem).solve(budget), r)
         val_naive = naive_gp(law, doms, budget)
         val_vec = optimize(law, budget, doms, baselines=False).objective
