@@ -87,18 +87,48 @@ class _MultiStartCompiled:
         return solve_multistart(prob, budget)
 
 
+class _KKTCompiled:
+    """The numpy KKT solver standing in for a convex path (same path label, same certificate rule)."""
+
+    def __init__(self, prob: Problem, path: str, certified: bool) -> None:
+        from .kkt import KKTSolver
+
+        self.solver = KKTSolver(prob, path=path, certified=certified)
+
+    def solve(self, budget: float | None, *, size: float | None = None, last: tuple[float | None, Solution] | None = None) -> Solution:
+        assert budget is not None  # kkt_applicable: min-loss only
+        if size is not None:
+            return self.solver.solve_at(size, budget)
+        return self.solver.solve(budget, last=last)
+
+
+def _numpy_or_cvxpy(prob: Problem, options: OptimizeOptions, path: str, certified: bool) -> Compiled | None:
+    """The numpy KKT solver when the options allow it and it applies; None for the cvxpy formulation."""
+    if not options.numpy_allowed:
+        return None
+    from .kkt import kkt_applicable
+
+    ok, why = kkt_applicable(prob)
+    if ok:
+        return _KKTCompiled(prob, path, certified)
+    if options.solver == "numpy":
+        raise AllocationError(f"solver='numpy' requested but the numpy KKT solver does not apply: {why}")
+    log.info("numpy KKT solver not applicable (%s); using the cvxpy formulation of path %s", why, path)
+    return None
+
+
 class GeometricProgramPath:
     """Posynomial laws: one geometric program in log variables (certified: convex)."""
 
     name = "gp"
     requested_as = "gp"
-    options = ("solver",)
+    options = ("solver",)  # "auto"/"numpy": the KKT solver of :mod:`.kkt` where it applies; else cvxpy
 
     def applicable(self, prob: Problem) -> tuple[bool, str]:
         return gp_applicable(prob)
 
     def compile(self, prob: Problem, options: OptimizeOptions) -> Compiled:
-        return _GPCompiled(prob, options.cvxpy_solver)
+        return _numpy_or_cvxpy(prob, options, self.name, True) or _GPCompiled(prob, options.cvxpy_solver)
 
 
 class TokenSearchPath:
@@ -112,7 +142,7 @@ class TokenSearchPath:
         return dcp_applicable(prob)
 
     def compile(self, prob: Problem, options: OptimizeOptions) -> Compiled:
-        return _TokenSearchCompiled(prob, options.cvxpy_solver)
+        return _numpy_or_cvxpy(prob, options, self.name, False) or _TokenSearchCompiled(prob, options.cvxpy_solver)
 
 
 class MultiStartPath:
