@@ -22,7 +22,7 @@ from ..selection import SelectionError, select_rows
 from .calibration import _compute, calibrate_extrapolation, extrapolation_distance
 from .law import FittedLaw, FitWarning
 from .layout import FitError, ParamLayout, parse_slot_name
-from .multistart import multistart, polish
+from .multistart import POLISH_METHODS, multistart, polish
 from .objective import Objective, make_loss
 
 __all__ = ["LawFitter", "fit", "train_on_mask", "holdout_metrics", "FitError"]
@@ -190,7 +190,15 @@ class LawFitter:
         reported parameters are refitted on all rows unless ``refit=False``. ``"auto"`` holds out the
         largest model size. (Renamed from ``holdout=``, which read as the rows held out.)
     max_starts, n_polish: multi-start budget.
+    polish: "auto" (default: :func:`scipy.optimize.least_squares`, trust-region reflective on the
+        log residuals with the form's analytic Jacobian; L-BFGS-B for forms on finite differences),
+        "least-squares" or "l-bfgs-b" (the previous polish, kept for comparison). Both reach the
+        same optimum (``tests/test_fit_speed_paths.py``).
     seed: makes everything deterministic.
+    n_jobs: workers for the bootstrap draws and the calibration backtests, scikit-learn's
+        convention (-1, the default: every core; 1 or None: in this process; k: k workers),
+        through joblib, so ``joblib.parallel_config(backend="dask")`` sends them to a Dask cluster.
+        Results do not depend on it: each draw takes its seed from its index.
     progress: optional callable(done, total) for bootstrap progress.
     """
 
@@ -219,7 +227,9 @@ class LawFitter:
         refit: bool = True,
         max_starts: int = 256,
         n_polish: int = 6,
+        polish: str = "auto",
         seed: int = 0,
+        n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.form = form
@@ -244,7 +254,9 @@ class LawFitter:
         self.refit = refit
         self.max_starts = max_starts
         self.n_polish = n_polish
+        self.polish = polish
         self.seed = seed
+        self.n_jobs = n_jobs
         self.progress = progress
 
     def _filters(self) -> dict[str, Any]:
@@ -317,12 +329,14 @@ class LawFitter:
         layout = self._layout(form, prep, notes)
         loss = make_loss(self.loss, self.delta, self.over_weight)
         obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
+        if self.polish not in POLISH_METHODS:
+            raise FitError(f"polish must be one of {', '.join(POLISH_METHODS)}, not {self.polish!r}")
         if quick and start is not None:
-            res = polish(obj, {k: start[k] for k in layout.names})
+            res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)
             n_starts = 1
         else:
             extra = [dict(start)] if start is not None else None
-            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra)
+            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra, method=self.polish)
         values = layout.from_theta(res.x)
         f = obj.value(res.x)
         resid = obj.residuals(res.x)
@@ -334,7 +348,7 @@ class LawFitter:
             warnings.append(FitWarning("non-finite", "the fitted law gives non-finite or non-positive predictions on the data"))
         elif res.status == 1:
             status = "not-converged"
-            warnings.append(FitWarning("not-converged", f"L-BFGS-B stopped at its iteration limit ({message})"))
+            warnings.append(FitWarning("not-converged", f"the polish stopped at its iteration limit ({message})"))
         for s, th in zip(layout.free, res.x):
             lo, hi = layout.theta_bounds()[layout.free.index(s)]
             span = (hi - lo) if not s.log else 1.0
