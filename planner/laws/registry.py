@@ -24,6 +24,7 @@ from .base import CallableForm, Form, Param
 from .chinchilla import Chinchilla, Overtrain
 from .downstream import DownstreamExp, DownstreamSigmoid
 from .repetition import Repetition
+from .second_stage import SplitMultiplicative, SplitPrelearned, SplitTransfer
 from .split import SplitAdditive, SplitEffective, SplitInteraction
 
 __all__ = ["register_form", "get_form", "list_forms", "unregister_form", "FormError", "ENTRY_POINT_GROUP"]
@@ -50,6 +51,9 @@ _BUILTIN: tuple[Form, ...] = (
     Repetition(),
     DownstreamExp(),
     DownstreamSigmoid(),
+    SplitTransfer(),
+    SplitMultiplicative(),
+    SplitPrelearned(),
 )
 _REGISTRY: dict[str, Form] = {f.name: f for f in _BUILTIN}
 
