@@ -355,8 +355,8 @@ class FittedLaw:
             intervals=_intervals(d.get("intervals"), params, source),
             data=_mapping(d.get("data"), source, "data", optional=True),
             options=options,
-            holdout=_mapping(d.get("holdout"), source, "holdout", optional=True) or None,
-            selection=tuple(_mapping(s, source, f"selection[{i}]") for i, s in enumerate(_list(d.get("selection"), source, "selection"))),
+            holdout=_holdout(d.get("holdout"), source),
+            selection=_selection(d.get("selection"), source),
             points=_points(d.get("points"), source),
             calibration=_calibration(d.get("calibration"), source),
             version=_text(d.get("version", _version()), source, "version"),
@@ -549,7 +549,34 @@ def _points(v: Any, source: str) -> pd.DataFrame | None:
     return pd.DataFrame(cols)
 
 
-_CALIBRATION_NUMBERS = ("level", "q0", "slope_per_decade", "reference_model_size", "reference_compute")
+_CALIBRATION_NUMBERS = ("level", "q0", "slope_per_decade", "reference_model_size", "reference_compute", "n_backtest_points")
+#: numbers of a held-out evaluation that reports print (null allowed: R^2 of one row)
+_HOLDOUT_NUMBERS = ("are", "max_rel_error", "r2", "rmse_log", "n_test", "n_train")
+
+
+def _holdout(v: Any, source: str) -> dict[str, Any] | None:
+    h = _mapping(v, source, "holdout", optional=True)
+    for key in _HOLDOUT_NUMBERS:
+        if h.get(key) is not None:
+            _number(h[key], source, f"holdout.{key}", finite=False)
+    if "rule" in h and not isinstance(h["rule"], str):
+        raise FitError(f"{_where(source, 'holdout.rule')} must be text")
+    return h or None
+
+
+def _selection(v: Any, source: str) -> tuple[dict[str, Any], ...]:
+    """The ``form="auto"`` ranking: one object per candidate with ``form`` (text) and ``are`` (number or null)."""
+    out = []
+    for i, item in enumerate(_list(v, source, "selection")):
+        item = _mapping(item, source, f"selection[{i}]")
+        _text(item.get("form"), source, f"selection[{i}].form")
+        for key in ("are", "r2"):
+            if item.get(key) is not None:
+                _number(item[key], source, f"selection[{i}].{key}", finite=False)
+        if item.get("note") is not None:
+            _text(item["note"], source, f"selection[{i}].note")
+        out.append(item)
+    return tuple(out)
 
 
 def _calibration(v: Any, source: str) -> dict[str, Any] | None:
