@@ -283,7 +283,7 @@ class LawFitter:
         guide does with 1e10; reported in the data notes.
     max_token_fraction: keep only each run's checkpoints up to this fraction of its tokens
         (fit on a partially trained target).
-    where: a pandas query selecting the rows to fit on.
+    where: a row-selection rule (:mod:`planner.selection`) choosing the rows to fit on.
     bootstrap: number of bootstrap draws (whole runs resampled within each domain).
     calibrate: run size backtests (fit on the smaller model sizes, predict the larger ones) and
         store how the error grows with extrapolation distance, for
