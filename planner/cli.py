@@ -12,12 +12,14 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
 
 from .constants import SOLUTION_PRESENT
+from .errors import PlannerWarning
 
 __all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -88,7 +90,10 @@ def _guard(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         settings = _settings()
         try:
-            return f(*args, **kwargs)
+            with warnings.catch_warnings():
+                # the CLI prints fit and plan warnings from the results (law.warnings): not twice
+                warnings.simplefilter("ignore", PlannerWarning)
+                return f(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except _Fail as exc:

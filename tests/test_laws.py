@@ -295,3 +295,22 @@ def test_bad_entry_points_are_form_errors(plugin_dist, name, message):
 def test_unknown_form_lists_entry_point_names(plugin_dist):
     with pytest.raises(FormError, match="unknown form 'nope'.*kaplan-like"):
         get_form("nope")
+
+
+def test_entry_point_forms_in_a_scenario(plugin_dist, tmp_path):
+    """A scenario names a form that only an installed package declares; validate and run resolve it."""
+    from click.testing import CliRunner
+    from planner.cli import cli
+
+    scenario = tmp_path / "plan.toml"
+    scenario.write_text(
+        "[budget]\nflops = 1e21\n\n[law]\nform = \"kaplan-like\"\nparams = { E = 1.7, A = 1e7, alpha = 0.3 }\n\n"
+        "[[domains]]\nname = \"general\"\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", str(scenario)])
+    assert result.exit_code == 0, result.output
+    # an out-of-range inline parameter of the plugin form is refused before planning
+    scenario.write_text(scenario.read_text().replace("alpha = 0.3", "alpha = 0.0"))
+    resolved = CliRunner().invoke(cli, ["run", str(scenario), "-o", str(tmp_path / "out")])
+    assert resolved.exit_code == 2 and "alpha = 0 is outside" in resolved.output + resolved.stderr
+    assert not (tmp_path / "out" / "allocation.json").exists()
