@@ -197,3 +197,53 @@ def test_length_and_depth_are_capped():
 def test_auto_rule_holds_out_the_largest_size():
     table = load_runs(_table())
     np.testing.assert_array_equal(train_on_mask(table, "auto"), table.model_size < table.model_size.max())
+
+
+# ------------------------------------------------------------------ the issue-9 reproduction end to end
+SCENARIO_WITH_ATTACK = """\
+[budget]
+flops = 1e21
+
+[law]
+runs = "runs.csv"
+form = "chinchilla"
+holdout = "@pd.io.common.os.system('touch {marker}')==0 or model_size<1e9"
+max_starts = 4
+"""
+
+
+@pytest.fixture
+def runs_csv(tmp_path) -> Path:
+    from synthetic import grid_table
+
+    table, _ = grid_table("chinchilla")
+    path = tmp_path / "runs.csv"
+    table[["model_size", "pretrain_tokens", "loss"]].to_csv(path, index=False)
+    return path
+
+
+def test_cli_fit_where_attack_exits_2_without_running(runs_csv, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from planner.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    for option in ("--where", "--holdout"):
+        result = CliRunner().invoke(cli, ["fit", str(runs_csv), "--form", "chinchilla", option, ATTACKS[0]])
+        assert result.exit_code == 2, result.output
+        assert "'@'" in result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert not (tmp_path / PWNED).exists()
+
+
+def test_scenario_holdout_attack_does_not_run(runs_csv, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from planner.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    scenario = tmp_path / "plan.toml"
+    scenario.write_text(SCENARIO_WITH_ATTACK.format(marker=PWNED))
+    for command in ("validate", "run"):
+        args = [command, str(scenario)] + (["-o", str(tmp_path / "out")] if command == "run" else [])
+        CliRunner().invoke(cli, args)
+        assert not (tmp_path / PWNED).exists()
+    result = CliRunner().invoke(cli, ["run", str(scenario), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
