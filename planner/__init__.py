@@ -13,7 +13,7 @@ from .allocate import (  # noqa: E402
     Allocation, AllocationError, AttentionFlops, Baseline, Constraints, Domain, DomainPlan, SixN, optimize, sweep,
 )
 from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, run_scenario  # noqa: E402
-from .design import Shape, shape  # noqa: E402
+from .design import Design, DesignError, Shape, design, shape  # noqa: E402
 
 __all__ = [
     "__version__", "PlannerError",
@@ -27,5 +27,5 @@ __all__ = [
     # scenarios
     "Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario",
     # experiment design
-    "Shape", "shape",
+    "Design", "DesignError", "Shape", "design", "shape",
 ]

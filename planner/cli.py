@@ -1,6 +1,6 @@
 """The ``planner`` command line: a thin layer that parses, calls the Python API and writes.
 
-Commands: ``run``, ``sweep``, ``validate``, ``fit``, ``forms``, ``schema``, ``report``.
+Commands: ``run``, ``sweep``, ``design``, ``validate``, ``fit``, ``forms``, ``schema``, ``report``.
 Exit codes: 0 ok; 1 infeasible or failed plan; 2 bad input (bad scenario, bad runs, bad fit
 options, missing files), reported as one line on stderr without a traceback
 (``--verbose`` adds the traceback).
@@ -290,6 +290,40 @@ def run(scenario: str, out_dir: str | None, formats: str | None) -> None:
     Example: planner run scenarios/three-domains.toml -o out/three --format md,html
     """
     _run(scenario, out_dir, formats, sweep=False)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--experiment-budget", metavar="FLOPS", help='FLOPs for the ladder of small runs, e.g. 1e20 (default: [design] experiment_budget).')
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>-design).")
+@click.option("--simulations", type=click.IntRange(0, 10000), default=None, help="Truths simulated to verify the ladders (default: [design] simulations, 10).")
+@click.option("--truths", type=click.IntRange(2, 10000), default=None, help="Truths of the linearized criterion (default: [design] truths, 16).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: [design] seed, 0).")
+@_verbosity_options
+@_guard
+def design(scenario: str, experiment_budget: str | None, out_dir: str | None, simulations: int | None, truths: int | None, seed: int | None) -> None:
+    """Which small runs to train for SCENARIO's decision (and re-plan a run under way with [progress]).
+
+    \b
+    Writes runs.csv (one row per training segment), design.json, design.md, design.html,
+    config.json/.yaml; with a [progress] section also replan.json/.md.
+    Example: planner design scenarios/three-domains.toml --experiment-budget 1e20 -o out/design
+    """
+    from .design.report import write_design
+    from .design.scenario_io import design_from_scenario, write_replan
+
+    result, rp = design_from_scenario(scenario, experiment_budget, simulations=simulations, truths=truths, seed=seed)
+    out = Path(out_dir) if out_dir else Path("out") / f"{Path(scenario).stem}-design"
+    written = []
+    if result is not None:
+        written += write_design(result, out)
+        _say(result.summary())
+    if rp is not None:
+        written += write_replan(rp, out)
+        _say(rp.summary())
+    _say("wrote " + ", ".join(str(p) for p in written))
+    if (result is not None and result.status != "ok") or (rp is not None and rp.status != "ok"):
+        raise _Fail((result.message if result is not None and result.status != "ok" else rp.message), EXIT_FAILED)
 
 
 @cli.command()
