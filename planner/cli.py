@@ -12,12 +12,14 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
 
 from .constants import SOLUTION_PRESENT
+from .errors import PlannerWarning
 
 __all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -88,7 +90,10 @@ def _guard(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         settings = _settings()
         try:
-            return f(*args, **kwargs)
+            with warnings.catch_warnings():
+                # the CLI prints fit and plan warnings from the results (law.warnings): not twice
+                warnings.simplefilter("ignore", PlannerWarning)
+                return f(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except _Fail as exc:
@@ -419,7 +424,7 @@ def _borrowed(spec: str) -> dict[str, float]:
 @click.option("--min-tokens", metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
 @click.option("--max-token-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="Keep each run's checkpoints up to this fraction of its tokens (fit on a partially trained target).")
-@click.option("--where", metavar="QUERY", help='Fit only the rows matching a pandas query, e.g. "model_size <= 1e9".')
+@click.option("--where", metavar="RULE", help='Fit only the rows a row-selection rule selects, e.g. "model_size <= 1e9" (see docs/methods.md).')
 @click.option("--domain", "domains", multiple=True, help="Fit only this evaluation domain (repeatable).")
 @click.option("--loss", type=click.Choice(["huber", "ls", "over"]), default="huber", show_default=True, help="Fitting loss on log residuals.")
 @click.option("--fix", metavar="NAME=VALUE,...", help="Hold parameters fixed, e.g. alpha=0.34,B[code]=300.")
