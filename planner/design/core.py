@@ -212,6 +212,18 @@ def _prior_from_law(law: FittedLaw, domains: Sequence[str], noise: float, seed: 
     return Prior((FormPrior(vec, 1.0, theta, cov, gaussian_sampler(theta, cov)),), src, noise)
 
 
+def _baseline(builder: Any, budget: float, domains: Sequence[str], kw: Mapping[str, Any]) -> Ladder | None:
+    """A baseline ladder at the budget; when it cannot fit above the smallest size, smaller sizes (down to 1e6), said in its description."""
+    lad = builder(budget, domains, **kw)
+    floor = float(kw["min_size"])
+    while lad is None and floor > 1e6:
+        floor = max(floor / 3.0, 1e6)
+        lad = builder(budget, domains, **{**kw, "min_size": floor})
+        if lad is not None:
+            lad = replace(lad, description=lad.description + f" (smallest size lowered to {lad.pretrain[0].model_size:.3g} to fit the budget)")
+    return lad
+
+
 def _interval(x: np.ndarray, seed: int) -> tuple[float, float]:
     from .simulate import _boot_interval
 
@@ -361,7 +373,8 @@ def design(
         return Design("infeasible", f"no ladder of at least 3 sizes from {min_size:.3g} parameters fits {experiment_budget:.3g} FLOPs",
                       budget, experiment_budget, names, weights, sigma, prior.source, "constant", None, None, flop_model=fm)
     base_kw = dict(flop_model=fm, min_size=min_size, max_size=max_size)
-    ladders = [lad] + [x for x in (default_ladder(experiment_budget, ev_doms, **base_kw), uniform_grid(experiment_budget, ev_doms, **base_kw)) if x is not None]
+    ladders = [lad] + [x for x in (_baseline(default_ladder, experiment_budget, ev_doms, base_kw),
+                                   _baseline(uniform_grid, experiment_budget, ev_doms, base_kw)) if x is not None]
 
     def score(l: Ladder) -> tuple[float, tuple[float, float]]:
         per = linearized_regret(l, sens, sigma, per_truth=True)
@@ -392,7 +405,7 @@ def design(
                 vals.append(linearized_regret(l3, sens, sigma))
         row["designed"] = min(vals) if vals else None
         for name, builder in (("default", default_ladder), ("uniform", uniform_grid)):
-            lb = builder(b, ev_doms, **base_kw)
+            lb = _baseline(builder, b, ev_doms, base_kw)
             row[name] = None if lb is None else linearized_regret(lb, sens, sigma)
         curve.append(row)
 
