@@ -66,6 +66,7 @@ class TokenTerms:
     coef: np.ndarray  # (n_vars, width) padded with zeros
     power: np.ndarray
     offset: np.ndarray
+    infinite: tuple[str, ...] = ()  # domains whose loss is infinite without specialization
 
     def a(self, N: float) -> float:
         return float(np.sum(self.n_coef * N ** self.n_exp))
@@ -119,7 +120,7 @@ def _domain_terms(form: Any, p: dict[str, float], can_spec: bool) -> list[tuple[
             else:
                 if not can_spec:
                     if g < 0:
-                        raise _NotSeparable("infinite loss without specialization")
+                        out.append(("inf", c, 0.0, 0.0))  # C D'^-gamma at D' = 0: infinite loss
                     continue  # D'^g with g > 0 is 0 at D' = 0
                 if g > 0:
                     raise _NotSeparable("a term increasing in the tokens")
@@ -144,6 +145,7 @@ def build_terms(prob: Problem) -> TokenTerms:
     draws = [d.params for d in prob.draws] if (prob.robust == "mean" and prob.draws) else [prob.params]
     share = 1.0 / len(draws)
     n_terms: dict[float, float] = {}
+    infinite: list[str] = []
     const = 0.0
     by_var: list[dict[tuple[float, float], float]] = [dict() for _ in range(1 + len(spec))]
     for params in draws:
@@ -152,7 +154,9 @@ def build_terms(prob: Problem) -> TokenTerms:
             if w == 0.0:
                 continue
             for kind, c, e, o in _domain_terms(prob.forms[k], params[k], bool(prob.can_spec[k])):
-                if kind == "const":
+                if kind == "inf":
+                    infinite.append(prob.names[k])
+                elif kind == "const":
                     const += w * c
                 elif kind == "N":
                     n_terms[e] = n_terms.get(e, 0.0) + w * c
@@ -167,7 +171,7 @@ def build_terms(prob: Problem) -> TokenTerms:
     for j, terms in enumerate(by_var):
         for t, ((e, o), c) in enumerate(terms.items()):
             coef[j, t], power[j, t], offset[j, t] = c, e, o
-    return TokenTerms(np.array(list(n_terms.values())), np.array(list(n_terms.keys())), const, n, coef, power, offset)
+    return TokenTerms(np.array(list(n_terms.values())), np.array(list(n_terms.keys())), const, n, coef, power, offset, tuple(sorted(set(infinite))))
 
 
 def kkt_applicable(prob: Problem) -> tuple[bool, str]:
@@ -432,7 +436,14 @@ class KKTSolver:
             dv = -(inn.lam[0] * self.phi + inn.lam[1] * (1 - self.phi)) * budget / f
         return Solution(N, D, S, value, "optimal", self.path, self.certified_class, solver_value=inn.value, d_value_d_log_budget=float(dv), notes=notes)
 
+    def _infinite(self) -> Solution | None:
+        if not self.terms.infinite:
+            return None
+        return infeasible_solution(self.prob.K, self.path, f"the law predicts an infinite loss for domain {self.terms.infinite[0]!r} without specialization (its specialization term C/D'^gamma has no offset, D0 = 0)")
+
     def solve_at(self, N: float, budget: float) -> Solution:
+        if self._infinite() is not None:
+            return self._infinite()  # type: ignore[return-value]
         inn = self.inner(N, budget)
         if not inn.ok:
             return infeasible_solution(self.prob.K, self.path, f"{inn.message} (N = {N:.4g})")
@@ -440,6 +451,8 @@ class KKTSolver:
 
     def solve(self, budget: float, last: tuple[float | None, Solution] | None = None) -> Solution:
         """The optimal plan over N (bounds from the problem), from a scan of dV/dlog N and Brent on its root."""
+        if self._infinite() is not None:
+            return self._infinite()  # type: ignore[return-value]
         prob = self.prob.with_budget(budget)
         lo, hi, hard_lo, hard_hi = prob.search_bounds(budget)
         cache: dict[float, _Inner] = {}
