@@ -262,6 +262,7 @@ class KKTSolver:
                 "idx": idx, "has": has, "cp": np.where(has, t.coef[idx, 0] * t.power[idx, 0], 1.0),
                 "expo": -1.0 / (t.power[idx, 0] + 1.0), "off": t.offset[idx, 0], "multi": multi,
                 "sub": TokenTerms(t.n_coef, t.n_exp, 0.0, len(multi), t.coef[idx][multi], t.power[idx][multi], t.offset[idx][multi]),
+                "unbounded": bool(np.any(has & ~np.isfinite(self.hi0[idx]))),
             }
             self._slots[key] = got
         return got
@@ -318,11 +319,12 @@ class KKTSolver:
         """
         sl = self._slot(idx)
         lo, hi = lo_all[idx], hi_all[idx]
-        if float(np.sum(lo)) > T * (1 + 1e-12):
+        if float(lo.sum()) > T * (1 + 1e-12):
             return None
-        x_cap, _ = self._x_of_lam(0.0, sl, lo, hi)
-        if float(np.sum(x_cap)) <= T:
-            return x_cap, 0.0
+        if not sl["unbounded"]:  # every variable with a term has a finite cap: the budget may not bind
+            x_cap, _ = self._x_of_lam(0.0, sl, lo, hi)
+            if float(x_cap.sum()) <= T:
+                return x_cap, 0.0
         guess = None
         prev = self._lam_guess[slot]
         if prev is not None:
@@ -415,7 +417,10 @@ class KKTSolver:
         slope = self.terms.n_da(N) - dT
         # D at an N-dependent bound (tokens per parameter): its multiplier enters dV/dlog N
         d = x[0]
-        g0 = float(self.terms.g(np.concatenate([[d], np.zeros(nvar - 1)]))[0]) if nvar else 0.0
+        if self.r_min is None and self.r_max is None:
+            return _Inner(True, x, lams, value, slope)
+        t = self.terms
+        g0 = float(np.sum(np.where(t.coef[0] > 0, t.coef[0] * t.power[0] * (d + t.offset[0]) ** (-t.power[0] - 1.0), 0.0)))
         if self.r_min is not None and d <= self.r_min * N * (1 + 1e-12) and self.r_min * N >= self.lo0[0]:
             slope += (lam_d - g0) * self.r_min * N
         elif self.r_max is not None and d >= self.r_max * N * (1 - 1e-12) and self.r_max * N <= self.hi0[0]:
@@ -466,34 +471,31 @@ class KKTSolver:
             inn = at(math.log(lo))
             return self._solution(lo, budget, inn) if inn.ok else infeasible_solution(prob.K, self.path, inn.message)
         a, b = math.log(lo), math.log(hi)
+        # how far each edge may move: to the problem's bound, or (a soft bound) to the internal limits of N
+        floor = a if hard_lo else min(a, math.log(N_RANGE[0]))
+        ceil = b if hard_hi else max(b, math.log(N_RANGE[1]))
         points = 13
         if last is not None and last[0] is not None:
             guess = math.log(last[1].model_size * math.sqrt(budget / last[0]))
             a2, b2 = max(a, guess - math.log(4)), min(b, guess + math.log(4))
             if a2 < b2:
-                hard_lo = hard_lo or a2 > a + 1e-9
-                hard_hi = hard_hi or b2 < b - 1e-9
                 a, b, points = a2, b2, 5
-        n_floor, n_ceil = math.log(N_RANGE[0]), math.log(N_RANGE[1])
-        for _ in range(12):
+        for _ in range(24):
             grid = np.linspace(a, b, points)
             inns = [at(float(x)) for x in grid]
             ok = [i for i, r in enumerate(inns) if r.ok]
             if not ok:
                 break
-            first, last_ok = ok[0], ok[-1]
-            # extend a soft edge where the profile still falls towards it
-            if first == 0 and inns[0].slope > 0 and not hard_lo and a > n_floor + 1e-9:
+            # extend an edge where the profile still falls towards it (a soft or a narrowed edge)
+            if ok[0] == 0 and inns[0].slope > 0 and a > floor + 1e-9:
                 span = b - a
-                a, b = max(n_floor, a - span), grid[min(2, points - 1)]
+                a, b = max(floor, a - span), grid[min(2, points - 1)]
                 continue
-            if last_ok == points - 1 and inns[-1].slope < 0 and not hard_hi and b < n_ceil - 1e-9:
+            if ok[-1] == points - 1 and inns[-1].slope < 0 and b < ceil - 1e-9:
                 span = b - a
-                a, b = grid[max(points - 3, 0)], min(n_ceil, b + span)
+                a, b = grid[max(points - 3, 0)], min(ceil, b + span)
                 continue
             break
-        else:  # pragma: no cover - the bracket is finite
-            pass
         feas = [(float(x), cache[float(x)]) for x in sorted(cache) if cache[float(x)].ok]
         if not feas:
             msgs = sorted({r.message for r in cache.values() if r.message})
