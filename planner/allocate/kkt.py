@@ -148,12 +148,17 @@ def build_terms(prob: Problem) -> TokenTerms:
     infinite: list[str] = []
     const = 0.0
     by_var: list[dict[tuple[float, float], float]] = [dict() for _ in range(1 + len(spec))]
+    memo: dict[tuple, list[tuple[str, float, float, float]]] = {}  # a shared law: one expansion for every domain
     for params in draws:
         for k in range(prob.K):
             w = float(prob.weights[k]) * share
             if w == 0.0:
                 continue
-            for kind, c, e, o in _domain_terms(prob.forms[k], params[k], bool(prob.can_spec[k])):
+            key = (id(prob.forms[k]), tuple(params[k].items()), bool(prob.can_spec[k]))
+            terms = memo.get(key)
+            if terms is None:
+                terms = memo[key] = _domain_terms(prob.forms[k], params[k], bool(prob.can_spec[k]))
+            for kind, c, e, o in terms:
                 if kind == "inf":
                     infinite.append(prob.names[k])
                 elif kind == "const":
@@ -187,10 +192,21 @@ def kkt_applicable(prob: Problem) -> tuple[bool, str]:
     if any("unique_tokens" in f.inputs for f in prob.forms):
         return False, "the law depends on unique tokens"
     try:
-        build_terms(prob)
+        _TERMS_CACHE[id(prob)] = (prob, build_terms(prob))
     except _NotSeparable as exc:
         return False, str(exc)
     return True, ""
+
+
+#: the terms built by the last applicability check, reused by the solver (keyed by the problem object)
+_TERMS_CACHE: dict[int, tuple[Problem, TokenTerms]] = {}
+
+
+def _terms_of(prob: Problem) -> TokenTerms:
+    hit = _TERMS_CACHE.pop(id(prob), None)
+    if hit is not None and hit[0] is prob:
+        return hit[1]
+    return build_terms(prob)
 
 
 @dataclass(frozen=True)
@@ -214,7 +230,7 @@ class KKTSolver:
         self.prob = prob
         self.path = path
         self.certified_class = certified
-        self.terms = build_terms(prob)
+        self.terms = _terms_of(prob)
         self.n_spec = len(prob.spec_index)
         Ks = self.n_spec
         self.phi = prob.fixed_fraction if (prob.fixed_fraction is not None and Ks) else None
@@ -479,7 +495,7 @@ class KKTSolver:
             guess = math.log(last[1].model_size * math.sqrt(budget / last[0]))
             a2, b2 = max(a, guess - math.log(4)), min(b, guess + math.log(4))
             if a2 < b2:
-                a, b, points = a2, b2, 5
+                a, b, points = a2, b2, 3
         for _ in range(24):
             grid = np.linspace(a, b, points)
             inns = [at(float(x)) for x in grid]
