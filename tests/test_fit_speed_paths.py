@@ -246,3 +246,10 @@ def test_bootstrap_on_a_local_dask_cluster_matches_the_serial_run(split_runs, se
     assert len(stream.data) >= 6  # the draws ran as tasks on the cluster
     np.testing.assert_array_equal(on_dask.draws, serial_fit.draws)
     assert on_dask.calibration == serial_fit.calibration
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "all", True])
+def test_bad_n_jobs_is_an_error(n_jobs):
+    runs, _ = grid_table("chinchilla", seed=6)
+    with pytest.raises(planner.FitError, match="n_jobs"):
+        planner.fit(runs, "chinchilla", n_jobs=n_jobs)

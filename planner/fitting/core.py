@@ -197,6 +197,12 @@ class _OneOf:
         return None
 
 
+class _NJobs:
+    def problem(self, value: Any) -> str | None:
+        ok = value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value != 0)
+        return None if ok else "must be a nonzero integer (-1: every core, 1: in this process) or None"
+
+
 class _CallableOrNone:
     def problem(self, value: Any) -> str | None:
         return None if value is None or callable(value) else "must be a callable(done, total) or None"
@@ -216,6 +222,8 @@ OPTION_RULES: dict[str, Any] = {
     "n_polish": _Interval(int, 1, MAX_STARTS),
     "seed": _Interval(int, 0, 2**63 - 1),
     "progress": _CallableOrNone(),
+    "polish": _OneOf(POLISH_METHODS),
+    "n_jobs": _NJobs(),
 }
 
 
@@ -440,8 +448,6 @@ class LawFitter:
                            "add runs, fix parameters (fix=) or tie per-domain ones (tie=)")
         loss = make_loss(self.loss, self.delta, self.over_weight)
         obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
-        if self.polish not in POLISH_METHODS:
-            raise FitError(f"polish must be one of {', '.join(POLISH_METHODS)}, not {self.polish!r}")
         if quick and start is not None:
             res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)
             n_starts = 1
