@@ -9,6 +9,7 @@ beyond a budget (a "billion laughs" file is refused before it is expanded).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,7 +76,10 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(literal: str) -> Any:
         if len(literal) > MAX_NUMBER_CHARS:
             raise ValueError(f"a number of {len(literal)} characters is longer than the limit of {MAX_NUMBER_CHARS}")
-        return kind(literal)
+        value = kind(literal)
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"{literal} is beyond the float range (about 1.8e308)")
+        return value
 
     return parse
 

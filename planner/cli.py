@@ -308,6 +308,15 @@ def _refuse_inputs_as_outputs(outputs: Sequence[Path], inputs: Sequence[Path], o
             raise _Fail(f"{option} {out}: this is an input of the command; write the output elsewhere", EXIT_BAD_INPUT)
 
 
+def _refuse_special_file(path: Path, option: str = "-o") -> None:
+    """The law file is written atomically (a new file renamed over the old): refuse anything but a regular file.
+
+    Renaming over ``/dev/null`` would replace the device with a plain file.
+    """
+    if path.exists() and not path.is_file():
+        raise _Fail(f"{option} {path}: not a regular file; write the output to a file path", EXIT_BAD_INPUT)
+
+
 def _scenario_inputs(scenario: Any) -> list[Path]:
     found = [scenario.path]
     for rel in (scenario.law.file, scenario.law.runs):
@@ -418,14 +427,15 @@ def validate(scenario: str) -> None:
     per-domain and downstream laws, and the optimizer's own argument checks.
     """
     from .runs import load_runs
-    from .scenario import ScenarioError, check_domains, constraints_for, domain_laws, domains_for, load_scenario, resolve_law
+    from .scenario import ScenarioError, check_domains, check_plan_arguments, domain_laws, law_argument, load_scenario, resolve_law
 
     sc = load_scenario(scenario)
     own = domain_laws(sc)
-    domains_for(sc)  # downstream laws load and predict error
     names = [d.name for d in sc.domains]
+    fitted = None
     if sc.law.source in ("file", "params"):
-        check_domains(sc, resolve_law(sc), own)
+        fitted = resolve_law(sc)
+        check_domains(sc, fitted, own)
         law_note = f"law from {sc.law.source}"
     else:
         table = load_runs(sc.resolve(sc.law.runs), columns=sc.law.columns)  # type: ignore[arg-type]
@@ -434,11 +444,7 @@ def validate(scenario: str) -> None:
         if missing and len(have) > 1:
             raise ScenarioError(f"{sc.path}: domains: the runs have domains {', '.join(have)}, not {', '.join(missing)}")
         law_note = f"runs {sc.law.runs}: {len(table)} rows, domains {', '.join(have)}; form {sc.law.form} is fitted at run time"
-    from .allocate import Constraints, Domain
-
-    for d in domains_for(sc):
-        Domain.coerce(d)
-    Constraints.coerce(constraints_for(sc) or None)
+    check_plan_arguments(sc, law_argument(sc, fitted, own) if fitted is not None else None)
     budgets = ", ".join(f"{b:.3g}" for b in sc.budget.budgets)
     _say(f"ok: {sc.path}: budget(s) {budgets} FLOPs; domains {', '.join(names) or '(none: one general model)'}; {law_note}")
 
@@ -477,6 +483,7 @@ def fit(runs: str, form: str, output: str | None, train_on: str | None, bootstra
     inputs = [Path(runs)] + ([Path(borrow[0])] if borrow else [])
     if output:
         _refuse_inputs_as_outputs([Path(output)], inputs)
+        _refuse_special_file(Path(output))
     options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate}
     for key, value in (("train_on", train_on), ("columns", columns), ("min_tokens", min_tokens),
                        ("max_token_fraction", max_token_fraction), ("where", where), ("max_starts", max_starts)):

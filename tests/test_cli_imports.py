@@ -45,7 +45,7 @@ except SystemExit as exc:
     assert loaded_after(body) == []
 
 
-def test_run_does_import_the_optimizer_and_plots(tmp_path):
+def test_run_with_html_does_import_the_plots(tmp_path):
     # the probe can see a heavy import: the check above is not vacuous
     body = f"""
 from planner.cli import main
@@ -54,4 +54,4 @@ try:
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
 """
-    assert loaded_after(body) == ["cvxpy", "matplotlib"]
+    assert "matplotlib" in loaded_after(body)  # the HTML page's plots

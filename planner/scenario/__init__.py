@@ -23,7 +23,7 @@ Numbers: plain numbers (``1e21``), or strings with a magnitude suffix (``"3.5B"`
 
 from ..constants import ALLOCATION_SCHEMA, SCENARIO_SCHEMA
 from ..quantities import parse_quantity
-from .binding import check_domains, constraints_for, domain_laws, domains_for, law_argument, optimize_options_for, resolve_law
+from .binding import check_domains, check_plan_arguments, constraints_for, domain_laws, domains_for, law_argument, optimize_options_for, resolve_law
 from .loading import check_scenario, load_scenario
 from .reference import schema_json, schema_markdown
 from .running import CurvePoint, ScenarioResult, curve_budgets, run_scenario
@@ -46,6 +46,6 @@ __all__ = [
     "ScenarioError", "Scenario", "BudgetSpec", "LawSpec", "DomainSpec", "ConstraintsSpec", "InferenceSpec", "CostSpec",
     "ReportSpec", "CompareSpec", "OptimizerSpec", "ScenarioResult", "CurvePoint", "ALLOCATION_SCHEMA", "SCENARIO_SCHEMA",
     "BASELINE_STRATEGIES", "parse_quantity", "load_scenario", "check_scenario", "resolve_law", "domain_laws", "check_domains",
-    "law_argument", "domains_for", "constraints_for", "optimize_options_for", "curve_budgets", "run_scenario",
+    "law_argument", "check_plan_arguments", "domains_for", "constraints_for", "optimize_options_for", "curve_budgets", "run_scenario",
     "schema_json", "schema_markdown",
 ]

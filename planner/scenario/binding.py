@@ -16,6 +16,7 @@ from .schema import Scenario, ScenarioError
 
 __all__ = [
     "resolve_law", "domain_laws", "check_domains", "law_argument", "domains_for", "constraints_for", "optimize_options_for",
+    "check_plan_arguments",
 ]
 
 
@@ -39,6 +40,7 @@ def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | No
             raise ScenarioError(f"{_where(scenario)}: law.file: {exc}") from None
     if spec.source == "params":
         params = dict(spec.params or {})
+        _check_param_names(scenario, spec.form, params)
         # per-domain slots ("B[code]") name their domains; shared values apply to the scenario's domains
         names = None if _has_domain_slots(params) or not _form_per_domain(spec.form) else [d.name for d in scenario.domains] or None
         try:
@@ -60,6 +62,18 @@ def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | No
     if progress is not None and spec.bootstrap:
         options["progress"] = progress
     return fit(scenario.resolve(spec.runs), form=spec.form, **options)  # type: ignore[arg-type]
+
+
+def _check_param_names(scenario: Scenario, form: str | None, params: Mapping[str, float]) -> None:
+    """Inline parameter names are the form's (``alpha``, or a per-domain slot ``B[code]``)."""
+    from ..fitting.layout import parse_slot_name
+    from ..laws import get_form
+
+    known = [q.name for q in get_form(form).params]  # type: ignore[arg-type]
+    unknown = [k for k in params if parse_slot_name(k)[0] not in known]
+    if unknown:
+        raise ScenarioError(f"{_where(scenario)}: law.params: the {form} form has no parameter {', '.join(map(repr, unknown))} "
+                            f"(its parameters: {', '.join(known)})")
 
 
 def _has_domain_slots(params: Mapping[str, float]) -> bool:
@@ -182,3 +196,24 @@ def optimize_options_for(scenario: Scenario) -> dict[str, Any]:
 
         out["flops"] = AttentionFlops(cost.n_layers, cost.d_model, cost.context, scale_with_model_size=cost.scale_with_model_size)  # type: ignore[arg-type]
     return out
+
+
+def check_plan_arguments(scenario: Scenario, law: FittedLaw | Mapping[str, FittedLaw] | None = None) -> None:
+    """The optimizer's own argument checks, without solving (what ``planner validate`` adds to the schema).
+
+    The options are checked by the optimizer's option table (an option that does not apply is an
+    error); with a law at hand, the whole call is checked too (domains against the law, constraints,
+    the law's parameters), exactly as ``optimize`` checks it before it solves. Raises AllocationError.
+    """
+    from ..allocate import Constraints, Domain
+    from ..allocate._context import build_context
+    from ..allocate._options import check_options
+
+    domains = domains_for(scenario)
+    for d in domains:
+        Domain.coerce(d)
+    constraints = constraints_for(scenario) or None
+    Constraints.coerce(constraints)
+    options = check_options("optimize", **optimize_options_for(scenario))
+    if law is not None and options.objective == "loss":
+        build_context(law, scenario.budget.primary, domains, constraints, options, {})

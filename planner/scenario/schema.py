@@ -241,6 +241,8 @@ class InferenceSpec(_Spec):
     def _limit(self) -> "InferenceSpec":
         if self.accounting == "in-budget" and self.flops_limit is not None:
             raise ValueError('flops_limit applies to accounting = "separate"')
+        if self.accounting == "separate" and self.flops_limit is None:
+            raise ValueError('accounting = "separate" needs flops_limit (the FLOPs limit of inference)')
         return self
 
 
