@@ -1,6 +1,6 @@
 """The ``planner`` command line: a thin layer that parses, calls the Python API and writes.
 
-Commands: ``run``, ``sweep``, ``validate``, ``fit``, ``forms``, ``schema``, ``report``.
+Commands: ``run``, ``sweep``, ``design``, ``validate``, ``fit``, ``forms``, ``schema``, ``report``.
 Exit codes: 0 ok; 1 infeasible or failed plan; 2 bad input (bad scenario, bad runs, bad fit
 options, missing files), reported as one line on stderr without a traceback
 (``--verbose`` adds the traceback).
@@ -12,12 +12,14 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
 
 from .constants import SOLUTION_PRESENT
+from .errors import PlannerWarning
 
 __all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -88,7 +90,10 @@ def _guard(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         settings = _settings()
         try:
-            return f(*args, **kwargs)
+            with warnings.catch_warnings():
+                # the CLI prints fit and plan warnings from the results (law.warnings): not twice
+                warnings.simplefilter("ignore", PlannerWarning)
+                return f(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except _Fail as exc:
@@ -289,6 +294,40 @@ def run(scenario: str, out_dir: str | None, formats: str | None) -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--experiment-budget", metavar="FLOPS", help='FLOPs for the ladder of small runs, e.g. 1e20 (default: [design] experiment_budget).')
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>-design).")
+@click.option("--simulations", type=click.IntRange(0, 10000), default=None, help="Truths simulated to verify the ladders (default: [design] simulations, 10).")
+@click.option("--truths", type=click.IntRange(2, 10000), default=None, help="Truths of the linearized criterion (default: [design] truths, 16).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: [design] seed, 0).")
+@_verbosity_options
+@_guard
+def design(scenario: str, experiment_budget: str | None, out_dir: str | None, simulations: int | None, truths: int | None, seed: int | None) -> None:
+    """Which small runs to train for SCENARIO's decision (and re-plan a run under way with [progress]).
+
+    \b
+    Writes runs.csv (one row per training segment), design.json, design.md, design.html,
+    config.json/.yaml; with a [progress] section also replan.json/.md.
+    Example: planner design scenarios/three-domains.toml --experiment-budget 1e20 -o out/design
+    """
+    from .design.report import write_design
+    from .design.scenario_io import design_from_scenario, write_replan
+
+    result, rp = design_from_scenario(scenario, experiment_budget, simulations=simulations, truths=truths, seed=seed)
+    out = Path(out_dir) if out_dir else Path("out") / f"{Path(scenario).stem}-design"
+    written = []
+    if result is not None:
+        written += write_design(result, out)
+        _say(result.summary())
+    if rp is not None:
+        written += write_replan(rp, out)
+        _say(rp.summary())
+    _say("wrote " + ", ".join(str(p) for p in written))
+    if (result is not None and result.status != "ok") or (rp is not None and rp.status != "ok"):
+        raise _Fail((result.message if result is not None and result.status != "ok" else rp.message), EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>).")
 @click.option("--format", "formats", metavar="LIST", help="Comma-separated report formats: md,json,csv,html.")
 @_verbosity_options
@@ -385,7 +424,7 @@ def _borrowed(spec: str) -> dict[str, float]:
 @click.option("--min-tokens", metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
 @click.option("--max-token-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="Keep each run's checkpoints up to this fraction of its tokens (fit on a partially trained target).")
-@click.option("--where", metavar="QUERY", help='Fit only the rows matching a pandas query, e.g. "model_size <= 1e9".')
+@click.option("--where", metavar="RULE", help='Fit only the rows a row-selection rule selects, e.g. "model_size <= 1e9" (see docs/methods.md).')
 @click.option("--domain", "domains", multiple=True, help="Fit only this evaluation domain (repeatable).")
 @click.option("--loss", type=click.Choice(["huber", "ls", "over"]), default="huber", show_default=True, help="Fitting loss on log residuals.")
 @click.option("--fix", metavar="NAME=VALUE,...", help="Hold parameters fixed, e.g. alpha=0.34,B[code]=300.")

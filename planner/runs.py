@@ -44,12 +44,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import PlannerError
+from ._warnings import warn_user
+from .errors import PlannerError, PlannerWarning
+from .selection import SelectionError, select_rows
 __all__ = [
     "CANONICAL",
     "OPTIONAL",
     "RunsError",
     "RunsNote",
+    "SANITY_CODES",
     "load_runs",
     "runs_from_arrays",
     "summarize_runs",
@@ -186,11 +189,14 @@ def _read(path: Path, label: str, columns: Mapping[str, str]) -> pd.DataFrame:
     try:
         if kind in ("csv", "tsv"):
             text_cols = _text_file_columns(columns)
-            return pd.read_csv(
-                path,
-                sep="\t" if kind == "tsv" else ",",
-                dtype={c: str for c in text_cols},
-            )
+            sep = "\t" if kind == "tsv" else ","
+            frame = pd.read_csv(path, sep=sep, dtype={c: str for c in text_cols})
+            # pandas renames a repeated header name ('model_size' -> 'model_size.1'): read the header
+            # as written to tell a repeat from a column really named 'model_size.1'
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+            names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
+            frame.attrs["header_repeats"] = _repeats(names, list(map(str, frame.columns)))
+            return frame
         if kind == "parquet":
             return pd.read_parquet(path)
         if kind == "jsonl":
@@ -210,6 +216,18 @@ def _read(path: Path, label: str, columns: Mapping[str, str]) -> pd.DataFrame:
         raise RunsError(f"{label}: could not be read as {kind}: {exc}") from exc
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
         raise RunsError(f"{label}: could not be read as {kind}: {type(exc).__name__}: {exc}") from exc
+
+
+def _repeats(header: Sequence[str], columns: Sequence[str]) -> dict[str, list[str]]:
+    """Header names written more than once -> the names pandas gave the copies (``x``, ``x.1``, ...)."""
+    out: dict[str, list[str]] = {}
+    if len(header) != len(columns):
+        return out
+    for name in dict.fromkeys(header):
+        positions = [i for i, h in enumerate(header) if h == name]
+        if len(positions) > 1:
+            out[name] = [columns[i] for i in positions]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,8 +389,16 @@ def load_runs(
     max_token_fraction: float | None = None,
     where: str | None = None,
     require: Sequence[str] = ("model_size", "pretrain_tokens", "loss"),
+    warn: bool = True,
 ) -> pd.DataFrame:
     """Load, validate and normalise a table of training runs.
+
+    Sanity checks add notes (and, with ``warn``, :class:`~planner.errors.PlannerWarning`) for rows
+    that repeat an earlier row, repeated header names, counts too small to be counts
+    (``implausible-values``), a column whose values fall in two groups 3+ decades apart
+    (``mixed-units``) and isolated extreme values (``outlier``: log10 value more than 6 robust
+    standard deviations, 1.4826 x MAD, and 2 decades (loss: 1) from the median, and 1 decade
+    (loss: 0.5) from every other value).
 
     Args:
         source: path (``str`` / ``Path``) to a ``.csv`` / ``.tsv`` (optionally compressed, e.g. ``.csv.gz``),
@@ -387,10 +413,14 @@ def load_runs(
             (the Hitchhiker's guide drops the first 1e10 tokens of each run).
         max_token_fraction: in (0, 1]; keep, per ``run``, only rows with total tokens <=
             ``max_token_fraction`` x that run's largest total tokens (measured before any filter).
-        where: a :meth:`pandas.DataFrame.query` expression on the canonical names, e.g.
-            ``"model_size <= 1e9 and domain == 'general'"``.
+        where: a row-selection rule (:mod:`planner.selection`) on the canonical names and the virtual
+            columns ``tokens``, ``token_fraction``, ``compute`` and ``largest``, e.g.
+            ``"model_size <= 1e9 and domain == 'general'"``; never passed to ``eval`` or pandas.
         require: columns that must be present and have a value in every row. ``pretrain_tokens``
             counts as present when ``flops`` and ``model_size`` are, see below.
+        warn: also raise the sanity notes (codes in :data:`SANITY_CODES`) through
+            :func:`warnings.warn` as :class:`~planner.errors.PlannerWarning` (the fitter passes False
+            and raises them once, with its own warnings).
 
     Returns:
         A new DataFrame (RangeIndex) with the canonical columns first in :data:`CANONICAL` order,
@@ -425,16 +455,18 @@ def load_runs(
             filters that remove every row. All value problems are collected and reported together.
     """
     if isinstance(source, pd.DataFrame):
-        return _load(source.copy(deep=True), "<DataFrame>", columns, min_tokens, max_token_fraction, where, require)
-    if isinstance(source, (str, os.PathLike)):
+        out = _load(source.copy(deep=True), "<DataFrame>", columns, min_tokens, max_token_fraction, where, require)
+    elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = str(source)
         mapping = _parse_columns(columns, label)
         raw = _read(path, label, mapping)
-        return _load(raw, label, mapping, min_tokens, max_token_fraction, where, require)
-    raise RunsError(
-        f"source must be a file path or a pandas DataFrame, not {type(source).__name__}"
-    )
+        out = _load(raw, label, mapping, min_tokens, max_token_fraction, where, require)
+    else:
+        raise RunsError(f"source must be a file path or a pandas DataFrame, not {type(source).__name__}")
+    if warn:
+        warn_sanity(out)
+    return out
 
 
 def _load(
@@ -459,10 +491,11 @@ def _load(
     if len(raw) == 0:
         raise RunsError(f"{label}: the table has no data rows")
 
+    notes: list[RunsNote] = []
+    _check_header_repeats(raw, mapping, label, notes)
     df, origin = _apply_columns(raw, mapping, label)
     df = df.reset_index(drop=True)  # index = 0-based source position; row number = index + 1
     n_source = len(df)
-    notes: list[RunsNote] = []
 
     # --- required columns --------------------------------------------------------------
     derive_tokens = "pretrain_tokens" not in df.columns and "flops" in df.columns
@@ -575,6 +608,10 @@ def _load(
         df["spec_domain"] = df["spec_domain"].mask(fill, df["domain"]).mask(~specialised, "").astype(object)
     df["cross_domain"] = (specialised & (df["spec_domain"] != df["domain"])).astype(bool)
 
+    # --- sanity (warnings as data; load_runs also raises them as PlannerWarning) ------------
+    _check_duplicate_rows(df, notes)
+    _check_scales(df, origin, notes)
+
     # --- run ids -------------------------------------------------------------------------
     _derive_runs(df, origin, notes)
 
@@ -585,9 +622,129 @@ def _load(
     ordered = [*CANONICAL, *(c for c in OPTIONAL if c in df.columns), "cross_domain"]
     others = [c for c in df.columns if c not in ordered]
     out = df[ordered + others].reset_index(drop=True)
+    out.attrs.pop("header_repeats", None)
     out.attrs["notes"] = notes
     out.attrs["source"] = label
     return out
+
+
+def _check_header_repeats(raw: pd.DataFrame, mapping: Mapping[str, str], label: str, notes: list[RunsNote]) -> None:
+    """A repeated header name: an error for a column planner reads (which copy is meant?), a note otherwise."""
+    repeats: dict[str, list[str]] = raw.attrs.get("header_repeats") or {}
+    for name, copies in repeats.items():
+        renamed = ", ".join(repr(c) for c in copies[1:])
+        if name in ALLOWED or name in mapping or any(c in mapping for c in copies):
+            raise RunsError(
+                f"{label}: the header names column {name!r} {len(copies)} times (pandas would read the "
+                f"copies as {renamed}); keep one, or rename the others"
+            )
+        notes.append(RunsNote(
+            "duplicate-columns",
+            f"the header names column {name!r} {len(copies)} times; the copies are kept as {renamed}",
+        ))
+
+
+def _check_duplicate_rows(df: pd.DataFrame, notes: list[RunsNote]) -> None:
+    """Rows repeating an earlier row in every column: each copy would count again in a fit."""
+    cols = [c for c in df.columns if c != "cross_domain"]
+    try:
+        dup = df[cols].duplicated(keep="first")
+    except TypeError:  # unhashable cells (lists from JSON): compare their text
+        dup = df[cols].astype(str).duplicated(keep="first")
+    if not dup.any():
+        return
+    rows = _rows_of(dup)
+    notes.append(RunsNote(
+        "duplicate-rows",
+        f"{_fmt_rows(rows)} repeat an earlier row in every column; each copy counts again in a fit "
+        "(remove them unless they are repeated measurements)",
+        tuple(rows),
+    ))
+
+
+#: counts that are never this small in a language-model run (a size of 0.4 means 0.4B written in billions)
+_SMALLEST = {"model_size": 1e4, "pretrain_tokens": 1e4}
+#: columns checked for mixed units and isolated extreme values, with the smallest deviation (decades)
+#: from the median that counts as extreme
+_SCALE_COLUMNS = {"model_size": 2.0, "pretrain_tokens": 2.0, "spec_tokens": 2.0, "flops": 2.0, "unique_tokens": 2.0, "loss": 1.0}
+#: a gap of this many decades between two groups of values suggests two units in one column
+_UNIT_GAP_DECADES = 3.0
+#: robust z-score (|log x - median| / (1.4826 MAD)) beyond which a value is isolated
+_OUTLIER_Z = 6.0
+
+
+def _check_scales(df: pd.DataFrame, origin: Mapping[str, str], notes: list[RunsNote]) -> None:
+    """Implausibly small counts, mixed units (two groups of values far apart) and isolated extreme
+    values (robust outlier test on log10 values: median and MAD), one note per column and kind."""
+    for col, floor in _SCALE_COLUMNS.items():
+        if col not in df.columns:
+            continue
+        values = df[col].to_numpy(dtype=float)
+        ok = np.isfinite(values) & (values > 0)
+        if ok.sum() < 3:
+            continue
+        name = _col_label(col, origin)
+        idx = df.index[ok]
+        logs = np.log10(values[ok])
+        if col in _SMALLEST:
+            small = values[ok] < _SMALLEST[col]
+            if small.any():
+                rows = [int(i) + 1 for i in idx[small]]
+                notes.append(RunsNote(
+                    "implausible-values",
+                    f"{name}: values below {_SMALLEST[col]:,.0f} at {_fmt_rows(rows)} ({_fmt_values(list(values[ok][small]))}): "
+                    "counts are plain numbers (400M parameters is 4e8, not 400 or 0.4)",
+                    tuple(rows),
+                ))
+        distinct = np.unique(logs)
+        gaps = np.diff(distinct)
+        if len(gaps) and gaps.max() >= _UNIT_GAP_DECADES:
+            cut = distinct[int(np.argmax(gaps))]
+            low, high = logs <= cut, logs > cut
+            if low.sum() >= 2 and high.sum() >= 2:
+                rows = [int(i) + 1 for i in idx[low]]
+                notes.append(RunsNote(
+                    "mixed-units",
+                    f"{name}: values fall in two groups {gaps.max():.1f} decades apart "
+                    f"({10 ** logs[low].min():.3g} to {10 ** logs[low].max():.3g} and {10 ** logs[high].min():.3g} to "
+                    f"{10 ** logs[high].max():.3g}); are some given in other units (e.g. billions)? The smaller values are at {_fmt_rows(rows)}",
+                    tuple(rows),
+                ))
+                continue
+        median = float(np.median(logs))
+        mad = 1.4826 * float(np.median(np.abs(logs - median)))
+        dev = np.abs(logs - median)
+        # isolated: far from the median in robust units and from every other distinct value
+        # (early checkpoints of a long run are far from the median but not isolated)
+        if len(distinct) > 1:
+            pos = np.searchsorted(distinct, logs)
+            left = np.where(pos > 0, logs - distinct[np.maximum(pos - 1, 0)], np.inf)
+            right = np.where(pos < len(distinct) - 1, distinct[np.minimum(pos + 1, len(distinct) - 1)] - logs, np.inf)
+            nearest = np.minimum(left, right)
+        else:
+            nearest = np.zeros_like(logs)
+        extreme = (dev > floor) & (dev > _OUTLIER_Z * mad) & (nearest >= floor / 2)
+        if extreme.any():
+            rows = [int(i) + 1 for i in idx[extreme]]
+            notes.append(RunsNote(
+                "outlier",
+                f"{name}: isolated extreme values at {_fmt_rows(rows)} ({_fmt_values(list(values[ok][extreme]))}), "
+                f"more than {max(floor, _OUTLIER_Z * mad):.2g} decades from the median {10 ** median:.3g}; check them",
+                tuple(rows),
+            ))
+
+
+#: note codes that flag a probable problem in the data (raised as PlannerWarning by load_runs)
+SANITY_CODES: frozenset[str] = frozenset({"duplicate-columns", "duplicate-rows", "implausible-values", "mixed-units", "outlier"})
+
+
+def warn_sanity(table: pd.DataFrame) -> None:
+    """Raise the table's sanity notes (:data:`SANITY_CODES`) through :func:`warnings.warn` as
+    :class:`~planner.errors.PlannerWarning`; they stay in ``table.attrs["notes"]``."""
+    label = table.attrs.get("source", "<DataFrame>")
+    for note in table.attrs.get("notes", []):
+        if note.code in SANITY_CODES:
+            warn_user(f"{label}: [{note.code}] {note.message}", PlannerWarning)
 
 
 def _derive_runs(df: pd.DataFrame, origin: Mapping[str, str], notes: list[RunsNote]) -> None:
@@ -667,20 +824,12 @@ def _apply_filters(
         keep = total.loc[df.index] <= f * run_max.loc[df.index]
         df = drop(keep, f"max_token_fraction={f:g} (tokens > {f:g} x the run's maximum)")
     if where is not None:
-        if not isinstance(where, str) or not where.strip():
-            raise RunsError(f"{label}: where= must be a non-empty query string, got {where!r}")
         try:
-            mask = df.eval(where)
-        except Exception as exc:
+            mask = pd.Series(select_rows(df, where), index=df.index)
+        except SelectionError as exc:
             raise RunsError(
-                f"{label}: bad where= expression {where!r}: {type(exc).__name__}: {exc}. "
-                f"Columns available: {', '.join(map(str, df.columns))}"
+                f"{label}: where= {exc}. Columns available: {', '.join(map(str, df.columns))}"
             ) from None
-        if not isinstance(mask, pd.Series) or mask.dtype != bool or not mask.index.equals(df.index):
-            raise RunsError(
-                f"{label}: where= expression {where!r} must give one True/False per row "
-                "(a comparison such as 'model_size <= 1e9')"
-            )
         df = drop(mask, f"where={where!r}")
 
     if df.empty:
@@ -727,7 +876,9 @@ def runs_from_arrays(
         )
     n = next(iter(lengths.values()), 1)
     frame = pd.DataFrame({k: (np.repeat(a, n) if a.ndim == 0 else a) for k, a in arrays.items()})
-    return _load(frame, "<arrays>", None, None, None, None, ("model_size", "pretrain_tokens", "loss"))
+    out = _load(frame, "<arrays>", None, None, None, None, ("model_size", "pretrain_tokens", "loss"))
+    warn_sanity(out)
+    return out
 
 
 def _json_float(x: Any) -> float | None:

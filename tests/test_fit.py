@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,9 +12,6 @@ import planner
 from planner.fitting.core import LawFitter, _prepare
 from planner.fitting.objective import Objective, make_loss
 from synthetic import MODEL_SIZES, SPEC_TOKENS, TOKENS_PER_PARAM, TRUTHS, grid_table
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-EPOCH = DATA / "epoch_chinchilla_replication" / "svg_extracted_data.csv"
 
 SHARED_EXPONENTS = ("alpha", "beta", "eta")  # "eta" is shared only in overtrain
 SPEC_EXPONENTS = ("eta", "gamma")
@@ -87,13 +83,7 @@ def test_objective_gradient_matches_finite_differences(form, loss):
 
 
 # ------------------------------------------------------------------ published data
-@pytest.fixture(scope="module")
-def epoch_runs():
-    if not EPOCH.exists():
-        pytest.skip(f"published data not found at {EPOCH}")
-    runs = planner.load_runs(EPOCH, columns={"Model Size": "model_size", "Training FLOP": "flops"})
-    # Epoch dropped the 5 highest-loss points
-    return planner.load_runs(runs[runs["loss"] < sorted(runs["loss"])[-5]])
+# (the epoch_runs fixture, 240 Epoch points from data/published, is in conftest.py)
 
 
 def test_epoch_points_land_within_published_standard_errors(epoch_runs):

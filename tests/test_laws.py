@@ -166,3 +166,151 @@ def test_custom_form_is_registered_fitted_and_saved(tmp_path):
         unregister_form("compute-power")
     with pytest.raises(planner.FitError, match="unknown form 'compute-power'.*register"):
         planner.load_law(path)
+
+
+# --------------------------------------------------------------------------- register_form refusals
+def _power(x, E, A, alpha):
+    return E + A * (6 * x.model_size * x.pretrain_tokens) ** -alpha
+
+
+@pytest.mark.parametrize(("args", "kwargs", "message"), [
+    (("bad-1", "not a function", {"E": (0.5, 5.0)}), {}, "must be a callable"),
+    (("bad-2", 42, {"E": (0.5, 5.0)}), {}, "must be a callable"),
+    (("bad-3", _power, {"E": (5.0, 0.5)}), {}, "parameter 'E': .*lower bound"),
+    (("bad-4", _power, {"E": "wide"}), {}, "parameter 'E': give a Param"),
+    (("bad-5", _power, {"E": {"lower": 1.0}}), {}, "parameter 'E'"),
+    (("bad-6", _power, {}), {}, "declares no parameters"),
+    (("bad-7", _power, {"a[b]": (0.5, 5.0)}), {}, "must be an identifier"),
+    (("bad-8", _power, {"E": (0.5, 5.0)}), {"inputs": ("model_size", "flops")}, "unknown inputs"),
+    (("bad-9", _power, {"E": (0.5, 5.0)}), {"grad": "yes"}, "grad= must be callable"),
+    (("bad-10", _power, {"E": (0.5, 5.0)}), {"colour": "red"}, "unexpected keyword"),
+    (("bad-11", _power, 3), {}, "params must be a mapping"),
+    ((3.5,), {}, "give a Form or a form name"),
+    (("", _power, {"E": (0.5, 5.0)}), {}, "needs a name"),
+])
+def test_register_form_refuses_malformed_forms(args, kwargs, message):
+    with pytest.raises(FormError, match=message):
+        register_form(*args, **kwargs)
+    assert all(f.name != args[0] for f in list_forms())
+
+
+# --------------------------------------------------------------------------- entry-point forms
+PLUGIN = '''
+import numpy as np
+from planner.laws import Form, Param
+
+
+class KaplanLike(Form):
+    name = "kaplan-like"
+    equation = "L = E + (A/N)^alpha"
+    description = "a form shipped by another package"
+    params = (Param("E", 0.1, 10.0, start=1.5, linear=True), Param("A", 1e3, 1e12, start=1e7),
+              Param("alpha", 0.01, 2.0, start=0.3))
+
+    def predict(self, p, x):
+        return p["E"] + (p["A"] / x.model_size) ** p["alpha"]
+
+
+def broken():
+    raise RuntimeError("plugin failed to build")
+
+
+not_a_form = 42
+'''
+
+
+@pytest.fixture
+def plugin_dist(tmp_path, monkeypatch):
+    """A temporary installed distribution declaring forms under the 'planner.forms' group."""
+    (tmp_path / "planner_plugin_example.py").write_text(PLUGIN)
+    info = tmp_path / "planner_plugin_example-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: planner-plugin-example\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[planner.forms]\n"
+        "kaplan-like = planner_plugin_example:KaplanLike\n"
+        "broken-law = planner_plugin_example:broken\n"
+        "wrong-type = planner_plugin_example:not_a_form\n"
+        "misnamed = planner_plugin_example:KaplanLike\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("kaplan-like",):
+        try:
+            unregister_form(name)
+        except FormError:
+            pass
+
+
+def test_entry_point_forms_are_found_lazily(plugin_dist, tmp_path):
+    from planner.laws.registry import _REGISTRY
+
+    assert "kaplan-like" not in _REGISTRY  # nothing is imported before the name is asked for
+    form = get_form("kaplan-like")
+    assert form.name == "kaplan-like" and get_form("kaplan-like") is form
+    truth = planner.law("kaplan-like", E=1.7, A=1e7, alpha=0.3)
+    sizes = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 3)
+    tokens = sizes * np.tile([10.0, 20.0, 40.0], 5)
+    fitted = planner.fit(planner.runs_from_arrays(sizes, tokens, truth.predict(model_size=sizes, pretrain_tokens=tokens)),
+                         "kaplan-like", max_starts=32)
+    assert fitted.params["alpha"] == pytest.approx(0.3, rel=1e-3)
+    # a saved law file names the form; a fresh process (registry without it) finds it again
+    path = fitted.save(tmp_path / "plugin_law.json")
+    unregister_form("kaplan-like")
+    assert planner.load_law(path).form.name == "kaplan-like"
+
+
+def test_entry_point_forms_in_the_cli(plugin_dist, tmp_path):
+    from click.testing import CliRunner
+    from planner.cli import cli
+
+    truth = planner.law("kaplan-like", E=1.7, A=1e7, alpha=0.3)
+    sizes = np.repeat([1e7, 3e7, 1e8, 3e8, 1e9], 3)
+    tokens = sizes * np.tile([10.0, 20.0, 40.0], 5)
+    import pandas as pd
+    pd.DataFrame({"model_size": sizes, "pretrain_tokens": tokens,
+                  "loss": truth.predict(model_size=sizes, pretrain_tokens=tokens)}).to_csv(tmp_path / "runs.csv", index=False)
+    result = CliRunner().invoke(cli, ["fit", str(tmp_path / "runs.csv"), "--form", "kaplan-like", "--max-starts", "16",
+                                      "-o", str(tmp_path / "out.json")])
+    assert result.exit_code == 0, result.output
+    assert "kaplan-like" in result.output
+    assert json_form(tmp_path / "out.json") == "kaplan-like"
+
+
+def json_form(path) -> str:
+    import json
+    return json.loads(path.read_text())["form"]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("broken-law", "could not load entry point.*RuntimeError: plugin failed to build"),
+    ("wrong-type", "gives int, not a planner Form"),
+    ("misnamed", "gives a form named 'kaplan-like'; the names must match"),
+])
+def test_bad_entry_points_are_form_errors(plugin_dist, name, message):
+    with pytest.raises(FormError, match=message):
+        get_form(name)
+
+
+def test_unknown_form_lists_entry_point_names(plugin_dist):
+    with pytest.raises(FormError, match="unknown form 'nope'.*kaplan-like"):
+        get_form("nope")
+
+
+def test_entry_point_forms_in_a_scenario(plugin_dist, tmp_path):
+    """A scenario names a form that only an installed package declares; validate and run resolve it."""
+    from click.testing import CliRunner
+    from planner.cli import cli
+
+    scenario = tmp_path / "plan.toml"
+    scenario.write_text(
+        "[budget]\nflops = 1e21\n\n[law]\nform = \"kaplan-like\"\nparams = { E = 1.7, A = 1e7, alpha = 0.3 }\n\n"
+        "[[domains]]\nname = \"general\"\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", str(scenario)])
+    assert result.exit_code == 0, result.output
+    # an out-of-range inline parameter of the plugin form is refused before planning
+    scenario.write_text(scenario.read_text().replace("alpha = 0.3", "alpha = 0.0"))
+    resolved = CliRunner().invoke(cli, ["run", str(scenario), "-o", str(tmp_path / "out")])
+    assert resolved.exit_code == 2 and "alpha = 0 is outside" in resolved.output + resolved.stderr
+    assert not (tmp_path / "out" / "allocation.json").exists()

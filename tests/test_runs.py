@@ -9,26 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from planner.errors import PlannerWarning
 from planner.runs import (
     CANONICAL,
     OPTIONAL,
+    SANITY_CODES,
     RunsError,
     RunsNote,
     load_runs,
     runs_from_arrays,
     summarize_runs,
 )
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_file(rel: str) -> Path:
-    path = SHARED / rel
-    if not path.exists():
-        pytest.skip(f"published data file {path} is not available in this checkout")
-    return path
-
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
@@ -54,8 +48,8 @@ SMALL_MAP = {"N": "model_size", "D": "pretrain_tokens", "val": "loss"}
 # --------------------------------------------------------------------------- published data
 
 
-def test_datablations_fit_set():
-    path = shared_file("datablations_muennighoff/final_val_losses_fit_set.csv")
+def test_datablations_fit_set(published_file):
+    path = published_file("datablations_muennighoff/final_val_losses_fit_set.csv")
     df = load_runs(
         path,
         columns={
@@ -75,8 +69,8 @@ def test_datablations_fit_set():
     assert df["run"].nunique() == 182  # no step column: each row is its own run
 
 
-def test_epoch_chinchilla_tokens_derived_from_flops():
-    path = shared_file("epoch_chinchilla_replication/svg_extracted_data.csv")
+def test_epoch_chinchilla_tokens_derived_from_flops(published_file):
+    path = published_file("epoch_chinchilla_replication/svg_extracted_data.csv")
     df = load_runs(path, columns={"Model Size": "model_size", "Training FLOP": "flops"})
     raw = pd.read_csv(path)
     assert len(df) == 245
@@ -86,8 +80,8 @@ def test_epoch_chinchilla_tokens_derived_from_flops():
     assert "flops / (6 * model_size)" in note.message and "not subtracted" in note.message
 
 
-def test_gadre_overtraining_with_family():
-    path = shared_file("gadre_overtraining_scaling/overtrain_models_flat.csv")
+def test_gadre_overtraining_with_family(published_file):
+    path = published_file("gadre_overtraining_scaling/overtrain_models_flat.csv")
     df = load_runs(
         path,
         columns={"N_params": "model_size", "D_tokens": "pretrain_tokens", "loss_c4_val": "loss", "dataset": "family"},
@@ -369,11 +363,11 @@ def test_max_token_fraction_per_run_and_where():
 
 
 def test_bad_filters():
-    with pytest.raises(RunsError, match="bad where= expression"):
+    with pytest.raises(RunsError, match="where= rule 'model_size <=' is not a valid expression"):
         load_runs(_curves(), where="model_size <=")
-    with pytest.raises(RunsError, match="bad where= expression.*no_such_column"):
+    with pytest.raises(RunsError, match="where= rule 'no_such_column > 1': unknown column 'no_such_column'"):
         load_runs(_curves(), where="no_such_column > 1")
-    with pytest.raises(RunsError, match="one True/False per row"):
+    with pytest.raises(RunsError, match="True/False per row"):
         load_runs(_curves(), where="model_size + 1")
     with pytest.raises(RunsError, match=r"max_token_fraction= must be in \(0, 1\]"):
         load_runs(_curves(), max_token_fraction=1.5)
@@ -409,3 +403,93 @@ def test_runs_from_arrays():
         runs_from_arrays([1e8, 2e8], [1e9, 2e9, 3e9], [3.0, 2.9])
     with pytest.raises(RunsError, match="(?s)<arrays>.*column 'loss': zero or negative values at row 2"):
         runs_from_arrays([1e8, 2e8], [1e9, 2e9], [3.0, -1.0])
+
+
+# --------------------------------------------------------------------------- sanity notes (issue 9)
+def _grid(n_sizes: int = 5) -> pd.DataFrame:
+    sizes = np.repeat(np.geomspace(2e7, 1e9, n_sizes), 4)
+    tokens = sizes * np.tile([10.0, 20.0, 40.0, 80.0], n_sizes)
+    return pd.DataFrame({"model_size": sizes, "pretrain_tokens": tokens, "loss": 2.0 + 400 * sizes ** -0.3})
+
+
+def _codes(df: pd.DataFrame) -> dict[str, RunsNote]:
+    return {n.code: n for n in df.attrs["notes"]}
+
+
+def test_clean_tables_have_no_sanity_notes():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlannerWarning)
+        df = load_runs(_grid())
+    assert not set(_codes(df)) & SANITY_CODES
+
+
+def test_duplicated_rows_are_noted_and_warned():
+    raw = pd.concat([_grid(), _grid().iloc[[2, 5]]], ignore_index=True)
+    with pytest.warns(PlannerWarning, match=r"\[duplicate-rows\] rows 21, 22 repeat an earlier row"):
+        df = load_runs(raw)
+    assert _codes(df)["duplicate-rows"].rows == (21, 22)
+    assert len(df) == 22  # kept: the note says what to do
+
+
+def test_repeated_header_name_is_named(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("model_size,pretrain_tokens,loss,model_size\n1e8,2e9,3.1,2e8\n2e8,4e9,2.9,4e8\n4e8,8e9,2.7,8e8\n")
+    with pytest.raises(RunsError, match=r"header names column 'model_size' 2 times \(pandas would read the copies as 'model_size.1'\)"):
+        load_runs(path)
+    # a repeated column planner does not read is kept under pandas' name, with a note
+    path.write_text("model_size,pretrain_tokens,loss,note,note\n1e8,2e9,3.1,a,b\n2e8,4e9,2.9,c,d\n4e8,8e9,2.7,e,f\n")
+    with pytest.warns(PlannerWarning, match="duplicate-columns"):
+        df = load_runs(path)
+    assert "note.1" in df.columns and "copies are kept as 'note.1'" in _codes(df)["duplicate-columns"].message
+    # a column really named 'x.1' is not a repeat
+    path.write_text("model_size,pretrain_tokens,loss,note,note.1\n1e8,2e9,3.1,a,b\n2e8,4e9,2.9,c,d\n4e8,8e9,2.7,e,f\n")
+    assert "duplicate-columns" not in _codes(load_runs(path))
+
+
+def test_half_the_sizes_in_billions_is_mixed_units():
+    """Issue 9: a run table with half its sizes in billions gave a 'certified' N = 1,000 with no warning."""
+    raw = _grid()
+    billions = raw["model_size"] >= 2e8
+    raw.loc[billions, "model_size"] = raw.loc[billions, "model_size"] / 1e9
+    with pytest.warns(PlannerWarning, match="mixed-units"):
+        df = load_runs(raw)
+    codes = _codes(df)
+    assert codes["mixed-units"].rows == tuple(int(i) + 1 for i in np.flatnonzero(billions))
+    assert "implausible-values" in codes and "400M parameters is 4e8" in codes["implausible-values"].message
+
+
+def test_one_extreme_size_is_an_outlier():
+    """Issue 9: one row with model_size = 1e300 moved N from 2.21B to 525M with no outlier warning."""
+    raw = _grid()
+    raw.loc[7, "model_size"] = 1e300
+    with pytest.warns(PlannerWarning, match=r"\[outlier\].*row 8 \(1e\+300\)"):
+        df = load_runs(raw)
+    assert _codes(df)["outlier"].rows == (8,)
+
+
+def test_early_checkpoints_of_a_long_run_are_not_outliers():
+    """Checkpoints spread smoothly over three decades of tokens are far from the median but not isolated."""
+    tokens = np.geomspace(4e9, 3e12, 60)
+    raw = pd.DataFrame({"model_size": 7e9, "pretrain_tokens": tokens, "loss": 2.0 + 30 * tokens ** -0.15, "step": np.arange(60)})
+    assert not set(_codes(load_runs(raw))) & SANITY_CODES
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 1.5), st.integers(0, 19))
+def test_moderate_values_are_never_flagged(decades, row):
+    """A single value moved by up to 1.5 decades inside a table spanning 1.7 decades is not an outlier."""
+    raw = _grid()
+    raw.loc[row, "model_size"] = raw.loc[row, "model_size"] * 10 ** decades
+    assert "outlier" not in _codes(load_runs(raw, warn=False))
+
+
+def test_warn_false_keeps_the_notes_quiet():
+    import warnings
+
+    raw = pd.concat([_grid(), _grid().iloc[[0]]], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlannerWarning)
+        df = load_runs(raw, warn=False)
+    assert "duplicate-rows" in _codes(df)

@@ -1,5 +1,8 @@
 """Pins the validation numbers of benchmarks/validate.py (docs/validation.md) on published data.
 
+The data are shipped in ``data/published`` (tests/conftest.py: ``PUBLISHED_DATA``); the first tests
+check that the copy is intact (checksums) and that nothing reads data from outside the repository.
+
 The computations are imported from ``benchmarks/validate.py``; this file only sets bounds a
 little looser than what was measured, so a regression in any fitting path (multi-start,
 bootstrap, holdout rules, fixed/borrowed parameters, repetition and downstream forms) fails CI.
@@ -8,6 +11,8 @@ Measured values (seed 0) are noted next to each bound.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -15,9 +20,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-if not DATA.exists():
-    pytest.skip(f"published data folder {DATA} is not available in this checkout (CI has it)", allow_module_level=True)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import validate as V  # noqa: E402
@@ -25,6 +27,37 @@ import validate as V  # noqa: E402
 import planner  # noqa: E402
 
 B = 60  # bootstrap draws here (the report uses 200)
+
+
+# ------------------------------------------------------------------- 0. the shipped data
+def test_validation_reads_the_shipped_data(published_data):
+    assert V.DATA.resolve() == published_data.resolve()
+    for loader in (V.load_epoch, V.load_gadre, V.load_gpt3, V.load_opt, V.load_olmo, V.load_muennighoff, V.load_amber):
+        assert len(loader()) > 0, loader.__name__
+
+
+def test_shipped_data_match_their_checksums(published_data):
+    listed = {}
+    for line in (published_data / "SHA256SUMS").read_text().splitlines():
+        digest, rel = line.split(maxsplit=1)
+        listed[rel] = digest
+    shipped = {p.relative_to(published_data).as_posix() for p in published_data.rglob("*.csv")}
+    assert shipped == set(listed), "every shipped data file is listed in SHA256SUMS and every listed file is shipped"
+    for rel, digest in listed.items():
+        assert hashlib.sha256((published_data / rel).read_bytes()).hexdigest() == digest, f"{rel} changed (see data/README.md)"
+    for folder in {p.parent for p in published_data.rglob("*.csv")}:
+        source = (folder / "SOURCE.md").read_text()
+        assert "licen" in source.lower() and "## In this repository" in source, folder.name
+    assert sum(p.stat().st_size for p in published_data.rglob("*")) < 3_000_000  # "a few MB at most"
+
+
+def test_nothing_reads_data_from_outside_the_repository():
+    # the old layout read ../shared/data next to the checkout, so a fresh clone skipped every test on published data
+    outside = re.compile(r"""parents\[\d\]\.parent|["']shared["']\s*/|\.\./shared""")
+    sources = [*ROOT.joinpath("tests").glob("*.py"), *ROOT.joinpath("benchmarks").glob("*.py")]
+    offenders = [f"{p.name}:{i}" for p in sources for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if outside.search(line) and p.name != Path(__file__).name]
+    assert not offenders, offenders
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ __all__ = [
 
 from ..constants import ALLOCATION_SCHEMA, SOLUTION_PRESENT
 from ..errors import PlannerError
+from ..quantities import parse_quantity
 
 
 class AllocationError(PlannerError):
@@ -57,6 +58,31 @@ class AllocationWarning(Note):
 
 
 # --------------------------------------------------------------------------- inputs
+#: the unit each quantity field expects (strings such as "5B" are parsed by planner.quantities)
+_DOMAIN_UNITS = {"weight": "", "unique_tokens": "tokens", "max_epochs": "", "inference_tokens": "tokens", "target_loss": ""}
+_CONSTRAINT_UNITS = {
+    "min_model_size": "params", "max_model_size": "params", "max_pretrain_tokens": "tokens", "pretrain_unique_tokens": "tokens",
+    "pretrain_max_epochs": "", "min_tokens_per_param": "", "max_tokens_per_param": "", "repetition_decay": "", "inference_tokens": "tokens",
+}
+
+
+def _quantity(value: Any, unit: str, where: str) -> Any:
+    """A number from a number or a quantity string ("5B", "1.2T tokens"); None stays None; a bool is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise AllocationError(f"{where} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return parse_quantity(value, unit)
+        except ValueError as exc:
+            raise AllocationError(f"{where}: {exc}") from None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AllocationError(f"{where} must be a number, got {type(value).__name__} {value!r}") from None
+
+
 @dataclass(frozen=True)
 class Domain:
     """One target domain: a branch of the split model, continued-pretrained on D'_k tokens.
@@ -91,6 +117,8 @@ class Domain:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise AllocationError(f"a domain needs a non-empty name, got {self.name!r}")
+        for attr, unit in _DOMAIN_UNITS.items():
+            object.__setattr__(self, attr, _quantity(getattr(self, attr), unit, f"domain {self.name!r}: {attr}"))
         for attr in ("weight", "inference_tokens"):
             v = getattr(self, attr)
             if v is None or not math.isfinite(float(v)) or float(v) < 0:
@@ -170,14 +198,14 @@ class Constraints:
                 continue
             if f.name == "model_sizes":
                 if v is not None:
-                    vals = tuple(float(s) for s in (v if isinstance(v, (list, tuple, np.ndarray)) else [v]))
+                    vals = tuple(_quantity(s, "params", "constraint model_sizes") for s in (v if isinstance(v, (list, tuple, np.ndarray)) else [v]))
                     if not vals or any(not math.isfinite(s) or s <= 0 for s in vals):
                         raise AllocationError(f"model_sizes must be a non-empty list of positive sizes, got {v!r}")
                     object.__setattr__(self, "model_sizes", vals)
                 continue
             if v is None:
                 continue
-            fv = float(v)
+            fv = _quantity(v, _CONSTRAINT_UNITS.get(f.name, ""), f"constraint {f.name}")
             if not math.isfinite(fv) or fv < 0 or (fv == 0 and f.name not in ("inference_tokens",)):
                 raise AllocationError(f"constraint {f.name} must be a positive finite number, got {v!r}")
             object.__setattr__(self, f.name, fv)
@@ -187,6 +215,11 @@ class Constraints:
             raise AllocationError(f"min_model_size {self.min_model_size:.4g} is above max_model_size {self.max_model_size:.4g}")
         if self.min_tokens_per_param is not None and self.max_tokens_per_param is not None and self.min_tokens_per_param > self.max_tokens_per_param:
             raise AllocationError(f"min_tokens_per_param {self.min_tokens_per_param:.4g} is above max_tokens_per_param {self.max_tokens_per_param:.4g}")
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The names of the constraint fields (also accepted as keywords of ``optimize``)."""
+        return frozenset(f.name for f in fields(cls))
 
     @property
     def pretrain_token_cap(self) -> float:

@@ -27,7 +27,7 @@ from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
 from .model import AllocationError, Constraints, Domain, FlopModel
 
-__all__ = ["Problem", "Scenario", "TOKEN_SCALE", "SPEC_FLOOR"]
+__all__ = ["Problem", "ParameterDraw", "TOKEN_SCALE", "SPEC_FLOOR"]
 
 #: tokens and parameters are expressed in billions inside the solvers
 TOKEN_SCALE = 1e9
@@ -38,7 +38,7 @@ N_RANGE = (1e3, 1e16)
 
 
 @dataclass(frozen=True)
-class Scenario:
+class ParameterDraw:
     """Scalar parameters of every domain's law for one parameter draw (or the point estimate)."""
 
     params: tuple[dict[str, float], ...]
@@ -54,7 +54,7 @@ class Problem:
     spec_cap: hard cap on D'_k in tokens (inf: none); spec_unique: U_k for effective tokens.
     targets: target loss per domain (nan: none).
     forms/params: the law form and the point-estimate scalar parameters per domain.
-    scenarios: parameter draws for robust objectives (empty: point estimate only).
+    draws: parameter draws for robust objectives (empty: point estimate only).
     """
 
     names: tuple[str, ...]
@@ -75,7 +75,7 @@ class Problem:
     mode: str = "min-loss"
     fixed_fraction: float | None = None
     robust: str | None = None
-    scenarios: tuple[Scenario, ...] = ()
+    draws: tuple[ParameterDraw, ...] = ()
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -187,7 +187,7 @@ class Problem:
         """Predicted loss per domain, shape (n, K) for n points (arrays) or (K,) for one point.
 
         Uses each domain's form ``predict`` with that domain's scalar parameters
-        (``params``: a scenario; default the point estimate). Spec tokens of
+        (``params``: one parameter draw; default the point estimate). Spec tokens of
         domains that do not specialize are taken as 0.
         """
         n_arr = np.atleast_1d(np.asarray(model_size, dtype=float))
@@ -226,9 +226,9 @@ class Problem:
         return losses @ self.weights
 
     def objective(self, model_size: Any, pretrain_tokens: Any, spec_tokens: Any) -> Any:
-        """The min-loss objective at point(s): sum_k w_k L_k (robust: mean or max over scenarios)."""
-        if self.robust in ("mean", "worst") and self.scenarios:
-            vals = np.stack([self.objective_of_losses(self.losses(model_size, pretrain_tokens, spec_tokens, sc.params)) for sc in self.scenarios])
+        """The min-loss objective at point(s): sum_k w_k L_k (robust: mean or max over the parameter draws)."""
+        if self.robust in ("mean", "worst") and self.draws:
+            vals = np.stack([self.objective_of_losses(self.losses(model_size, pretrain_tokens, spec_tokens, sc.params)) for sc in self.draws])
             return vals.mean(axis=0) if self.robust == "mean" else vals.max(axis=0)
         return self.objective_of_losses(self.losses(model_size, pretrain_tokens, spec_tokens))
 
@@ -247,7 +247,7 @@ class Problem:
             inference_tokens=self.inference_tokens[sl], targets=self.targets[sl],
             constraints=replace(c, inference_tokens=0.0),
             budget=budget_share,
-            scenarios=tuple(Scenario(sc.params[sl]) for sc in self.scenarios),
+            draws=tuple(ParameterDraw(sc.params[sl]) for sc in self.draws),
         )
 
     def no_split(self) -> "Problem":

@@ -7,7 +7,9 @@ stores options; ``fit(runs)`` does the work and stores the result in
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -17,14 +19,17 @@ import pandas as pd
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form, list_forms
 from .._threads import blas_single_threaded
-from ..runs import load_runs, summarize_runs
+from .._warnings import warn_user
+from ..constants import MAX_BOOTSTRAP, MAX_STARTS
+from ..runs import SANITY_CODES, load_runs, summarize_runs
+from ..selection import SelectionError, select_rows
 from .calibration import _compute, calibrate_extrapolation, extrapolation_distance
-from .law import FittedLaw, FitWarning
+from .law import FittedLaw, FitWarning, check_values
 from .layout import FitError, ParamLayout, parse_slot_name
-from .multistart import multistart, polish
+from .multistart import POLISH_METHODS, multistart, polish
 from .objective import Objective, make_loss
 
-__all__ = ["LawFitter", "fit", "train_on_mask", "holdout_metrics", "FitError"]
+__all__ = ["LawFitter", "fit", "train_on_mask", "holdout_metrics", "validate_options", "OPTION_RULES", "FitError"]
 
 
 # --------------------------------------------------------------------------- data
@@ -44,7 +49,7 @@ def _as_table(runs: Any, form: Form, columns: Mapping[str, str] | None, filters:
     if isinstance(runs, pd.DataFrame) and "notes" in runs.attrs and columns is None and not filters:
         return runs
     require = tuple(c for c in form.inputs if c not in ("spec_tokens", "unique_tokens")) + (form.target,)
-    return load_runs(runs, columns=columns, require=require, **filters)
+    return load_runs(runs, columns=columns, require=require, warn=False, **filters)
 
 
 def _prepare(table: pd.DataFrame, form: Form, *, domain: str | Sequence[str] | None, weights: Any) -> _Prepared:
@@ -106,27 +111,15 @@ def _prepare(table: pd.DataFrame, form: Form, *, domain: str | Sequence[str] | N
 
 
 # ----------------------------------------------------------------------- holdout
-def _with_virtual_columns(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    tokens = out.get("pretrain_tokens", pd.Series(np.nan, index=out.index)).astype(float) + out.get("spec_tokens", pd.Series(0.0, index=out.index)).astype(float)
-    out["tokens"] = tokens
-    key = out["run"] if "run" in out else pd.Series(np.arange(len(out)), index=out.index)
-    out["token_fraction"] = tokens / tokens.groupby(key).transform("max")
-    if "model_size" in out:
-        out["compute"] = 6.0 * out["model_size"].astype(float) * tokens
-        out["largest"] = out["model_size"] == out["model_size"].max()
-    return out
-
-
 def train_on_mask(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] | np.ndarray | None) -> np.ndarray:
     """Boolean mask of the rows that are *fitted* for a ``train_on`` rule; the others are held out.
 
-    ``rule`` is a pandas query over the run columns plus virtual columns
-    ``tokens`` (D + D'), ``token_fraction`` (tokens / the run's maximum),
-    ``compute`` (6 N tokens) and ``largest`` (the largest model size), e.g.
-    ``"model_size <= 1e9"`` or ``"token_fraction <= 0.7"``; or a callable
-    returning a mask; or a boolean mask. ``"auto"`` holds out the largest
-    model size (or, with fewer than 3 sizes, each run's last 30 % of tokens).
+    ``rule`` is a row-selection rule (:mod:`planner.selection`: comparisons, and/or/not, quantities)
+    over the run columns plus the virtual columns ``tokens`` (D + D'), ``token_fraction`` (tokens /
+    the run's maximum), ``compute`` (6 N tokens) and ``largest`` (the largest model size), e.g.
+    ``"model_size <= 1e9"`` or ``"token_fraction <= 0.7"``; or a callable returning a mask; or a
+    boolean mask. ``"auto"`` holds out the largest model size (or, with fewer than 4 sizes, each
+    run's last 30 % of tokens). A rule is never passed to ``eval`` or pandas.
     """
     if rule is None:
         return np.ones(len(runs), dtype=bool)
@@ -135,17 +128,14 @@ def train_on_mask(runs: pd.DataFrame, rule: str | Callable[[pd.DataFrame], Any] 
     elif callable(rule):
         mask = np.asarray(rule(runs), dtype=bool)
     else:
-        rule = str(rule).strip()
+        rule = str(rule).strip() if isinstance(rule, str) else rule
         if rule == "auto":
             sizes = np.unique(runs["model_size"]) if "model_size" in runs else np.array([])
-            rule = "model_size < @largest_size" if len(sizes) >= 4 else "token_fraction <= 0.7"
-            df = _with_virtual_columns(runs)
-            mask = df.eval(rule, local_dict={"largest_size": sizes.max() if len(sizes) else 0}).to_numpy(dtype=bool)
-        else:
-            try:
-                mask = _with_virtual_columns(runs).eval(rule).to_numpy(dtype=bool)
-            except Exception as exc:  # pandas raises many types for a bad expression
-                raise FitError(f"train_on rule {rule!r} is not a valid expression over the run columns: {exc}") from None
+            rule = "not largest" if len(sizes) >= 4 else "token_fraction <= 0.7"
+        try:
+            mask = select_rows(runs, rule)
+        except SelectionError as exc:
+            raise FitError(f"train_on: {exc}") from None
     if mask.shape != (len(runs),):
         raise FitError(f"train_on rule must select rows of the table (got shape {mask.shape}, expected ({len(runs)},))")
     if mask.all():
@@ -173,6 +163,106 @@ def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, floa
     }
 
 
+# ----------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class _Interval:
+    """Legal values of a numeric option: ``kind`` (int or float) in [low, high] (open where said)."""
+
+    kind: type
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        integral = isinstance(value, numbers.Integral)
+        if isinstance(value, bool) or not (integral or (self.kind is float and isinstance(value, numbers.Real))):
+            return f"must be {'an integer' if self.kind is int else 'a number'}"
+        x = float(value)
+        if math.isnan(x) or (x < self.low or (self.low_open and x == self.low)) or (x > self.high or (self.high_open and x == self.high)):
+            return f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return None
+
+
+@dataclass(frozen=True)
+class _OneOf:
+    """Legal values of an option given as a list (strings, True/False)."""
+
+    values: tuple[Any, ...]
+
+    def problem(self, value: Any) -> str | None:
+        if not any(value is v or (type(value) is type(v) and value == v) for v in self.values):
+            return f"must be one of {', '.join(map(repr, self.values))}"
+        return None
+
+
+class _CallableOrNone:
+    def problem(self, value: Any) -> str | None:
+        return None if value is None or callable(value) else "must be a callable(done, total) or None"
+
+
+#: legal values of the LawFitter options (scikit-learn's ``_parameter_constraints``): checked by one
+#: validator at the top of ``fit``, so every option error reads the same
+OPTION_RULES: dict[str, Any] = {
+    "loss": _OneOf(("huber", "ls", "over")),
+    "delta": _Interval(float, 0.0, math.inf, low_open=True, high_open=True),
+    "over_weight": _Interval(float, 0.0, math.inf, low_open=True, high_open=True),
+    "bootstrap": _Interval(int, 0, MAX_BOOTSTRAP),
+    "calibrate": _OneOf((True, False)),
+    "interval_level": _Interval(float, 0.0, 1.0, low_open=True, high_open=True),
+    "refit": _OneOf((True, False)),
+    "max_starts": _Interval(int, 1, MAX_STARTS),
+    "n_polish": _Interval(int, 1, MAX_STARTS),
+    "seed": _Interval(int, 0, 2**63 - 1),
+    "progress": _CallableOrNone(),
+}
+
+
+def validate_options(options: Mapping[str, Any]) -> None:
+    """Check fit options against :data:`OPTION_RULES`; one :class:`FitError` lists every problem."""
+    problems = []
+    for name, rule in OPTION_RULES.items():
+        if name in options:
+            why = rule.problem(options[name])
+            if why is not None:
+                problems.append(f"{name}={options[name]!r} {why}")
+    tie = options.get("tie", ())
+    if isinstance(tie, str) or not all(isinstance(t, str) for t in tie):
+        problems.append(f"tie={tie!r} must be a list of parameter names, e.g. ['eta', 'gamma']")
+    fix = options.get("fix")
+    if fix is not None and not isinstance(fix, (FittedLaw, Mapping)):
+        problems.append(f"fix= must be a mapping {{slot: value}} or a fitted law, not {type(fix).__name__}")
+    elif isinstance(fix, Mapping):
+        for k, v in fix.items():
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+                problems.append(f"fix[{k!r}]={v!r} must be a finite number")
+    if problems:
+        raise FitError("invalid fit option" + ("s" if len(problems) > 1 else "") + ": " + "; ".join(problems))
+
+
+def _at_public_boundary(method: Callable[..., "LawFitter"]) -> Callable[..., "LawFitter"]:
+    """Validate options before ``fit``; after it, add the data's sanity notes to ``law_.warnings``
+    and raise every fit warning once through :func:`warnings.warn` (PlannerWarning)."""
+
+    @functools.wraps(method)
+    def fit(self: "LawFitter", runs: Any) -> "LawFitter":
+        validate_options(self.get_params())
+        out = method(self, runs)
+        law = self.law_
+        have = {(w.code, w.message) for w in law.warnings}
+        data_notes = tuple(
+            FitWarning(str(n["code"]), f"data: {n['message']}") for n in (law.data or {}).get("notes", [])
+            if isinstance(n, Mapping) and n.get("code") in SANITY_CODES and (n.get("code"), f"data: {n['message']}") not in have
+        )
+        if data_notes:
+            self.law_ = law = replace(law, warnings=law.warnings + data_notes)
+        for w in law.warnings:
+            warn_user(f"[{w.code}] {w.message}")
+        return out
+
+    return fit
+
+
 # --------------------------------------------------------------------- the fitter
 class LawFitter:
     """Fits one form to a run table (scikit-learn style: options in, ``law_`` out).
@@ -193,7 +283,7 @@ class LawFitter:
         guide does with 1e10; reported in the data notes.
     max_token_fraction: keep only each run's checkpoints up to this fraction of its tokens
         (fit on a partially trained target).
-    where: a pandas query selecting the rows to fit on.
+    where: a row-selection rule (:mod:`planner.selection`) choosing the rows to fit on.
     bootstrap: number of bootstrap draws (whole runs resampled within each domain).
     calibrate: run size backtests (fit on the smaller model sizes, predict the larger ones) and
         store how the error grows with extrapolation distance, for
@@ -204,7 +294,15 @@ class LawFitter:
         reported parameters are refitted on all rows unless ``refit=False``. ``"auto"`` holds out the
         largest model size. (Renamed from ``holdout=``, which read as the rows held out.)
     max_starts, n_polish: multi-start budget.
+    polish: "auto" (default: :func:`scipy.optimize.least_squares`, trust-region reflective on the
+        log residuals with the form's analytic Jacobian; L-BFGS-B for forms on finite differences),
+        "least-squares" or "l-bfgs-b" (the previous polish, kept for comparison). Both reach the
+        same optimum (``tests/test_fit_speed_paths.py``).
     seed: makes everything deterministic.
+    n_jobs: workers for the bootstrap draws and the calibration backtests, scikit-learn's
+        convention (-1, the default: every core; 1 or None: in this process; k: k workers),
+        through joblib, so ``joblib.parallel_config(backend="dask")`` sends them to a Dask cluster.
+        Results do not depend on it: each draw takes its seed from its index.
     progress: optional callable(done, total) for bootstrap progress.
     """
 
@@ -233,7 +331,9 @@ class LawFitter:
         refit: bool = True,
         max_starts: int = 256,
         n_polish: int = 6,
+        polish: str = "auto",
         seed: int = 0,
+        n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.form = form
@@ -258,7 +358,9 @@ class LawFitter:
         self.refit = refit
         self.max_starts = max_starts
         self.n_polish = n_polish
+        self.polish = polish
         self.seed = seed
+        self.n_jobs = n_jobs
         self.progress = progress
 
     def _filters(self) -> dict[str, Any]:
@@ -291,7 +393,10 @@ class LawFitter:
                         raise FitError(f"borrow: the {src.form.name} law has no parameter {name!r} (it has {', '.join(src.params)})")
                     out.update({k: float(v) for k, v in matches.items()})
             return out
-        return {str(k): float(v) for k, v in dict(self.fix).items()}
+        fixed = {str(k): float(v) for k, v in dict(self.fix).items()}
+        known = {k: v for k, v in fixed.items() if parse_slot_name(k)[0] in form.param_names}
+        check_values(form, known, "fix=", bounds={k: tuple(v) for k, v in (self.bounds or {}).items()})
+        return fixed
 
     def _options(self, form: Form) -> dict[str, Any]:
         fixed = self._fixed_values(form)
@@ -329,14 +434,19 @@ class LawFitter:
     def _solve(self, form: Form, prep: _Prepared, seed: int, start: Mapping[str, float] | None = None, quick: bool = False) -> tuple[FittedLaw, Objective]:
         notes: list[FitWarning] = list(prep.notes)
         layout = self._layout(form, prep, notes)
+        if len(prep.observed) < len(layout.free):
+            raise FitError(f"form {form.name!r} has {len(layout.free)} free parameters but only {len(prep.observed)} rows to fit: "
+                           "add runs, fix parameters (fix=) or tie per-domain ones (tie=)")
         loss = make_loss(self.loss, self.delta, self.over_weight)
         obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
+        if self.polish not in POLISH_METHODS:
+            raise FitError(f"polish must be one of {', '.join(POLISH_METHODS)}, not {self.polish!r}")
         if quick and start is not None:
-            res = polish(obj, {k: start[k] for k in layout.names})
+            res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)
             n_starts = 1
         else:
             extra = [dict(start)] if start is not None else None
-            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra)
+            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra, method=self.polish)
         values = layout.from_theta(res.x)
         f = obj.value(res.x)
         resid = obj.residuals(res.x)
@@ -348,7 +458,7 @@ class LawFitter:
             warnings.append(FitWarning("non-finite", "the fitted law gives non-finite or non-positive predictions on the data"))
         elif res.status == 1:
             status = "not-converged"
-            warnings.append(FitWarning("not-converged", f"L-BFGS-B stopped at its iteration limit ({message})"))
+            warnings.append(FitWarning("not-converged", f"the polish stopped at its iteration limit ({message})"))
         for s, th in zip(layout.free, res.x):
             lo, hi = layout.theta_bounds()[layout.free.index(s)]
             span = (hi - lo) if not s.log else 1.0
@@ -375,6 +485,7 @@ class LawFitter:
         return fitted, obj
 
     # ---------------------------------------------------------------- public
+    @_at_public_boundary
     @blas_single_threaded
     def fit(self, runs: Any) -> "LawFitter":
         if self.holdout is not None:

@@ -29,7 +29,7 @@ from ..laws.registry import get_form
 from .calibration import extrapolation_distance
 from .layout import FitError, ParamLayout, parse_slot_name
 
-__all__ = ["FitWarning", "FittedLaw", "law", "load_law", "LAW_SCHEMA"]
+__all__ = ["FitWarning", "FittedLaw", "law", "load_law", "check_values", "LAW_SCHEMA"]
 
 
 
@@ -308,43 +308,61 @@ class FittedLaw:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "<dict>") -> "FittedLaw":
+        """Rebuild a law from :meth:`to_dict` output (or a hand-written ``{"form", "params"}``).
+
+        Every key is type-checked and the parameters range-checked (finite, inside the form's
+        declared bounds or the fit's ``options.bounds``): a malformed file raises
+        :class:`FitError` naming ``source`` and the key, never an internal exception.
+        """
+        if not isinstance(d, Mapping):
+            raise FitError(f"{source}: a law holds a JSON object with keys 'form' and 'params', not {type(d).__name__}")
         for key in ("form", "params"):
             if key not in d:
                 raise FitError(f"{source}: not a law file: missing top-level key {key!r}")
+        schema = d.get("schema")
+        if schema is not None and (not isinstance(schema, str) or not schema.startswith("planner.law/")):
+            raise FitError(f"{source}: key 'schema' is {schema!r}, not a law file ({LAW_SCHEMA})")
+        if not isinstance(d["form"], str) or not d["form"]:
+            raise FitError(f"{source}: key 'form' must be a form name (text), not {d['form']!r}"[:300])
         form = get_form(d["form"])
-        params = {str(k): float(v) for k, v in dict(d["params"]).items()}
-        domains = tuple(d.get("domains") or _domains_from_names(params))
-        draws = d.get("draws")
-        draw_arr = None
-        if draws:
-            names = list(draws["names"])
-            arr = np.asarray(draws["values"], dtype=float)
-            order = [names.index(n) for n in params]
-            draw_arr = arr[:, order]
-        points = d.get("points")
+        raw_params = _mapping(d["params"], source, "params")
+        params = {str(k): _number(v, source, f"params.{k}", finite=False) for k, v in raw_params.items()}
+        if not params:
+            raise FitError(f"{source}: key 'params' is empty")
+        domains = tuple(_strings(d.get("domains"), source, "domains")) or _domains_from_names(params)
+        if len(set(domains)) != len(domains):
+            raise FitError(f"{source}: key 'domains' names a domain twice: {list(domains)}")
+        tied = tuple(_strings(d.get("tied"), source, "tied"))
+        fixed = tuple(_strings(d.get("fixed"), source, "fixed"))
+        options = _mapping(d.get("options"), source, "options", optional=True)
+        bounds = _bounds_option(options.get("bounds"), source)
+        interval_level = _number(d.get("interval_level", 0.9), source, "interval_level")
+        if not 0 < interval_level < 1:
+            raise FitError(f"{source}: key 'interval_level' must be in (0, 1), not {interval_level!r}")
         law_obj = cls(
             form=form,
             params=params,
             domains=domains,
-            tied=tuple(d.get("tied", ())),
-            fixed=tuple(d.get("fixed", ())),
-            status=d.get("status", "given"),
-            message=d.get("message", ""),
-            warnings=tuple(FitWarning(w["code"], w["message"]) for w in d.get("warnings", [])),
-            objective=float(d["objective"]) if d.get("objective") is not None else float("nan"),
-            residuals=None if d.get("residuals") is None else np.asarray(d["residuals"], dtype=float),
-            draws=draw_arr,
-            interval_level=float(d.get("interval_level", 0.9)),
-            intervals={k: (float(v[0]), float(v[1])) for k, v in (d.get("intervals") or {}).items()},
-            data=d.get("data") or {},
-            options=d.get("options") or {},
-            holdout=d.get("holdout"),
-            selection=tuple(d.get("selection") or ()),
-            points=None if points is None else pd.DataFrame(points),
-            calibration=d.get("calibration"),
-            version=d.get("version", _version()),
+            tied=tied,
+            fixed=fixed,
+            status=_text(d.get("status", "given"), source, "status"),
+            message=_text(d.get("message", ""), source, "message"),
+            warnings=_warnings(d.get("warnings"), source),
+            objective=math.nan if d.get("objective") is None else _number(d["objective"], source, "objective", finite=False),
+            residuals=_vector(d.get("residuals"), source, "residuals"),
+            draws=_draws(d.get("draws"), params, source),
+            interval_level=interval_level,
+            intervals=_intervals(d.get("intervals"), params, source),
+            data=_mapping(d.get("data"), source, "data", optional=True),
+            options=options,
+            holdout=_holdout(d.get("holdout"), source),
+            selection=_selection(d.get("selection"), source),
+            points=_points(d.get("points"), source),
+            calibration=_calibration(d.get("calibration"), source),
+            version=_text(d.get("version", _version()), source, "version"),
         )
         _check_slots(law_obj, source)
+        check_values(form, params, source, bounds=bounds)
         return law_obj
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -397,6 +415,192 @@ def _check_slots(law_obj: FittedLaw, source: str) -> None:
         raise FitError(f"{source}: parameters of form {law_obj.form.name!r} do not match: {'; '.join(parts)} (expected {', '.join(sorted(expected))})")
 
 
+def check_values(form: Form, params: Mapping[str, float], source: str,
+                 bounds: Mapping[str, tuple[float, float]] | None = None) -> None:
+    """Raise :class:`FitError` naming every slot whose value is not legal for ``form``
+    (non-finite, or outside the declared bounds: exponents > 0, amplitudes >= 0, see
+    :meth:`Param.check_value`). ``bounds`` are a fit's overrides, by parameter name."""
+    problems = []
+    for name, value in params.items():
+        base, _ = parse_slot_name(name)
+        try:
+            q = form.param(base)
+        except KeyError:
+            continue  # unknown slots are reported by _check_slots
+        why = q.check_value(value, (bounds or {}).get(base))
+        if why is not None:
+            problems.append(f"{name} {why}")
+    if problems:
+        raise FitError(f"{source}: parameters of form {form.name!r} out of range: " + "; ".join(problems))
+
+
+def _where(source: str, key: str) -> str:
+    return f"{source}: key {key!r}"
+
+
+def _number(v: Any, source: str, key: str, *, finite: bool = True, allow_none: bool = False) -> float:
+    """A JSON number as a float (no bools, no text); finite unless ``finite=False``."""
+    if v is None and allow_none:
+        return math.nan
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise FitError(f"{_where(source, key)} must be a number, not {type(v).__name__}")
+    try:
+        x = float(v)
+    except OverflowError:
+        raise FitError(f"{_where(source, key)}: number too large") from None
+    if finite and not math.isfinite(x):
+        raise FitError(f"{_where(source, key)} must be a finite number, not {x!r}")
+    return x
+
+
+def _text(v: Any, source: str, key: str) -> str:
+    if not isinstance(v, str):
+        raise FitError(f"{_where(source, key)} must be text, not {type(v).__name__}")
+    return v
+
+
+def _list(v: Any, source: str, key: str) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise FitError(f"{_where(source, key)} must be a list, not {type(v).__name__}")
+    return v
+
+
+def _strings(v: Any, source: str, key: str) -> list[str]:
+    items = _list(v, source, key)
+    for i, x in enumerate(items):
+        if not isinstance(x, str):
+            raise FitError(f"{_where(source, f'{key}[{i}]')} must be text, not {type(x).__name__}")
+    return items
+
+
+def _mapping(v: Any, source: str, key: str, *, optional: bool = False) -> dict[str, Any]:
+    if v is None and optional:
+        return {}
+    if not isinstance(v, Mapping):
+        raise FitError(f"{_where(source, key)} must be an object, not {type(v).__name__}")
+    return dict(v)
+
+
+def _vector(v: Any, source: str, key: str) -> np.ndarray | None:
+    """A list of numbers (null entries become NaN) as a float array, or None."""
+    if v is None:
+        return None
+    items = _list(v, source, key)
+    return np.array([_number(x, source, f"{key}[{i}]", finite=False, allow_none=True) for i, x in enumerate(items)], dtype=float)
+
+
+def _warnings(v: Any, source: str) -> tuple[FitWarning, ...]:
+    out = []
+    for i, w in enumerate(_list(v, source, "warnings")):
+        w = _mapping(w, source, f"warnings[{i}]")
+        out.append(FitWarning(_text(w.get("code"), source, f"warnings[{i}].code"), _text(w.get("message"), source, f"warnings[{i}].message")))
+    return tuple(out)
+
+
+def _draws(v: Any, params: Mapping[str, float], source: str) -> np.ndarray | None:
+    """Bootstrap draws ``{"names": [...], "values": [[...], ...]}`` reordered to ``params``; a failed
+    draw may hold null (NaN), never an infinite value."""
+    if not v:
+        return None
+    d = _mapping(v, source, "draws")
+    names = _strings(d.get("names"), source, "draws.names")
+    if sorted(names) != sorted(params):
+        raise FitError(f"{_where(source, 'draws.names')} must name the law's parameters {sorted(params)}, not {names}")
+    rows = _list(d.get("values"), source, "draws.values")
+    arr = np.empty((len(rows), len(names)))
+    for i, row in enumerate(rows):
+        row = _list(row, source, f"draws.values[{i}]")
+        if len(row) != len(names):
+            raise FitError(f"{_where(source, f'draws.values[{i}]')} has {len(row)} values for {len(names)} parameters")
+        for j, x in enumerate(row):
+            arr[i, j] = _number(x, source, f"draws.values[{i}][{j}]", finite=False, allow_none=True)
+    if np.isinf(arr).any():
+        raise FitError(f"{_where(source, 'draws.values')} holds an infinite value")
+    return arr[:, [names.index(n) for n in params]]
+
+
+def _intervals(v: Any, params: Mapping[str, float], source: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for k, pair in _mapping(v, source, "intervals", optional=True).items():
+        if k not in params:
+            raise FitError(f"{_where(source, f'intervals.{k}')}: not a parameter of the law ({', '.join(params)})")
+        pair = _list(pair, source, f"intervals.{k}")
+        if len(pair) != 2:
+            raise FitError(f"{_where(source, f'intervals.{k}')} must be [low, high]")
+        out[k] = (_number(pair[0], source, f"intervals.{k}[0]", finite=False), _number(pair[1], source, f"intervals.{k}[1]", finite=False))
+    return out
+
+
+def _points(v: Any, source: str) -> pd.DataFrame | None:
+    if v is None:
+        return None
+    cols = _mapping(v, source, "points")
+    lengths = {k: len(_list(c, source, f"points.{k}")) for k, c in cols.items()}
+    if len(set(lengths.values())) > 1:
+        raise FitError(f"{_where(source, 'points')}: columns have different lengths {lengths}")
+    for k, c in cols.items():
+        for i, x in enumerate(c):
+            if not (x is None or isinstance(x, (str, bool, int, float))):
+                raise FitError(f"{_where(source, f'points.{k}[{i}]')} must be a number, text or null, not {type(x).__name__}")
+            if isinstance(x, int) and not isinstance(x, bool):
+                _number(x, source, f"points.{k}[{i}]", finite=False)
+    return pd.DataFrame(cols)
+
+
+_CALIBRATION_NUMBERS = ("level", "q0", "slope_per_decade", "reference_model_size", "reference_compute", "n_backtest_points")
+#: numbers of a held-out evaluation that reports print (null allowed: R^2 of one row)
+_HOLDOUT_NUMBERS = ("are", "max_rel_error", "r2", "rmse_log", "n_test", "n_train")
+
+
+def _holdout(v: Any, source: str) -> dict[str, Any] | None:
+    h = _mapping(v, source, "holdout", optional=True)
+    for key in _HOLDOUT_NUMBERS:
+        if h.get(key) is not None:
+            _number(h[key], source, f"holdout.{key}", finite=False)
+    if "rule" in h and not isinstance(h["rule"], str):
+        raise FitError(f"{_where(source, 'holdout.rule')} must be text")
+    return h or None
+
+
+def _selection(v: Any, source: str) -> tuple[dict[str, Any], ...]:
+    """The ``form="auto"`` ranking: one object per candidate with ``form`` (text) and ``are`` (number or null)."""
+    out = []
+    for i, item in enumerate(_list(v, source, "selection")):
+        item = _mapping(item, source, f"selection[{i}]")
+        _text(item.get("form"), source, f"selection[{i}].form")
+        for key in ("are", "r2"):
+            if item.get(key) is not None:
+                _number(item[key], source, f"selection[{i}].{key}", finite=False)
+        if item.get("note") is not None:
+            _text(item["note"], source, f"selection[{i}].note")
+        out.append(item)
+    return tuple(out)
+
+
+def _calibration(v: Any, source: str) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    cal = _mapping(v, source, "calibration")
+    for key in _CALIBRATION_NUMBERS:
+        if key not in cal:
+            raise FitError(f"{source}: key 'calibration' lacks {key!r}")
+        _number(cal[key], source, f"calibration.{key}")
+    return cal
+
+
+def _bounds_option(v: Any, source: str) -> dict[str, tuple[float, float]]:
+    """The fit's ``options.bounds`` (param -> [lower, upper]) used to range-check its values."""
+    out = {}
+    for k, pair in _mapping(v, source, "options.bounds", optional=True).items():
+        pair = _list(pair, source, f"options.bounds.{k}")
+        if len(pair) != 2:
+            raise FitError(f"{_where(source, f'options.bounds.{k}')} must be [lower, upper]")
+        out[str(k)] = (_number(pair[0], source, f"options.bounds.{k}[0]"), _number(pair[1], source, f"options.bounds.{k}[1]"))
+    return out
+
+
 def law(form: Form | str, *, domains: Sequence[str] | None = None, tie: Sequence[str] = (), **params: float) -> FittedLaw:
     """A law from known parameters, without fitting (e.g. published constants).
 
@@ -406,22 +610,38 @@ def law(form: Form | str, *, domains: Sequence[str] | None = None, tie: Sequence
     A per-domain parameter given without a domain applies to every domain.
     """
     f = get_form(form)
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise FitError(f"law({f.name!r}): parameter {k} must be a number, not {type(v).__name__} {v!r}"[:300])
     doms = tuple(domains) if domains is not None else _domains_from_names(params)
     layout = ParamLayout(f, doms, fix={k: float(v) for k, v in params.items()}, tie=tie)
     missing = [s.name for s in layout.slots if s.fixed is None]
     if missing:
         raise FitError(f"law({f.name!r}): missing parameters {', '.join(missing)}")
     values = {s.name: float(s.fixed) for s in layout.slots}  # type: ignore[arg-type]
+    check_values(f, values, f"law({f.name!r})")
     return FittedLaw(f, values, doms, tuple(tie), tuple(values), status="given")
 
 
 def load_law(path: str | os.PathLike[str]) -> FittedLaw:
     """Read a law JSON written by :meth:`FittedLaw.save` (or by hand: ``form`` and ``params`` suffice)."""
     path = Path(path)
-    data = read_json(path, "law file", FitError)
+    try:
+        data = read_json(path, "law file", FitError)
+    except RecursionError:
+        raise FitError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        if isinstance(exc, FitError):
+            raise
+        raise FitError(f"{path}: invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise FitError(f"{path}: a law file holds a JSON object with keys 'form' and 'params'")
     try:
         return FittedLaw.from_dict(data, source=str(path))
+    except FitError:
+        raise
     except KeyError as exc:  # unknown form
-        raise FitError(f"{path}: {exc} (a custom form must be registered with planner.register_form before loading)") from None
+        raise FitError(f"{path}: {exc} (a custom form must be registered with planner.register_form, or installed "
+                       "by a package under the 'planner.forms' entry-point group, before loading)") from None
+    except RecursionError:
+        raise FitError(f"{path}: invalid JSON: nested too deeply") from None

@@ -26,6 +26,7 @@ reads exactly like the equation and numpy broadcasting does the rest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -54,6 +55,9 @@ class Param:
         with no such rows gets this parameter fixed at ``absent_value`` (default
         ``start``) and a note.
     description: one line for ``planner forms`` and reports.
+    zero_ok: a given value of exactly 0 is meaningful although below ``lower`` (e.g. the
+        token offset ``D0 = 0`` that makes the additive law a posynomial). Linear parameters
+        (amplitudes) always admit 0: their term vanishes.
     """
 
     name: str
@@ -68,6 +72,7 @@ class Param:
     needs_spec: bool = False
     absent_value: float | None = None
     description: str = ""
+    zero_ok: bool = False
 
     def __post_init__(self) -> None:
         if not self.lower < self.upper:
@@ -76,6 +81,29 @@ class Param:
             raise ValueError(f"parameter {self.name!r} is positive (fitted in log space) but its lower bound is {self.lower}")
         if not self.lower <= self.start <= self.upper:
             raise ValueError(f"parameter {self.name!r}: start {self.start} outside [{self.lower}, {self.upper}]")
+
+    def check_value(self, value: float, bounds: tuple[float, float] | None = None) -> str | None:
+        """Why ``value`` is not a legal given value of this parameter, or None when it is.
+
+        Legal: finite and inside ``[lower, upper]`` (or ``bounds``, a fit's override), up to a
+        relative 1e-9 for values stored at a bound; 0 where :attr:`zero_ok` or :attr:`linear`.
+        So exponents are > 0 and amplitudes >= 0 for every built-in form.
+        """
+        lower, upper = (self.lower, self.upper) if bounds is None else (float(bounds[0]), float(bounds[1]))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, not {type(value).__name__}"
+        if not math.isfinite(value):
+            return f"must be finite, not {value!r}"
+        if value == 0 and (self.zero_ok or self.linear) and lower >= 0:
+            return None
+        slack_lo = 1e-9 * abs(lower)
+        slack_hi = 1e-9 * abs(upper)
+        if lower - slack_lo <= value <= upper + slack_hi:
+            return None
+        kind = ""
+        if self.positive and value <= 0:
+            kind = " (an exponent or scale must be > 0)" if not self.linear else " (an amplitude must be >= 0)"
+        return f"= {value:g} is outside the form's range [{lower:g}, {upper:g}]{kind}"
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ class SplitAdditive(Form):
     params = _shared_params() + (
         Param("C", 1e-6, 1e14, "nats/token * tokens^gamma", per_domain=True, linear=True, start=10.0, needs_spec=True, absent_value=0.0, description="specialization amplitude"),
         Param("gamma", 0.01, 2.0, "", per_domain=True, start=0.3, grid=(0.1, 0.3, 0.6), needs_spec=True, description="specialization exponent"),
-        Param("D0", 1e3, 1e14, "tokens", per_domain=True, start=1e9, grid=(1e8, 1e10), needs_spec=True, description="token offset keeping the term finite at D' = 0"),
+        Param("D0", 1e3, 1e14, "tokens", per_domain=True, start=1e9, grid=(1e8, 1e10), needs_spec=True, zero_ok=True, description="token offset keeping the term finite at D' = 0 (0 allowed: a posynomial)"),
     )
     inputs = ("model_size", "pretrain_tokens", "spec_tokens")
     has_spec = True
