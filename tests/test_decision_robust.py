@@ -80,9 +80,10 @@ def _regrets(ss, optimum, plans):
     return F - optimum[:, None]
 
 
+@pytest.mark.parametrize("forms", [("split-additive", "split-effective"), ("split-additive", "split-interaction")])
 @pytest.mark.parametrize("kind", ["worst", "mean"])
-def test_robust_plan_beats_every_form_plan_synthetic(kind):
-    laws = _laws()
+def test_robust_plan_beats_every_form_plan_synthetic(kind, forms):
+    laws = {f: planner.law(f, domains=["code", "math"], **TRUTHS[f]) for f in forms}
     cands = as_candidates([(n, _with_draws(l, 6, 0.04, i), 1.0) for i, (n, l) in enumerate(laws.items())])
     setting = Setting.build(1e21, DOMAINS)
     nominal = [p for p, _ in plans_per_form(cands, setting)]
@@ -93,11 +94,43 @@ def test_robust_plan_beats_every_form_plan_synthetic(kind):
     if kind == "worst":
         assert R[:, -1].max() <= R[:, :-1].max(axis=0).min() + 1e-9
         assert rp.worst_regret == pytest.approx(R[:, -1].max(), rel=1e-9)
+        best_single = R[:, :-1].max(axis=0).min()
+        mine = R[:, -1].max()
     else:
         exp = ss.prob @ R
         assert exp[-1] <= exp[:-1].min() + 1e-9
-    # both laws here are convex in the tokens: the epigraph path, not certified without a size menu
-    assert "epigraph" in rp.method and not rp.certified
+        assert rp.expected_regret == pytest.approx(exp[-1], rel=1e-9)
+        best_single, mine = exp[:-1].min(), exp[-1]
+    # the laws disagree, so hedging between them is strictly better than either plan
+    assert mine < best_single * (1 - 1e-3)
+    if "split-interaction" in forms:  # not convex in the tokens: the local path, labelled so
+        assert "SLSQP" in rp.method and "not certified" in rp.method and not rp.certified
+    else:  # convex in the tokens: the epigraph path, not certified without a size menu
+        assert "epigraph" in rp.method and not rp.certified
+
+
+def test_robust_plan_certified_on_a_size_menu():
+    laws = _laws()
+    cands = as_candidates([(n, l, 1.0) for n, l in laws.items()])
+    menu = [3e8, 1e9, 3e9]
+    setting = Setting.build(1e21, DOMAINS, {"model_sizes": menu})
+    nominal = [p for p, _ in plans_per_form(cands, setting)]
+    ss = ScenarioSet(cands, setting, use_draws=False)
+    opt = np.diag(ss.evaluate(nominal))
+    rp = robust_plan(ss, opt, nominal, kind="worst")
+    assert rp.certified and rp.plan.model_size in menu
+    # independent: the best worst-case regret over the menu, each size's tokens on a dense grid
+    best = np.inf
+    for n in menu:
+        T = 1e21 / (6 * n)
+        fr = np.linspace(0, 1, 301)
+        g = np.array(np.meshgrid(fr, fr, indexing="ij")).reshape(2, -1).T
+        g = g[g.sum(axis=1) <= 1.0]
+        D = T * (1 - g.sum(axis=1))
+        F = ss.objective(np.full(len(g), n), D, T * g)
+        best = min(best, float((F - opt[:, None]).max(axis=0).min()))
+    assert rp.worst_regret <= best + 1e-9
+    assert rp.worst_regret >= best * 0.97
 
 
 def test_robust_worst_plan_brute_force_one_domain():

@@ -550,7 +550,27 @@ class LocalSolver:
         return math.exp(v[0]) * _S, math.exp(v[1]) * _S, S
 
     def solve(self, start: tuple[float, float, np.ndarray], fix: tuple[int, float] | None = None, *, budget: float | None = None) -> tuple[float, float, np.ndarray, float]:
-        """(N, D, S, F) from a start; ``fix=(j, value)`` holds coordinate j (0: N, 1: D, 2+i: D'_spec[i])."""
+        """(N, D, S, F) from a start; ``fix=(j, value)`` holds coordinate j (0: N, 1: D, 2+i: D'_spec[i]).
+
+        With a size menu (``model_sizes``) N is held at each allowed size in turn and the best kept
+        (with another coordinate fixed, at the allowed size nearest the start)."""
+        menu = self.setting.constraints.model_sizes
+        if menu is None or (fix is not None and fix[0] == 0):
+            return self._solve(start, {} if fix is None else {fix[0]: fix[1]}, budget)
+        lo, hi = self.setting.model_size_bounds()
+        sizes = [float(m) for m in menu if lo * (1 - 1e-12) <= m <= hi * (1 + 1e-12)]
+        if not sizes:
+            return math.nan, math.nan, np.full(self.setting.K, math.nan), math.inf
+        if fix is not None:
+            sizes = [min(sizes, key=lambda m: abs(math.log(m / start[0])))]
+        best = None
+        for m in sizes:
+            r = self._solve((m, start[1], start[2]), {0: m} if fix is None else {0: m, fix[0]: fix[1]}, budget)
+            if best is None or r[3] < best[3]:
+                best = r
+        return best
+
+    def _solve(self, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float | None) -> tuple[float, float, np.ndarray, float]:
         st = self.setting
         budget = st.budget if budget is None else budget
         lo, hi = st.model_size_bounds()
@@ -562,8 +582,7 @@ class LocalSolver:
             bounds.append((math.log(SPEC_FLOOR / _S), math.log(caps[k] / _S) if math.isfinite(caps[k]) else 30.0))
         N0, D0, S0 = start
         v0 = np.array([math.log(N0 / _S), math.log(max(D0, 1.0) / _S)] + [math.log(max(S0[k], SPEC_FLOOR) / _S) for k in self.spec])
-        if fix is not None:
-            j, val = fix
+        for j, val in fixes.items():
             v0[j] = math.log(max(val, SPEC_FLOOR if j >= 2 else 1.0) / _S)
             bounds[j] = (v0[j], v0[j])
         v0 = np.clip(v0, [b[0] for b in bounds], [b[1] for b in bounds])
@@ -572,17 +591,57 @@ class LocalSolver:
         used = float(st.budget_used(N, D, S.sum()))
         if used > budget:
             f = float(st.tokens_available(N, budget)) / (D + S.sum())
-            movable = [i for i in range(1, 2 + n_spec) if fix is None or i != fix[0]]
+            movable = [i for i in range(1, 2 + n_spec) if i not in fixes]
             v0[movable] += math.log(max(f, 1e-12)) - 1e-9
             v0 = np.clip(v0, [b[0] for b in bounds], [b[1] for b in bounds])
         worst = self.kind == "worst"
-        cons: list[dict[str, Any]] = [{"type": "ineq", "fun": lambda v: 1.0 - float(st.budget_used(*self._split(v[:2 + n_spec]))) / budget}]
+        terms = st.flop_model.terms()
+        infer_tokens = st.inference_tokens if st.inference_in_budget else 0.0
+        n_x = 2 + n_spec + (1 if worst else 0)
+
+        def budget_fun(x: np.ndarray) -> float:
+            N, D, S = self._unpack(x[:2 + n_spec])
+            return 1.0 - float(st.budget_used(N, D, S.sum())) / budget
+
+        def budget_jac(x: np.ndarray) -> np.ndarray:
+            """d/dv of 1 - (f(N) (D + sum D') + 2 N I) / C in log variables, f(N) = sum_j c_j N^e_j."""
+            N, D, S = self._unpack(x[:2 + n_spec])
+            fpt = sum(cj * N ** e for cj, e in terms)
+            dfpt = sum(cj * e * N ** e for cj, e in terms)
+            g = np.zeros(n_x)
+            g[0] = -(dfpt * (D + S.sum()) + 2.0 * N * infer_tokens) / budget
+            g[1] = -fpt * D / budget
+            g[2:2 + n_spec] = -fpt * S[self.spec] / budget
+            return g
+
+        cons: list[dict[str, Any]] = [{"type": "ineq", "fun": budget_fun, "jac": budget_jac}]
         c = st.constraints
+        e_ratio = np.zeros(n_x)
+        e_ratio[0], e_ratio[1] = -1.0, 1.0
         if c.min_tokens_per_param is not None:
-            cons.append({"type": "ineq", "fun": lambda v: v[1] - v[0] - math.log(c.min_tokens_per_param)})
+            cons.append({"type": "ineq", "fun": lambda v: v[1] - v[0] - math.log(c.min_tokens_per_param), "jac": lambda v: e_ratio})
         if c.max_tokens_per_param is not None:
-            cons.append({"type": "ineq", "fun": lambda v: math.log(c.max_tokens_per_param) - (v[1] - v[0])})
+            cons.append({"type": "ineq", "fun": lambda v: math.log(c.max_tokens_per_param) - (v[1] - v[0]), "jac": lambda v: -e_ratio})
         ref = max(abs(float(self.values(N0, D0, S0[None, :])[0])), 1e-12)
+        nv = 2 + n_spec
+        h = 1e-6
+        steps = np.vstack([np.zeros(nv), h * np.eye(nv), -h * np.eye(nv)])
+        free = np.array([lo_ < hi_ for lo_, hi_ in bounds])
+
+        def batch(v: np.ndarray) -> np.ndarray:
+            """f_s at v and at v +- h e_i in one evaluation: shape (n_scen, 2 nv + 1)."""
+            V = v[None, :] + steps
+            Ns = np.exp(V[:, 0]) * _S
+            Ds = np.exp(V[:, 1]) * _S
+            Ss = np.zeros((len(V), st.K))
+            Ss[:, self.spec] = np.exp(V[:, 2:]) * _S
+            return self.scenario_values(Ns, Ds, Ss)
+
+        def grad_of(vals: np.ndarray) -> np.ndarray:
+            """Central differences from ``batch`` output (last axis), zero along fixed coordinates."""
+            g = (vals[..., 1:1 + nv] - vals[..., 1 + nv:]) / (2 * h)
+            return np.where(free, g, 0.0)
+
         if worst:
             def fs(v: np.ndarray) -> np.ndarray:
                 N, D, S = self._unpack(v)
@@ -591,18 +650,29 @@ class LocalSolver:
             t0 = float(np.max(fs(v0)))
             x0 = np.append(v0, t0 / ref)
             bnds = bounds + [(None, None)]
-            cons.append({"type": "ineq", "fun": lambda x: x[-1] - fs(x[:-1]) / ref})
+
+            def worst_jac(x: np.ndarray) -> np.ndarray:
+                G = grad_of(batch(x[:-1])) / ref  # (n_scen, nv)
+                return np.hstack([-G, np.ones((G.shape[0], 1))])
+
+            cons.append({"type": "ineq", "fun": lambda x: x[-1] - fs(x[:-1]) / ref, "jac": worst_jac})
             obj = lambda x: float(x[-1])  # noqa: E731
+            jac = lambda x: np.append(np.zeros(nv), 1.0)  # noqa: E731
         else:
             def obj(x: np.ndarray) -> float:
                 N, D, S = self._unpack(x)
                 val = self.point_value(N, D, S)
                 return val / ref if math.isfinite(val) else 1e30
 
+            def jac(x: np.ndarray) -> np.ndarray:
+                vals = self.q @ batch(x)
+                g = grad_of(vals) / ref
+                return np.where(np.isfinite(g), g, 0.0)
+
             x0, bnds = v0, bounds
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = minimize(obj, x0, method="SLSQP", bounds=bnds, constraints=cons, options={"maxiter": 500, "ftol": 1e-13})
+            res = minimize(obj, x0, jac=jac, method="SLSQP", bounds=bnds, constraints=cons, options={"maxiter": 500, "ftol": 1e-13})
         v = np.clip(res.x[:2 + n_spec], [b[0] for b in bounds], [b[1] for b in bounds])
         N, D, S = self._unpack(v)
         used = float(st.budget_used(N, D, S.sum()))
@@ -617,13 +687,13 @@ class LocalSolver:
             if vs < val:
                 N, D, S, val = Ns, Ds, Ss, vs
         # branches at the floor: compare with no specialization at all
-        for k in self.spec:
-            if fix is not None and fix[0] >= 2 and self.spec[fix[0] - 2] == k:
+        for i, k in enumerate(self.spec):
+            if 2 + i in fixes:
                 continue
             if S[k] <= 2 * SPEC_FLOOR:
                 S0_ = S.copy()
                 S0_[k] = 0.0
-                D0_ = D if (fix is not None and fix[0] == 1) else min(D + S[k], cap_d)
+                D0_ = D if 1 in fixes else min(D + S[k], cap_d)
                 v2 = float(self.values(N, D0_, S0_[None, :])[0])
                 if v2 <= val:
                     D, S, val = D0_, S0_, v2

@@ -313,7 +313,8 @@ def robust_plan(
         tried = 0
         for i in np.argsort(r0)[: max(len(split_starts), extra_starts)]:
             N0, D0, S0 = arrs[i]
-            N, D, S, v = solver.solve((float(N0[0]), float(D0[0]), S0))
+            N, D, S, _ = solver.solve((float(N0[0]), float(D0[0]), S0))
+            v = robust_value(ss.objective(N, D, S[None, :])[:, 0], ss.prob, optimum, kind)
             tried += 1
             if v < best[0]:
                 best = (v, N, D, S, "slsqp")
