@@ -145,7 +145,8 @@ def test_design_from_zero_and_with_existing_runs() -> None:
     cost = {s.name: s.linearized + s.flops / 1e22 for s in fresh.comparison}
     assert cost["designed"] <= cost["default"] and cost["designed"] <= cost["uniform"]
     assert all(float(n) in fresh.shapes for n in fresh.runs_frame()["model_size"])
-    # a generous set of existing runs from the shipped law: the design buys less
+    # a generous set of existing runs from the shipped law: they become the prior (their posterior),
+    # so what the design expects to leave is far less than from zero runs
     law = planner.law("split-additive", **SHIPPED)
     grid = uniform_grid(3e20, DOMS)
     table = grid.measurement_table(list(DOMS))
@@ -153,5 +154,4 @@ def test_design_from_zero_and_with_existing_runs() -> None:
     table["loss"] = law.predict(table) * np.exp(rng.normal(0, 0.01, len(table)))
     informed = planner.design(doms, 1e22, 1e20, runs=table, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0)
     assert informed.existing_measurements == len(table)
-    assert informed.ladder.n_new_runs < fresh.ladder.n_new_runs or informed.flops < fresh.flops
     assert informed.score("designed").linearized < fresh.score("designed").linearized
