@@ -1,8 +1,15 @@
-"""Benchmark the allocator: vectorised geometric program at K = 1 ... 1000 domains, budget sweeps,
-and peer comparisons (a naive one-expression-per-domain cvxpy GP; 100 separate optimize calls).
+"""Benchmark the allocator: the numpy KKT solver against the cvxpy reference formulations, in the same run.
 
-Run:  .venv/bin/python benchmarks/bench_allocate.py [--repeats 3]
-Prints medians over the repeats (seconds) and ratios.
+Cases (medians over the repeats, seconds; ratio = cvxpy / numpy):
+
+* full ``optimize()`` with baselines and compute multipliers, K = 2, on the dcp path
+  (split-additive with D0 > 0) and on the gp path (D0 = 0);
+* ``optimize(baselines=False)`` at K = 10, 100, 1,000 domains (split-additive, D0 = 0: a GP);
+* a 100-budget ``sweep`` at K = 10;
+* many domains with a shared-parameter law (one Chinchilla law for every domain): K = 50 and 1,000;
+* the agreement of the two solvers (relative difference of objective and N).
+
+Run:  PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_allocate.py [--repeats 3] [--quick]
 """
 
 from __future__ import annotations
@@ -16,12 +23,10 @@ import numpy as np
 
 import planner
 from planner.allocate import Domain, optimize, sweep
-from planner.allocate.gp import GPModel
-from planner.allocate.optimize import _build_context
 
 
-def make_law(K: int, seed: int = 1) -> tuple[planner.FittedLaw, list[Domain]]:
-    """A split-additive law with D0 = 0 (a posynomial) and K domains with varied constants."""
+def make_law(K: int, seed: int = 1, d0: float = 0.0) -> tuple[planner.FittedLaw, list[Domain]]:
+    """A split-additive law (D0 = 0: a posynomial; D0 > 0: convex in the tokens only) with K domains."""
     rng = np.random.default_rng(seed)
     names = [f"d{i}" for i in range(K)]
     kw: dict[str, float] = dict(A=406.4, alpha=0.34, beta=0.28)
@@ -30,7 +35,7 @@ def make_law(K: int, seed: int = 1) -> tuple[planner.FittedLaw, list[Domain]]:
         kw[f"B[{n}]"] = rng.uniform(300, 800)
         kw[f"C[{n}]"] = rng.uniform(10, 60)
         kw[f"gamma[{n}]"] = rng.uniform(0.2, 0.35)
-        kw[f"D0[{n}]"] = 0.0
+        kw[f"D0[{n}]"] = d0
     law = planner.law("split-additive", domains=names, **kw)
     return law, [Domain(n, float(rng.uniform(0.5, 2.0))) for n in names]
 
@@ -44,81 +49,82 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def naive_gp(law: planner.FittedLaw, doms: list[Domain], budget: float) -> float:
-    """Peer: cvxpy's gp=True with one posynomial expression per domain (what a first attempt looks like)."""
-    import cvxpy as cp
+def compare(label: str, fn: Callable[[str], object], repeats: int, cvxpy_repeats: int | None = None) -> tuple[float, float]:
+    fn("numpy")  # warm-up (imports, caches)
+    t_np = median_time(lambda: fn("numpy"), repeats)
+    t_cv = median_time(lambda: fn("cvxpy"), cvxpy_repeats or repeats)
+    print(f"  {label:<58} numpy {t_np:8.4f} s   cvxpy {t_cv:8.3f} s   ratio {t_cv / t_np:7.1f}x")
+    return t_np, t_cv
 
-    s = 1e9
-    N = cp.Variable(pos=True)
-    D = cp.Variable(pos=True)
-    Ds = cp.Variable(len(doms), pos=True)
-    obj = 0
-    for k, d in enumerate(doms):
-        p = law.domain_params(d.name)
-        obj = obj + d.weight * (p["E"] + p["A"] * s ** -p["alpha"] * N ** -p["alpha"] + p["B"] * s ** -p["beta"] * D ** -p["beta"]
-                                + p["C"] * s ** -p["gamma"] * Ds[k] ** -p["gamma"])
-    cons = [6 * s * s * N * (D + cp.sum(Ds)) / budget <= 1]
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    prob.solve(gp=True, solver="CLARABEL")
-    return float(prob.value)
+
+def agreement(label: str, a: planner.Allocation, b: planner.Allocation) -> None:
+    d_obj = abs(a.objective - b.objective) / abs(b.objective)
+    d_n = abs(a.model_size - b.model_size) / b.model_size
+    print(f"  {label:<58} objective {d_obj:.1e}   N {d_n:.1e}   (numpy {a.path}, cvxpy {b.path})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="skip the slowest cvxpy references (K = 1000, shared law K = 1000)")
     args = ap.parse_args()
     r = args.repeats
     budget = 1e23
+    with_warnings_off()
 
-    # warm-up (imports, first cvxpy compilation)
-    law1, doms1 = make_law(1)
-    optimize(law1, budget, doms1, baselines=False)
+    print("full optimize() with baselines and compute multipliers, K = 2, budget 1e23 FLOPs")
+    law_d, doms2 = make_law(2, d0=1e9)
+    law_g, _ = make_law(2, d0=0.0)
+    compare("dcp path (split-additive, D0 = 1e9)", lambda s: optimize(law_d, budget, doms2, solver=s), r, max(1, r // 2))
+    compare("gp path (split-additive, D0 = 0)", lambda s: optimize(law_g, budget, doms2, solver=s), r)
 
-    print("vectorised geometric program, split-additive law (D0 = 0), budget 1e23 FLOPs")
-    print(f"{'K':>6} {'build (s)':>10} {'solve (s)':>10} {'build+solve':>12} {'optimize() total':>17}  status / certified")
-    for K in (1, 10, 100, 1000):
+    print("\noptimize(baselines=False), split-additive D0 = 0 (a geometric program)")
+    for K in (10, 100, 1000):
+        if K == 1000 and args.quick:
+            law, doms = make_law(K)
+            optimize(law, budget, doms, baselines=False)
+            t = median_time(lambda: optimize(law, budget, doms, baselines=False), r)
+            print(f"  K = {K:<54} numpy {t:8.4f} s")
+            continue
         law, doms = make_law(K)
-        ctx = _build_context(law, budget, doms, None, "split", {})
-        builds, solves = [], []
-        for _ in range(r):
-            t = time.perf_counter()
-            model = GPModel(ctx.problem)
-            t1 = time.perf_counter()
-            sol = model.solve(budget)
-            t2 = time.perf_counter()
-            builds.append(t1 - t)
-            solves.append(t2 - t1)
-        total = median_time(lambda: optimize(law, budget, doms, baselines=False), r)
-        plan = optimize(law, budget, doms, baselines=False)
-        b, s_ = statistics.median(builds), statistics.median(solves)
-        print(f"{K:>6} {b:>10.3f} {s_:>10.3f} {b + s_:>12.3f} {total:>17.3f}  {sol.status} / {plan.certified}")
+        compare(f"K = {K}", lambda s: optimize(law, budget, doms, baselines=False, solver=s), r, 1 if K >= 100 else r)
 
-    print("\npeer: naive cvxpy gp=True, one posynomial expression per domain")
-    for K in (10, 100):
-        law, doms = make_law(K)
-        naive = median_time(lambda: naive_gp(law, doms, budget), max(1, r // 2) if K >= 100 else r)
-        ctx = _build_context(law, budget, doms, None, "split", {})
-        vec = median_time(lambda: GPModel(ctx.problem).solve(budget), r)
-        val_naive = naive_gp(law, doms, budget)
-        val_vec = optimize(law, budget, doms, baselines=False).objective
-        print(f"  K={K:>4}: naive {naive:.3f} s, vectorised {vec:.3f} s, ratio {naive / vec:.1f}x; objectives {val_naive:.8f} vs {val_vec:.8f}")
-
-    print("\nbudget sweep: 100 budgets 1e20 .. 1e25, K = 10 (compiled once, log budget a cvxpy Parameter)")
+    print("\nsweep(): 100 budgets 1e20 .. 1e25, K = 10")
     law, doms = make_law(10)
     budgets = list(np.geomspace(1e20, 1e25, 100))
-    t_sweep = median_time(lambda: sweep(law, budgets, doms), r)
-    t_loop = median_time(lambda: [optimize(law, b, doms, baselines=False) for b in budgets], max(1, r // 2))
-    res = sweep(law, budgets, doms)
-    print(f"  sweep():                 {t_sweep:.3f} s  ({1000 * t_sweep / len(budgets):.1f} ms per budget; all certified: {all(a.certified for a in res)})")
-    print(f"  100 separate optimize(): {t_loop:.3f} s  -> sweep is {t_loop / t_sweep:.1f}x faster")
+    compare("100-budget sweep, gp law", lambda s: sweep(law, budgets, doms, solver=s), r, 1)
+    law_d10, doms10 = make_law(10, d0=1e9)
+    compare("100-budget sweep, dcp law (D0 = 1e9)", lambda s: sweep(law_d10, budgets, doms10, solver=s), r, 1)
 
-    print("\nfull optimize() with baselines and compute multipliers, K = 2")
-    law, doms = make_law(2)
-    t_full = median_time(lambda: optimize(law, budget, doms), r)
-    print(f"  gp path: {t_full:.3f} s")
-    law_d = planner.law("split-additive", domains=["d0", "d1"], **{k: v for k, v in law.params.items() if not k.startswith("D0")}, **{"D0[d0]": 1e9, "D0[d1]": 1e9})
-    t_dcp = median_time(lambda: optimize(law_d, budget, doms), max(1, r // 2))
-    print(f"  dcp+search path (D0 = 1e9): {t_dcp:.3f} s")
+    print("\nmany domains, one shared-parameter law (Chinchilla for every domain), baselines off")
+    chin = planner.law("chinchilla", E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    for K in (50, 1000):
+        doms = [Domain(f"d{i}", 1.0 + (i % 3)) for i in range(K)]
+        if K == 1000 and args.quick:
+            optimize(chin, budget, doms, baselines=False)
+            t = median_time(lambda: optimize(chin, budget, doms, baselines=False), r)
+            print(f"  K = {K:<54} numpy {t:8.4f} s")
+            continue
+        compare(f"K = {K}", lambda s: optimize(chin, budget, doms, baselines=False, solver=s), r, 1)
+    law_s, _ = make_law(1000)
+    doms_s = [Domain(f"d{i}") for i in range(1000)]
+    optimize(law_s, budget, doms_s, baselines=False)
+    t = median_time(lambda: optimize(law_s, budget, doms_s, baselines=False), r)
+    print(f"  {'split-additive, tied A/alpha/beta, K = 1000, numpy':<58} {t:8.4f} s")
+
+    print("\nagreement of the numpy and cvxpy solvers (relative differences)")
+    agreement("dcp path, K = 2, 1e23", optimize(law_d, budget, doms2, solver="numpy"), optimize(law_d, budget, doms2, solver="cvxpy"))
+    agreement("gp path, K = 2, 1e23", optimize(law_g, budget, doms2, solver="numpy"), optimize(law_g, budget, doms2, solver="cvxpy"))
+    law, doms = make_law(10)
+    agreement("gp path, K = 10, 1e21", optimize(law, 1e21, doms, baselines=False, solver="numpy"), optimize(law, 1e21, doms, baselines=False, solver="cvxpy"))
+
+
+def with_warnings_off() -> None:
+    import warnings
+
+    from planner.errors import PlannerWarning
+
+    warnings.simplefilter("ignore", PlannerWarning)
 
 
 if __name__ == "__main__":

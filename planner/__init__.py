@@ -1,4 +1,8 @@
-"""planner: fit scaling laws to your runs and plan a FLOP budget across pretraining and specialization."""
+"""planner: fit scaling laws to your runs and plan a FLOP budget across pretraining and specialization.
+
+``import planner`` is light: the optimizer (cvxpy) and the plots (matplotlib) are imported
+when first used, not here.
+"""
 
 from .constants import package_version as _package_version
 from .errors import PlannerError
@@ -13,7 +17,7 @@ from .allocate import (  # noqa: E402
     Allocation, AllocationError, AttentionFlops, Baseline, Constraints, Domain, DomainPlan, SixN, optimize, sweep,
 )
 from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, run_scenario  # noqa: E402
-from .design import Shape, shape  # noqa: E402
+from .design import Design, DesignError, Shape, design, shape  # noqa: E402
 
 __all__ = [
     "__version__", "PlannerError",
@@ -27,5 +31,5 @@ __all__ = [
     # scenarios
     "Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario",
     # experiment design
-    "Shape", "shape",
+    "Design", "DesignError", "Shape", "design", "shape",
 ]

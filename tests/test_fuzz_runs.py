@@ -28,6 +28,8 @@ from planner.fitting import load_law
 from planner.runs import load_runs
 from planner.selection import select_rows
 
+pytestmark = pytest.mark.fuzz
+
 HEADER = ["model_size", "pretrain_tokens", "spec_tokens", "domain", "loss", "run", "step"]
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LONG = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,16 +24,6 @@ from planner.runs import (
     summarize_runs,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_file(rel: str) -> Path:
-    path = SHARED / rel
-    if not path.exists():
-        pytest.skip(f"published data file {path} is not available in this checkout")
-    return path
-
-
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -58,8 +48,8 @@ SMALL_MAP = {"N": "model_size", "D": "pretrain_tokens", "val": "loss"}
 # --------------------------------------------------------------------------- published data
 
 
-def test_datablations_fit_set():
-    path = shared_file("datablations_muennighoff/final_val_losses_fit_set.csv")
+def test_datablations_fit_set(published_file):
+    path = published_file("datablations_muennighoff/final_val_losses_fit_set.csv")
     df = load_runs(
         path,
         columns={
@@ -79,8 +69,8 @@ def test_datablations_fit_set():
     assert df["run"].nunique() == 182  # no step column: each row is its own run
 
 
-def test_epoch_chinchilla_tokens_derived_from_flops():
-    path = shared_file("epoch_chinchilla_replication/svg_extracted_data.csv")
+def test_epoch_chinchilla_tokens_derived_from_flops(published_file):
+    path = published_file("epoch_chinchilla_replication/svg_extracted_data.csv")
     df = load_runs(path, columns={"Model Size": "model_size", "Training FLOP": "flops"})
     raw = pd.read_csv(path)
     assert len(df) == 245
@@ -90,8 +80,8 @@ def test_epoch_chinchilla_tokens_derived_from_flops():
     assert "flops / (6 * model_size)" in note.message and "not subtracted" in note.message
 
 
-def test_gadre_overtraining_with_family():
-    path = shared_file("gadre_overtraining_scaling/overtrain_models_flat.csv")
+def test_gadre_overtraining_with_family(published_file):
+    path = published_file("gadre_overtraining_scaling/overtrain_models_flat.csv")
     df = load_runs(
         path,
         columns={"N_params": "model_size", "D_tokens": "pretrain_tokens", "loss_c4_val": "loss", "dataset": "family"},

@@ -233,10 +233,12 @@ def test_cli_fit_where_attack_exits_2_without_running(runs_csv, tmp_path, monkey
     from planner.cli import cli
 
     monkeypatch.chdir(tmp_path)
-    for option in ("--where", "--holdout"):
+    for option in ("--where", "--train-on"):
         result = CliRunner().invoke(cli, ["fit", str(runs_csv), "--form", "chinchilla", option, ATTACKS[0]])
         assert result.exit_code == 2, result.output
         assert "'@'" in result.output + (result.stderr if result.stderr_bytes is not None else "")
+    # the old flag is refused before anything runs
+    assert CliRunner().invoke(cli, ["fit", str(runs_csv), "--form", "chinchilla", "--holdout", ATTACKS[0]]).exit_code == 2
     assert not (tmp_path / PWNED).exists()
 
 

@@ -9,6 +9,8 @@
 See docs/optimizer.md for the maths, the solver paths and a worked example.
 """
 
+from ._options import OPTION_RULES, OptimizeOptions
+from .baselines import DEFAULT_FIXED_FRACTION, STRATEGIES
 from .model import (
     Allocation,
     AllocationError,
@@ -20,11 +22,15 @@ from .model import (
     Domain,
     DomainPlan,
     FlopModel,
+    PLAN_PRESENT,
+    PLAN_STATUSES,
     SixN,
 )
-from .optimize import STRATEGIES, optimize, sweep
+from .optimize import optimize, sweep
+from .problem import ParameterDraw
 
 __all__ = [
     "Allocation", "AllocationError", "AllocationWarning", "AttentionFlops", "Baseline", "ConstraintRecord",
-    "Constraints", "Domain", "DomainPlan", "FlopModel", "SixN", "STRATEGIES", "optimize", "sweep",
+    "Constraints", "DEFAULT_FIXED_FRACTION", "Domain", "DomainPlan", "FlopModel", "OPTION_RULES", "OptimizeOptions", "PLAN_PRESENT", "PLAN_STATUSES",
+    "ParameterDraw", "SixN", "STRATEGIES", "optimize", "sweep",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -10,7 +11,10 @@ from typing import Any
 import numpy as np
 
 from ..constants import SOLUTION_PRESENT
-__all__ = ["Solution", "solve_cvxpy", "infeasible_solution"]
+__all__ = ["Solution", "solve_cvxpy", "infeasible_solution", "log"]
+
+#: solver fallbacks (a retry at other tolerances, a skipped polish, numpy -> cvxpy) are reported here
+log = logging.getLogger("planner.allocate")
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,14 @@ def solve_cvxpy(problem: Any, *, solver: str | None = None, tight: bool = True) 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 problem.solve(**kw)
-        except (cp.error.SolverError, ValueError, ArithmeticError):
+        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+            log.info("cvxpy %s at %s failed (%s); falling back", kw.get("solver"), {k: v for k, v in kw.items() if k != "solver"}, exc)
             continue
         status = str(problem.status)
         if status in ("optimal", "infeasible", "unbounded"):
             return status
+        if status == "optimal_inaccurate":
+            log.info("cvxpy %s reported optimal_inaccurate; trying looser settings", kw.get("solver"))
         if status == "optimal_inaccurate" and best is None:
             best = status
             values = {v: v.value for v in problem.variables()}
@@ -87,6 +94,7 @@ def solve_cvxpy(problem: Any, *, solver: str | None = None, tight: bool = True) 
             v.value = val
         return best
     # every Clarabel attempt raised: one SCS attempt
+    log.info("every Clarabel attempt failed; falling back to SCS")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

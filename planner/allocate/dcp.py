@@ -32,7 +32,7 @@ from scipy.optimize import minimize_scalar
 
 from ..constants import SOLUTION_PRESENT
 from .common import Solution, infeasible_solution, solve_cvxpy
-from .problem import TOKEN_SCALE, Problem, Scenario
+from .problem import TOKEN_SCALE, Problem, ParameterDraw
 
 __all__ = ["TokenModel", "dcp_applicable", "search_log_model_size"]
 
@@ -42,7 +42,7 @@ N_REF = 1e9
 def dcp_applicable(prob: Problem) -> tuple[bool, str]:
     if any("unique_tokens" in f.inputs for f in prob.forms) and math.isfinite(prob.pretrain_unique):
         return False, "the law depends on unique tokens"
-    for sc in [Scenario(prob.params)] + list(prob.scenarios):
+    for sc in [ParameterDraw(prob.params)] + list(prob.draws):
         for k in range(prob.K):
             f = prob.forms[k]
             try:
@@ -119,8 +119,8 @@ class TokenModel:
             # approximation moved a Chinchilla token optimum by ~0.2 % in the objective
             return prob.forms[k].cvxpy_loss(params[k], model_size, D_eff, spec_eff[k], s)
 
-        robust = prob.robust if (prob.robust in ("mean", "worst") and prob.scenarios) else None
-        scen = list(prob.scenarios) if robust else [Scenario(prob.params)]
+        robust = prob.robust if (prob.robust in ("mean", "worst") and prob.draws) else None
+        scen = list(prob.draws) if robust else [ParameterDraw(prob.params)]
         budget_cons: list[Any] = []
         if prob.mode == "min-compute":
             objective = D_tot + sum(spec_tot[k] for k in prob.spec_index)
@@ -235,7 +235,7 @@ class TokenModel:
                 # dV/dT * dT/dlogC with T = (C - inference)/(f(N) s)
                 dv = -lam * budget / (fpt * s)
         solver_value = math.nan
-        if prob.mode == "min-loss" and not (prob.robust and prob.scenarios) and m["problem"].value is not None:
+        if prob.mode == "min-loss" and not (prob.robust and prob.draws) and m["problem"].value is not None:
             solver_value = float(m["problem"].value)
             if self.separable:
                 d_ref, s_ref = self._ref_point

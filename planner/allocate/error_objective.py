@@ -54,18 +54,15 @@ def _predict_loss(law: Any, name: str, model_size: float, pretrain_tokens: float
 
 
 def optimize_error(
-    solve: Callable[..., Allocation],
+    solve: Callable[[list[Domain], bool], Allocation],
     law: Any,
-    budget: float | None,
     domains: Sequence[Domain | Mapping[str, Any] | str],
-    constraints: Any,
-    strategy: str,
     *,
     baselines: bool = True,
     tol: float = 1e-6,
     max_iter: int = 60,
-    options: Mapping[str, Any],
 ) -> Allocation:
+    """The error-optimal plan by reweighting loss problems; ``solve(domains, baselines)`` solves one loss problem."""
     doms = [_as_domain(d) for d in domains]
     if not doms:
         raise AllocationError("objective='error' needs domains, each with a downstream law (Domain(downstream=...))")
@@ -78,8 +75,7 @@ def optimize_error(
     iterations, converged = 0, False
     plan: Allocation | None = None
     for iterations in range(1, max_iter + 1):
-        plan = solve(law, budget, [replace(d, weight=float(v)) for d, v in zip(doms, effective)], constraints, strategy,
-                     baselines=False, **options)
+        plan = solve([replace(d, weight=float(v)) for d, v in zip(doms, effective)], False)
         if not plan.feasible:
             return plan
         losses = {p.name: p.loss for p in plan.domains}
@@ -94,8 +90,7 @@ def optimize_error(
         if change < tol:
             converged = True
             break
-    final = solve(law, budget, [replace(d, weight=float(v)) for d, v in zip(doms, effective)], constraints, strategy,
-                  baselines=baselines, **options)
+    final = solve([replace(d, weight=float(v)) for d, v in zip(doms, effective)], baselines)
     if not final.feasible:
         return final
     by_name = {d.name: d for d in doms}

@@ -30,8 +30,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..constants import SOLUTION_PRESENT
-from .common import Solution, infeasible_solution, solve_cvxpy
-from .problem import SPEC_FLOOR, TOKEN_SCALE, Problem, Scenario
+from .common import Solution, infeasible_solution, log, solve_cvxpy
+from .problem import SPEC_FLOOR, TOKEN_SCALE, Problem, ParameterDraw
 
 __all__ = ["GPModel", "NotGP", "gp_applicable"]
 
@@ -53,7 +53,7 @@ class _Terms:
     b: np.ndarray
     g: np.ndarray
     col: np.ndarray  # column of z (spec variable) or -1
-    row: np.ndarray  # group (scenario or target domain)
+    row: np.ndarray  # group (parameter draw or target domain)
 
     @classmethod
     def empty(cls) -> "_Terms":
@@ -105,7 +105,7 @@ def gp_applicable(prob: Problem) -> tuple[bool, str]:
         return False, "effective (repeated) tokens are not a posynomial"
     if any("unique_tokens" in f.inputs for f in prob.forms) and math.isfinite(prob.pretrain_unique):
         return False, "the law depends on unique tokens"
-    for sc in ([Scenario(prob.params)] + list(prob.scenarios)):
+    for sc in ([ParameterDraw(prob.params)] + list(prob.draws)):
         for k in range(prob.K):
             if prob.forms[k].monomials(sc.params[k]) is None:
                 return False, f"the {prob.forms[k].name} law of domain {prob.names[k]!r} is not a posynomial (e.g. a negative power of a sum)"
@@ -131,8 +131,8 @@ class GPModel:
         self.spec_col = spec_col
         self.infinite: str | None = None
 
-        robust = prob.robust if (prob.robust in ("mean", "worst") and prob.scenarios) else None
-        scen = list(prob.scenarios) if robust else [Scenario(prob.params)]
+        robust = prob.robust if (prob.robust in ("mean", "worst") and prob.draws) else None
+        scen = list(prob.draws) if robust else [ParameterDraw(prob.params)]
         B = len(scen)
 
         # ---------------------------------------------------------- variables
@@ -364,10 +364,12 @@ class GPModel:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = minimize(f, v0, jac=True, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 100, "ftol": 1e-16})
-        except (ValueError, FloatingPointError):
+        except (ValueError, FloatingPointError) as exc:
+            log.info("GP polish skipped: SLSQP failed (%s); keeping the conic solution", exc)
             return v0
         v = np.asarray(res.x, dtype=float)
         if not np.all(np.isfinite(v)):
+            log.info("GP polish skipped: SLSQP returned non-finite values; keeping the conic solution")
             return v0
         if not feasible(v):
             # pull back onto the budget along the token directions (all budget rows are increasing in y, z)
@@ -378,6 +380,7 @@ class GPModel:
                 v = v.copy()
                 v[1:] += worst - 1e-14
             if not feasible(v):
+                log.info("GP polish skipped: the polished point is infeasible; keeping the conic solution")
                 return v0
         return v if f(v)[0] <= f(v0)[0] else v0
 
@@ -403,6 +406,7 @@ class GPModel:
         status = solve_cvxpy(self.problem, solver=self.solver)
         if status == "optimal_inaccurate" and prob.mode != "min-compute":
             # numerical trouble is often specific to the normalisation: retry with other objective scales
+            log.info("GP solve inaccurate at objective scale %.3g; retrying with other scales", self.scale)
             for factor in (10.0, 0.1):
                 self.log_scale.value = math.log(self.scale * factor)
                 self.inv_scale.value = 1.0 / (self.scale * factor)
@@ -426,6 +430,8 @@ class GPModel:
         v = np.concatenate([[float(self.x.value), float(self.y.value)], np.asarray(self.z.value, dtype=float) if self.z is not None else []])
         if status in SOLUTION_PRESENT and prob.mode == "min-loss" and self.robust_mode != "worst" and len(v) <= 102:
             v = self._polish(v)
+        elif prob.mode == "min-loss":
+            log.debug("GP polish not run (robust worst case or more than 100 domains)")
         N = float(math.exp(v[0]) * TOKEN_SCALE)
         D = float(math.exp(v[1]) * TOKEN_SCALE)
         S = np.zeros(K)
@@ -437,7 +443,7 @@ class GPModel:
             dv = math.nan
         else:
             value = float(prob.objective(N, D, S))
-            if prob.robust == "worst" and prob.scenarios:
+            if prob.robust == "worst" and prob.draws:
                 solver_value = float(self.problem.value) * self.scale
             else:
                 solver_value = float(self.problem.value) * self.scale + float(np.mean(self.consts))

@@ -37,10 +37,24 @@ __all__ = [
     "Baseline",
     "Allocation",
     "ALLOCATION_SCHEMA",
+    "PLAN_STATUSES",
+    "PLAN_PRESENT",
 ]
 
 from ..constants import ALLOCATION_SCHEMA, SOLUTION_PRESENT
 from ..errors import PlannerError
+from ..quantities import parse_quantity
+
+
+#: every status a plan can have (docs/optimizer.md, "Statuses"): "optimal" (an optimum to the solver's
+#: tolerance, re-checked with the law); "optimal_inaccurate" (the conic solver flagged its own answer
+#: as inaccurate); "inaccurate" (the law's prediction and the solver's objective disagree beyond
+#: tolerance, or a target is missed at the plan); "limit" (the plan sits at an internal limit of the
+#: solver, e.g. N = 1e16: not an optimum); "infeasible" (no plan meets the constraints; the message
+#: names them); "failed" (the solver failed).
+PLAN_STATUSES = ("optimal", "optimal_inaccurate", "inaccurate", "limit", "infeasible", "failed")
+#: statuses that come with a plan (a point that meets the constraints); only "optimal" is an optimum
+PLAN_PRESENT = ("optimal", "optimal_inaccurate", "inaccurate", "limit")
 
 
 class AllocationError(PlannerError):
@@ -57,6 +71,31 @@ class AllocationWarning(Note):
 
 
 # --------------------------------------------------------------------------- inputs
+#: the unit each quantity field expects (strings such as "5B" are parsed by planner.quantities)
+_DOMAIN_UNITS = {"weight": "", "unique_tokens": "tokens", "max_epochs": "", "inference_tokens": "tokens", "target_loss": ""}
+_CONSTRAINT_UNITS = {
+    "min_model_size": "params", "max_model_size": "params", "max_pretrain_tokens": "tokens", "pretrain_unique_tokens": "tokens",
+    "pretrain_max_epochs": "", "min_tokens_per_param": "", "max_tokens_per_param": "", "repetition_decay": "", "inference_tokens": "tokens",
+}
+
+
+def _quantity(value: Any, unit: str, where: str) -> Any:
+    """A number from a number or a quantity string ("5B", "1.2T tokens"); None stays None; a bool is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise AllocationError(f"{where} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return parse_quantity(value, unit)
+        except ValueError as exc:
+            raise AllocationError(f"{where}: {exc}") from None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AllocationError(f"{where} must be a number, got {type(value).__name__} {value!r}") from None
+
+
 @dataclass(frozen=True)
 class Domain:
     """One target domain: a branch of the split model, continued-pretrained on D'_k tokens.
@@ -91,6 +130,8 @@ class Domain:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise AllocationError(f"a domain needs a non-empty name, got {self.name!r}")
+        for attr, unit in _DOMAIN_UNITS.items():
+            object.__setattr__(self, attr, _quantity(getattr(self, attr), unit, f"domain {self.name!r}: {attr}"))
         for attr in ("weight", "inference_tokens"):
             v = getattr(self, attr)
             if v is None or not math.isfinite(float(v)) or float(v) < 0:
@@ -170,14 +211,14 @@ class Constraints:
                 continue
             if f.name == "model_sizes":
                 if v is not None:
-                    vals = tuple(float(s) for s in (v if isinstance(v, (list, tuple, np.ndarray)) else [v]))
+                    vals = tuple(_quantity(s, "params", "constraint model_sizes") for s in (v if isinstance(v, (list, tuple, np.ndarray)) else [v]))
                     if not vals or any(not math.isfinite(s) or s <= 0 for s in vals):
                         raise AllocationError(f"model_sizes must be a non-empty list of positive sizes, got {v!r}")
                     object.__setattr__(self, "model_sizes", vals)
                 continue
             if v is None:
                 continue
-            fv = float(v)
+            fv = _quantity(v, _CONSTRAINT_UNITS.get(f.name, ""), f"constraint {f.name}")
             if not math.isfinite(fv) or fv < 0 or (fv == 0 and f.name not in ("inference_tokens",)):
                 raise AllocationError(f"constraint {f.name} must be a positive finite number, got {v!r}")
             object.__setattr__(self, f.name, fv)
@@ -187,6 +228,11 @@ class Constraints:
             raise AllocationError(f"min_model_size {self.min_model_size:.4g} is above max_model_size {self.max_model_size:.4g}")
         if self.min_tokens_per_param is not None and self.max_tokens_per_param is not None and self.min_tokens_per_param > self.max_tokens_per_param:
             raise AllocationError(f"min_tokens_per_param {self.min_tokens_per_param:.4g} is above max_tokens_per_param {self.max_tokens_per_param:.4g}")
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The names of the constraint fields (also accepted as keywords of ``optimize``)."""
+        return frozenset(f.name for f in fields(cls))
 
     @property
     def pretrain_token_cap(self) -> float:
@@ -434,7 +480,8 @@ class Allocation:
     certified: the optimum is global by convexity (geometric program solved to
         optimality and checked); False for the N-search and multi-start paths.
     path: "gp", "dcp+search", "multistart" (with "+menu" when a size menu was searched).
-    status: "optimal", "optimal_inaccurate", "infeasible" or "failed".
+    status: one of ``PLAN_STATUSES``: "optimal", "optimal_inaccurate", "inaccurate", "limit",
+        "infeasible" or "failed" (only "optimal" is an optimum; see :attr:`optimal`).
     message: one line of explanation (for infeasible plans: the conflicting constraints).
     domains: one :class:`DomainPlan` per domain (empty for plain pretraining).
     flops: FLOPs per phase: pretrain, specialization (sum), inference, training, total, and by_domain.
@@ -477,7 +524,14 @@ class Allocation:
     # ------------------------------------------------------------------ access
     @property
     def feasible(self) -> bool:
-        return self.status in SOLUTION_PRESENT
+        """A plan is present (it meets the constraints); see :attr:`optimal` for whether it is an optimum."""
+        return self.status in PLAN_PRESENT
+
+    @property
+    def optimal(self) -> bool:
+        """The plan is an optimum to the solver's tolerance, confirmed by the law's own prediction
+        (status "optimal"). Every other status is not: exit non-zero in pipelines."""
+        return self.status == "optimal"
 
     @property
     def training_flops(self) -> float:

@@ -27,18 +27,21 @@ from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
 from .model import AllocationError, Constraints, Domain, FlopModel
 
-__all__ = ["Problem", "Scenario", "TOKEN_SCALE", "SPEC_FLOOR"]
+__all__ = ["Problem", "ParameterDraw", "TOKEN_SCALE", "SPEC_FLOOR"]
 
 #: tokens and parameters are expressed in billions inside the solvers
 TOKEN_SCALE = 1e9
 #: smallest specialization in tokens the log-space paths represent; a branch at the floor is "not worth specializing"
 SPEC_FLOOR = 1e3
-#: default search range of N when no bounds are given (parameters)
+#: internal limits of N when no bounds are given (parameters); a plan that reaches one is reported
+#: with the limit as a binding constraint and status "limit" (not an optimum)
 N_RANGE = (1e3, 1e16)
+#: internal floor of the general pretraining tokens D (tokens)
+MIN_PRETRAIN_TOKENS = 1.0
 
 
 @dataclass(frozen=True)
-class Scenario:
+class ParameterDraw:
     """Scalar parameters of every domain's law for one parameter draw (or the point estimate)."""
 
     params: tuple[dict[str, float], ...]
@@ -54,7 +57,7 @@ class Problem:
     spec_cap: hard cap on D'_k in tokens (inf: none); spec_unique: U_k for effective tokens.
     targets: target loss per domain (nan: none).
     forms/params: the law form and the point-estimate scalar parameters per domain.
-    scenarios: parameter draws for robust objectives (empty: point estimate only).
+    draws: parameter draws for robust objectives (empty: point estimate only).
     """
 
     names: tuple[str, ...]
@@ -75,7 +78,7 @@ class Problem:
     mode: str = "min-loss"
     fixed_fraction: float | None = None
     robust: str | None = None
-    scenarios: tuple[Scenario, ...] = ()
+    draws: tuple[ParameterDraw, ...] = ()
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -137,9 +140,9 @@ class Problem:
             if self.inference_in_budget:
                 g_hi = min(g_hi, budget / (2.0 * self.total_inference_tokens))
             if not hard_lo:
-                lo = max(lo, g_lo)
+                lo = min(max(lo, g_lo), N_RANGE[1])  # never beyond the internal limits of N
             if not hard_hi:
-                hi = min(hi, g_hi)
+                hi = max(min(hi, g_hi), N_RANGE[0])
             if lo > hi:
                 lo, hi = (hi, hi) if hard_hi else (lo, lo)
         else:
@@ -187,7 +190,7 @@ class Problem:
         """Predicted loss per domain, shape (n, K) for n points (arrays) or (K,) for one point.
 
         Uses each domain's form ``predict`` with that domain's scalar parameters
-        (``params``: a scenario; default the point estimate). Spec tokens of
+        (``params``: one parameter draw; default the point estimate). Spec tokens of
         domains that do not specialize are taken as 0.
         """
         n_arr = np.atleast_1d(np.asarray(model_size, dtype=float))
@@ -226,9 +229,9 @@ class Problem:
         return losses @ self.weights
 
     def objective(self, model_size: Any, pretrain_tokens: Any, spec_tokens: Any) -> Any:
-        """The min-loss objective at point(s): sum_k w_k L_k (robust: mean or max over scenarios)."""
-        if self.robust in ("mean", "worst") and self.scenarios:
-            vals = np.stack([self.objective_of_losses(self.losses(model_size, pretrain_tokens, spec_tokens, sc.params)) for sc in self.scenarios])
+        """The min-loss objective at point(s): sum_k w_k L_k (robust: mean or max over the parameter draws)."""
+        if self.robust in ("mean", "worst") and self.draws:
+            vals = np.stack([self.objective_of_losses(self.losses(model_size, pretrain_tokens, spec_tokens, sc.params)) for sc in self.draws])
             return vals.mean(axis=0) if self.robust == "mean" else vals.max(axis=0)
         return self.objective_of_losses(self.losses(model_size, pretrain_tokens, spec_tokens))
 
@@ -247,7 +250,7 @@ class Problem:
             inference_tokens=self.inference_tokens[sl], targets=self.targets[sl],
             constraints=replace(c, inference_tokens=0.0),
             budget=budget_share,
-            scenarios=tuple(Scenario(sc.params[sl]) for sc in self.scenarios),
+            draws=tuple(ParameterDraw(sc.params[sl]) for sc in self.draws),
         )
 
     def no_split(self) -> "Problem":
@@ -259,14 +262,10 @@ class Problem:
     # -------------------------------------------------------------- checks
     def infinite_without_spec(self) -> list[str]:
         """Domains whose law predicts an infinite loss at D' = 0 although they cannot specialize."""
-        bad = []
-        for k in range(self.K):
-            if self.can_spec[k]:
-                continue
-            val = self.losses(1e9, 1e10, np.zeros(self.K))[k]
-            if not np.isfinite(val):
-                bad.append(self.names[k])
-        return bad
+        if np.all(self.can_spec):
+            return []
+        vals = self.losses(1e9, 1e10, np.zeros(self.K))  # one evaluation for every domain (O(K), not O(K^2))
+        return [self.names[k] for k in range(self.K) if not self.can_spec[k] and not np.isfinite(vals[k])]
 
     def loss_floor(self, k: int) -> float:
         """Infimum of L_k over the allowed region with unlimited compute (for target pre-checks)."""

@@ -1,5 +1,11 @@
 """Experiment design: which small runs to train for the planning decision, model shapes, configs, re-planning."""
 
+from .core import Design, LadderScore, design
+from .ladder import Branch, Ladder, LadderSpec, PretrainRun, default_ladder, designed_ladder, uniform_grid
 from .shapes import Shape, ShapeError, shape
+from ._model import DesignError
 
-__all__ = ["Shape", "ShapeError", "shape"]
+__all__ = [
+    "Design", "LadderScore", "design", "Branch", "Ladder", "LadderSpec", "PretrainRun", "default_ladder", "designed_ladder",
+    "uniform_grid", "Shape", "ShapeError", "shape", "DesignError",
+]

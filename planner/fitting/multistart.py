@@ -1,4 +1,4 @@
-"""Variable projection starts and multi-start L-BFGS-B polish.
+"""Variable projection starts and a multi-start polish (least squares or L-BFGS-B).
 
 1. A grid over the *nonlinear* parameters (exponents, offsets; one grid value
    per parameter name, shared by its per-domain slots) is built from each
@@ -8,7 +8,10 @@
    ((pred - y)/y ~ log pred - log y), which is variable projection: the search
    is over the exponents only, the amplitudes follow.
 3. The best ``n_polish`` starts by the true objective are polished jointly over
-   all free parameters with L-BFGS-B and analytic gradients.
+   all free parameters: by :func:`scipy.optimize.least_squares` (trust-region
+   reflective, the loss as a robust sum of squares of log residuals, the form's
+   analytic Jacobian) or, for forms on finite differences, L-BFGS-B. A start
+   that already meets the optimality tolerance is not polished.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from typing import Any
+
 import numpy as np
-from scipy.optimize import OptimizeResult, lsq_linear, minimize
+from scipy.optimize import OptimizeResult, least_squares, lsq_linear, minimize
 
 from .objective import _BAD, Objective
 
@@ -92,23 +97,141 @@ def start_grid(obj: Objective, max_starts: int, rng: np.random.Generator) -> lis
     return out
 
 
-def polish(obj: Objective, values: dict[str, float], maxiter: int = 3000) -> OptimizeResult:
-    """L-BFGS-B over all free slots from ``values``; returns scipy's OptimizeResult (x in transformed space)."""
+#: projected-gradient tolerance on the scaled objective (L-BFGS-B's ``gtol``): a start whose
+#: projected gradient is this small is already optimal and is not polished
+GTOL = 1e-9
+POLISH_METHODS = ("auto", "least-squares", "l-bfgs-b")
+
+
+def projected_gradient(obj: Objective, theta: np.ndarray) -> np.ndarray:
+    """Gradient of the scaled objective projected on the bounds (L-BFGS-B's ``projgr``).
+
+    A component pointing out of the box at an active bound is cut to the distance to that bound,
+    so ``max |pg| <= GTOL`` is the first-order optimality test of the bound-constrained problem.
+    """
+    _, g = obj.scaled(theta)
+    lo, hi = (np.array(b, dtype=float) for b in zip(*obj.layout.theta_bounds()))
+    return np.where(g < 0, np.maximum(theta - hi, g), np.minimum(theta - lo, g))
+
+
+def polish_method(obj: Objective, method: str = "auto") -> str:
+    """The polish a fit uses: ``least-squares`` where the objective is expressible as one, else ``l-bfgs-b``.
+
+    Every shipped loss is a (robust) sum of squares of the log residuals, so ``auto`` takes
+    :func:`scipy.optimize.least_squares` whenever the form has analytic derivatives (its Jacobian);
+    forms on finite differences (``repetition``, callables without ``grad``) keep L-BFGS-B.
+    """
+    if method not in POLISH_METHODS:
+        raise ValueError(f"polish must be one of {', '.join(POLISH_METHODS)}, not {method!r}")
+    if method == "l-bfgs-b" or not obj.analytic:
+        return "l-bfgs-b"
+    return "least-squares"
+
+
+def polish(obj: Objective, values: dict[str, float], maxiter: int = 3000, method: str = "auto") -> OptimizeResult:
+    """Polish all free slots from ``values``; returns an OptimizeResult (x in transformed space).
+
+    ``fun`` is the scaled objective (value / loss scale) whichever method ran; ``status`` 1 means
+    the method stopped at its iteration or evaluation limit; ``method`` says which polish ran
+    (``"none"`` when the start already met the optimality tolerance, see :data:`GTOL`).
+    """
     theta0 = obj.layout.to_theta(values)
     if theta0.size == 0:
         f = obj.value(theta0)
-        return OptimizeResult(x=theta0, fun=f / obj.loss.scale, success=True, status=0, message="no free parameters", nit=0, nfev=1)
-    return minimize(
+        return OptimizeResult(x=theta0, fun=f / obj.loss.scale, success=True, status=0, message="no free parameters", nit=0, nfev=1, method="none")
+    f0 = obj.value(theta0)
+    if f0 < _BAD:
+        pg = float(np.max(np.abs(projected_gradient(obj, theta0))))
+        if pg <= GTOL:
+            return OptimizeResult(x=theta0, fun=f0 / obj.loss.scale, success=True, status=0, nit=0, nfev=1, method="none",
+                                  message=f"polish skipped: the start meets the optimality tolerance (projected gradient {pg:.1e} <= {GTOL:g})")
+    chosen = polish_method(obj, method)
+    if chosen == "least-squares" and f0 < _BAD:
+        return _polish_least_squares(obj, theta0, max_nfev=maxiter)
+    res = minimize(
         obj.scaled,
         theta0,
         jac=True,
         method="L-BFGS-B",
         bounds=obj.layout.theta_bounds(),
-        options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-9, "maxcor": 30},
+        options={"maxiter": maxiter, "ftol": 1e-13, "gtol": GTOL, "maxcor": 30},
     )
+    res.method = "l-bfgs-b"
+    res.message = f"L-BFGS-B: {res.message}"
+    return res
 
 
-def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed: int = 0, extra_starts: list[dict[str, float]] | None = None) -> tuple[OptimizeResult, int]:
+def _weighted_huber(u: np.ndarray) -> Any:
+    """least_squares loss callable: u_i rho_huber(z_i), rho(z) = z (z <= 1), 2 sqrt(z) - 1 (z > 1); with derivatives."""
+
+    def loss(z: np.ndarray) -> np.ndarray:
+        small = z <= 1.0
+        root = np.sqrt(np.where(small, 1.0, z))
+        out = np.empty((3, z.size))
+        out[0] = u * np.where(small, z, 2.0 * root - 1.0)
+        out[1] = u * np.where(small, 1.0, 1.0 / root)
+        out[2] = u * np.where(small, 0.0, -0.5 / root ** 3)
+        return out
+
+    return loss
+
+
+def _polish_least_squares(obj: Objective, theta0: np.ndarray, max_nfev: int) -> OptimizeResult:
+    """Trust-region reflective least squares on the log residuals, with the form's Jacobian.
+
+    With m rows and weights w normalised to sum 1, u_i = m w_i and r_i the log residuals:
+
+    * ``huber``: residuals r, ``loss="huber"``, ``f_scale = delta``. scipy's cost is
+      (1/2) f_scale^2 sum rho(r_i^2 / f_scale^2) with rho(z) = z for z <= 1 and 2 sqrt(z) - 1
+      above, i.e. r^2/2 for |r| <= delta and delta (|r| - delta/2) above: exactly our Huber
+      rho_delta(r), so cost = m * objective. Unequal weights use the same rho scaled by u_i
+      (a callable loss), again cost = m * objective.
+    * ``ls``: residuals sqrt(u_i) r_i, linear loss: cost = (1/2) sum u_i r_i^2 = m * objective.
+    * ``over``: residuals sqrt(u_i) c_i r_i with c_i = sqrt(over_weight) where r_i > 0, else 1:
+      cost = m * objective (continuously differentiable: the kink of c is where r = 0).
+    """
+    lo, hi = (np.array(b, dtype=float) for b in zip(*obj.layout.theta_bounds()))
+    room = 1e-10 * np.maximum(1.0, np.abs(theta0))
+    x0 = np.clip(theta0, lo + room, hi - room)  # trf starts strictly inside the box
+    m = len(obj.observed)
+    u = m * obj.weights
+    root_u = np.sqrt(u)
+    loss = obj.loss
+    options: dict[str, Any] = {"loss": "linear"}
+    if loss.kind == "huber":
+        options = {"loss": "huber" if np.allclose(u, 1.0, rtol=0.0, atol=1e-12) else _weighted_huber(u), "f_scale": loss.delta}
+        row_scale = lambda r: np.ones_like(r)  # noqa: E731
+    elif loss.kind == "ls":
+        row_scale = lambda r: root_u  # noqa: E731
+    elif loss.kind == "over":
+        heavy = np.sqrt(loss.over_weight)
+        row_scale = lambda r: root_u * np.where(r > 0, heavy, 1.0)  # noqa: E731
+    else:  # pragma: no cover - make_loss only builds the three kinds
+        raise ValueError(f"no least-squares form of loss {loss.name!r}")
+
+    def fun(theta: np.ndarray) -> np.ndarray:
+        r = obj.residuals(theta)
+        return row_scale(r) * r
+
+    def jac(theta: np.ndarray) -> np.ndarray:
+        r, jr = obj.residual_jacobian(theta)
+        if jr is None:
+            return np.zeros((m, theta.size))
+        return row_scale(r)[:, None] * jr
+
+    res = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
+                        ftol=LSQ_TOL, xtol=LSQ_TOL, gtol=LSQ_TOL, max_nfev=max_nfev, **options)
+    f = obj.value(res.x)
+    return OptimizeResult(x=res.x, fun=f / loss.scale, success=bool(res.status > 0), status=1 if res.status == 0 else 0,
+                          message=f"least_squares (trf): {res.message}", nit=int(res.njev or 0), nfev=int(res.nfev), method="least-squares")
+
+
+#: least_squares termination tolerances (ftol, xtol, gtol)
+LSQ_TOL = 1e-12
+
+
+def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed: int = 0, extra_starts: list[dict[str, float]] | None = None,
+               method: str = "auto") -> tuple[OptimizeResult, int]:
     """Best polished result over variable-projection starts. Returns (result, number of starts)."""
     rng = np.random.default_rng(seed)
     candidates: list[_Start] = []
@@ -121,7 +244,7 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
     finite = [c for c in candidates if c.objective < _BAD] or candidates[:1]
     best: OptimizeResult | None = None
     for cand in finite[:n_polish]:
-        res = polish(obj, cand.values)
+        res = polish(obj, cand.values, method=method)
         if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
             best = res
     assert best is not None

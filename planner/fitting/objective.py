@@ -16,7 +16,7 @@ sum_i w_i rho'(r_i) (1/pred_i) d pred_i/d q / sum_i w_i.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,6 +36,9 @@ class Loss:
     rho: Callable[[np.ndarray], np.ndarray]
     drho: Callable[[np.ndarray], np.ndarray]
     scale: float = 1.0  # objective is divided by this inside the optimizer (conditioning only)
+    kind: str = "huber"  # "huber", "ls" or "over": how the least-squares polish expresses it
+    delta: float = 1e-3  # Huber threshold (kind "huber")
+    over_weight: float = 1.0  # weight of over-prediction (kind "over")
 
 
 def make_loss(name: str = "huber", delta: float = 1e-3, over_weight: float = 4.0) -> Loss:
@@ -47,9 +50,9 @@ def make_loss(name: str = "huber", delta: float = 1e-3, over_weight: float = 4.0
         def drho(r: np.ndarray) -> np.ndarray:
             return np.clip(r, -delta, delta)
 
-        return Loss(f"huber(delta={delta:g})", rho, drho, scale=delta)
+        return Loss(f"huber(delta={delta:g})", rho, drho, scale=delta, kind="huber", delta=delta)
     if name in ("ls", "least-squares"):
-        return Loss("least-squares", lambda r: 0.5 * r * r, lambda r: r, scale=1e-4)
+        return Loss("least-squares", lambda r: 0.5 * r * r, lambda r: r, scale=1e-4, kind="ls")
     if name in ("over", "over-penalty"):
         def rho_o(r: np.ndarray) -> np.ndarray:
             return 0.5 * r * r * np.where(r > 0, over_weight, 1.0)
@@ -57,7 +60,7 @@ def make_loss(name: str = "huber", delta: float = 1e-3, over_weight: float = 4.0
         def drho_o(r: np.ndarray) -> np.ndarray:
             return r * np.where(r > 0, over_weight, 1.0)
 
-        return Loss(f"over-penalty(weight={over_weight:g})", rho_o, drho_o, scale=1e-4)
+        return Loss(f"over-penalty(weight={over_weight:g})", rho_o, drho_o, scale=1e-4, kind="over", over_weight=over_weight)
     raise ValueError(f"unknown loss {name!r}: use 'huber', 'ls' or 'over'")
 
 
@@ -67,6 +70,9 @@ class Objective:
     ``value(theta)`` and ``value_and_grad(theta)`` take the transformed free
     vector (log for positive parameters); the gradient uses the form's analytic
     derivatives where it has them and central finite differences otherwise.
+    ``residual_jacobian(theta)`` gives the log residuals r and their Jacobian
+    dr/dtheta (rows x free slots), from which both the gradient of the objective
+    (J^T (w rho'(r))) and the least-squares polish are built.
     """
 
     def __init__(self, form: Form, layout: ParamLayout, x: Inputs, observed: np.ndarray, domain_index: np.ndarray, weights: np.ndarray, loss: Loss) -> None:
@@ -79,14 +85,59 @@ class Objective:
         self.weights = np.asarray(weights, dtype=float) / np.sum(weights)
         self.loss = loss
         self._rows = layout.slot_rows(self.domain_index)
-        self.analytic = form.gradient(layout.expand(layout.start_values(), self.domain_index), x) is not None
+        self._prepare_expansion()
+        self.analytic = form.gradient(self.expand_theta(layout.to_theta(layout.start_values())), x) is not None
+
+    # ------------------------------------------------------------ expansion
+    def _prepare_expansion(self) -> None:
+        """Index tables turning a theta vector into per-row parameter values without dicts per slot."""
+        layout = self.layout
+        slots = layout.slots
+        self._template = np.array([s.fixed if s.fixed is not None else 0.0 for s in slots], dtype=float)
+        self._free_pos = np.array([i for i, s in enumerate(slots) if s.fixed is None], dtype=int)
+        self._free_log = np.array([s.log for s in layout.free], dtype=bool)
+        self._names = [s.name for s in slots]
+        params: dict[str, list[int]] = {}
+        for i, s in enumerate(slots):
+            params.setdefault(s.param.name, []).append(i)
+        # param -> slot index (shared/tied) or per-row slot indices (per domain)
+        self._param_index: dict[str, Any] = {}
+        for name, idx in params.items():
+            if slots[idx[0]].domain is None:
+                self._param_index[name] = idx[0]
+            else:
+                by_domain = np.empty(len(layout.domains), dtype=int)
+                for i in idx:
+                    by_domain[slots[i].domain] = i
+                self._param_index[name] = by_domain[self.domain_index]
+        # free slot -> column of the form's gradient and the rows it acts on
+        n = len(self.observed)
+        self._free_param = [s.param.name for s in layout.free]
+        mask = np.ones((n, len(layout.free)))
+        for j, rows in enumerate(self._rows):
+            if rows is not None:
+                mask[:, j] = rows
+        self._mask = mask
+
+    def slot_vector(self, theta: np.ndarray) -> np.ndarray:
+        """All slot values (fixed included) in ``layout.slots`` order."""
+        full = self._template.copy()
+        theta = np.asarray(theta, dtype=float)
+        full[self._free_pos] = np.where(self._free_log, np.exp(theta), theta)
+        return full
+
+    def expand_theta(self, theta: np.ndarray, full: np.ndarray | None = None) -> dict[str, Any]:
+        """theta -> {param: scalar or per-row array}, as ``layout.expand(layout.from_theta(theta))``."""
+        if full is None:
+            full = self.slot_vector(theta)
+        return {name: (float(full[idx]) if isinstance(idx, (int, np.integer)) else full[idx]) for name, idx in self._param_index.items()}
 
     def predict(self, values: dict[str, float]) -> np.ndarray:
         return self.form.predict(self.layout.expand(values, self.domain_index), self.x)
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
-        pred = self.predict(self.layout.from_theta(theta))
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
+            pred = self.form.predict(self.expand_theta(theta), self.x)
             return np.log(pred) - self.log_observed
 
     def value(self, theta: np.ndarray) -> float:
@@ -94,25 +145,36 @@ class Objective:
         r = self.residuals(theta)
         if not np.all(np.isfinite(r)):
             return _BAD
-        return float(np.sum(self.weights * self.loss.rho(r)))
+        return float(self.weights @ self.loss.rho(r))
 
-    def _analytic(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        values = self.layout.from_theta(theta)
-        p = self.layout.expand(values, self.domain_index)
+    def residual_jacobian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Log residuals r (rows,) and dr/dtheta (rows x free), or (r, None) where r is not finite.
+
+        dr_i/dtheta_j = (1/pred_i) dpred_i/dq_j, times q_j for a slot fitted in log space.
+        Analytic forms only (the form's ``gradient``).
+        """
+        full = self.slot_vector(theta)
+        p = self.expand_theta(theta, full)
         with np.errstate(all="ignore"):
             pred = self.form.predict(p, self.x)
             r = np.log(pred) - self.log_observed
         if not np.all(np.isfinite(r)) or np.any(pred <= 0):
-            return _BAD, np.zeros_like(theta)
+            return r, None
         g_rows = self.form.gradient(p, self.x)
         assert g_rows is not None
-        dpred = self.weights * self.loss.drho(r) / pred  # d objective / d pred, per row
-        grad = np.empty(len(theta))
-        for i, (slot, rows) in enumerate(zip(self.layout.free, self._rows)):
-            contrib = dpred * g_rows[slot.param.name]
-            g = float(np.sum(contrib if rows is None else contrib[rows]))
-            grad[i] = g * values[slot.name] if slot.log else g
-        return float(np.sum(self.weights * self.loss.rho(r))), grad
+        n = len(r)
+        cols = np.empty((n, len(self._free_param)))
+        for j, name in enumerate(self._free_param):
+            cols[:, j] = g_rows[name]  # broadcasts scalars
+        chain = np.where(self._free_log, full[self._free_pos], 1.0)
+        jac = cols * self._mask * (chain / 1.0)[None, :] / pred[:, None]
+        return r, jac
+
+    def _analytic(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        r, jac = self.residual_jacobian(theta)
+        if jac is None:
+            return _BAD, np.zeros_like(theta)
+        return float(self.weights @ self.loss.rho(r)), jac.T @ (self.weights * self.loss.drho(r))
 
     def _numeric(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         f0 = self.value(theta)

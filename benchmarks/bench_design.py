@@ -1,0 +1,121 @@
+"""Benchmark: designed ladder vs Choshen et al.'s default ladder vs a uniform grid, by simulation.
+
+    python benchmarks/bench_design.py                       # 200 truths per setting (tens of minutes)
+    python benchmarks/bench_design.py --truths 20 --settings shipped
+
+For each setting (a "truth family"): the design is made from zero runs with the published prior
+(``planner.design(..., n_simulations=0, spend_options=(1.0,))``: the designed ladder spends the whole
+experiment budget, so all three ladders use the same compute, 1 % of the 1e22-FLOP target). Then
+``--truths`` truths are drawn around the family's law (amplitudes and offsets x exp(N(0, 0.1^2)),
+exponents x exp(N(0, 0.03^2)), seed fixed), and each ladder is simulated on each truth: its
+losses with 1 % log-normal noise, MAP fits of the three split forms with ``auto``'s held-out
+selection, a plan at 1e22, and the regret under the truth (compute-equivalent waste: regret /
+|dObj*/dlog C|, a share of the target budget).
+
+Settings: ``shipped`` is the split-additive law of the shipped scenarios (scenarios/README.md:
+code, math, biomedical); ``effective`` and ``interaction`` are the split-effective and
+split-interaction truths of ``tests/synthetic.py`` (code, math).
+
+Printed per setting and ladder: mean waste with a 90 % bootstrap interval, median, the share of
+truths whose form was selected, and the ratio designed / default of the means and medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import planner  # noqa: E402
+from planner.design._model import LawVec  # noqa: E402
+from planner.design._plan import PlanProblem  # noqa: E402
+from planner.design.prior import FormPrior, Prior, gaussian_sampler, published_prior  # noqa: E402
+from planner.design.simulate import simulate_ladders  # noqa: E402
+
+SHIPPED = {"A": 406.4, "alpha": 0.34, "beta": 0.28,
+           "E[code]": 1.20, "E[math]": 1.45, "E[biomedical]": 1.85, "B[code]": 380.0, "B[math]": 420.0, "B[biomedical]": 450.0,
+           "C[code]": 220.0, "C[math]": 160.0, "C[biomedical]": 110.0, "gamma[code]": 0.36, "gamma[math]": 0.33, "gamma[biomedical]": 0.30,
+           "D0[code]": 1e8, "D0[math]": 1e8, "D0[biomedical]": 1e8}
+TEST_TRUTHS = {
+    "effective": ("split-effective", {"E[code]": 1.4, "E[math]": 1.6, "A": 480.0, "alpha": 0.35, "B[code]": 2100.0, "B[math]": 1500.0,
+                                      "beta": 0.37, "s[code]": 30.0, "s[math]": 5.0, "eta[code]": 0.85, "eta[math]": 0.9}),
+    "interaction": ("split-interaction", {"E[code]": 1.4, "E[math]": 1.6, "A": 480.0, "alpha": 0.35, "B[code]": 2100.0, "B[math]": 1500.0,
+                                          "beta": 0.37, "c[code]": 0.05, "c[math]": 0.1, "gamma[code]": 0.3, "gamma[math]": 0.4}),
+}
+SETTINGS = {"shipped": ("split-additive", SHIPPED, ("code", "math", "biomedical"), (2.0, 1.0, 1.0)), **{
+    k: (f, p, ("code", "math"), (1.0, 1.0)) for k, (f, p) in TEST_TRUTHS.items()}}
+EXPONENTS = ("alpha", "beta", "gamma", "eta")
+
+
+def truth_prior(form: str, params: dict, domains: tuple[str, ...]) -> Prior:
+    vec, theta = LawVec.of_law(planner.law(form, **params), domains)
+    sd = np.array([0.03 if s.split("[")[0] in EXPONENTS else 0.1 for s in vec.slots])
+    cov = np.diag(sd ** 2)
+    return Prior((FormPrior(vec, 1.0, theta, cov, gaussian_sampler(theta, cov)),), f"{form} around the given law", 0.01)
+
+
+def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int) -> dict:
+    form, params, domains, weights = SETTINGS[setting]
+    doms = [planner.Domain(d, weight=w) for d, w in zip(domains, weights)]
+    t0 = time.perf_counter()
+    des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs)
+    t_design = time.perf_counter() - t0
+    ladders = [s.ladder for s in des.comparison]
+    prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
+    t0 = time.perf_counter()
+    sim = simulate_ladders(ladders, published_prior(domains, seed=seed), prob, n_truths=n_truths, seed=seed,
+                           truth_prior=truth_prior(form, params, domains), noise=0.01, n_jobs=n_jobs)
+    t_sim = time.perf_counter() - t0
+    out = {"setting": setting, "truth_form": form, "n_truths": sim.n_truths, "design_seconds": t_design, "simulation_seconds": t_sim,
+           "spec": des.spec.label(), "ladders": {}}
+    for s in des.comparison:
+        w = np.array([r["waste"][s.name] for r in sim.per_truth])
+        out["ladders"][s.name] = {"flops": s.flops, "runs": s.n_new_runs, "linearized": s.linearized, "mean": sim.mean_waste[s.name],
+                                  "interval": sim.waste_interval[s.name], "median": float(np.median(w)),
+                                  "form_right": sim.selected_true_form[s.name]}
+    L = out["ladders"]
+    out["ratio_mean"] = L["designed"]["mean"] / L["default"]["mean"]
+    out["ratio_median"] = L["designed"]["median"] / L["default"]["median"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--truths", type=int, default=200)
+    ap.add_argument("--settings", default="shipped,effective,interaction")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-jobs", type=int, default=None)
+    ap.add_argument("--fraction", type=float, default=0.01)
+    ap.add_argument("--design-truths", type=int, default=24)
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    results = []
+    for setting in a.settings.split(","):
+        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths)
+        results.append(r)
+        print(f"\n== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
+              f"(design {r['design_seconds']:.0f} s, simulation {r['simulation_seconds']:.0f} s)")
+        print(f"   designed: {r['spec']}")
+        for name, v in r["ladders"].items():
+            print(f"   {name:<9} {v['runs']:>3} runs {v['flops']:.3g} FLOPs  waste mean {100 * v['mean']:7.3g} % "
+                  f"[{100 * v['interval'][0]:.3g}, {100 * v['interval'][1]:.3g}]  median {100 * v['median']:7.3g} %  "
+                  f"linearized {100 * v['linearized']:.3g} %  form right {100 * v['form_right']:.0f} %")
+        print(f"   designed / default: mean {r['ratio_mean']:.3f}, median {r['ratio_median']:.3f}")
+        sys.stdout.flush()
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Checks of a plan: analytic infeasibility before solving, and after solving the independent evidence.
+
+* :func:`precheck`: what can be decided analytically (a target at or below E, a menu outside the bounds,
+  a budget below the smallest allowed model) gives a message naming the conflicting constraints;
+* :func:`official_losses`: the plan re-evaluated with each law's own ``FittedLaw.predict``;
+* :func:`perturbation_check`: random feasible perturbations of the plan (an independent local search);
+* :func:`binding_records`: which constraints bind and by how much they do not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .model import AllocationWarning, ConstraintRecord, Constraints
+from .problem import MIN_PRETRAIN_TOKENS, N_RANGE, SPEC_FLOOR, Problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._context import Context
+
+__all__ = [
+    "BINDING_TOL", "precheck", "project_to_budget", "perturbation_check", "official_losses", "loss_intervals",
+    "binding_records", "named_constraints", "extrapolation_warnings",
+]
+
+#: relative slack under which a constraint is reported as binding
+BINDING_TOL = 1e-4
+
+
+def precheck(prob: Problem, budget: float | None) -> str | None:
+    """Analytic infeasibility checks; a message naming the conflicting constraints, or None."""
+    c = prob.constraints
+    lo, hi = prob.model_size_bounds()
+    if prob.inference == "separate" and prob.inference_budget is not None and prob.total_inference_tokens > 0 and hi < lo:
+        floor = f"min_model_size {c.min_model_size:.4g}" if c.min_model_size is not None else f"the smallest model the planner considers ({N_RANGE[0]:.0e} parameters, an internal limit)"
+        return (f"inference_budget {prob.inference_budget:.4g} FLOPs serves {prob.total_inference_tokens:.4g} inference tokens only with N <= {hi:.4g} "
+                f"parameters (2 N FLOPs per token), below {floor}: the inference_budget and the inference tokens conflict")
+    if c.model_sizes is not None:
+        inside = [s for s in c.model_sizes if lo * (1 - 1e-12) <= s <= hi * (1 + 1e-12)]
+        if not inside:
+            return f"none of model_sizes {list(c.model_sizes)} lies within [{lo:.4g}, {hi:.4g}] parameters (min_model_size/max_model_size/inference_budget)"
+        lo = min(inside)
+    cap = prob.pretrain_cap
+    if c.min_tokens_per_param is not None and math.isfinite(cap) and c.min_tokens_per_param * lo > cap * (1 + 1e-12):
+        which = "max_pretrain_tokens" if c.max_pretrain_tokens is not None and c.max_pretrain_tokens <= cap else "pretrain_unique_tokens x pretrain_max_epochs"
+        return (f"{which} ({cap:.4g} tokens) is below min_tokens_per_param ({c.min_tokens_per_param:g}) x the smallest allowed model "
+                f"({lo:.4g} parameters) = {c.min_tokens_per_param * lo:.4g} tokens")
+    # targets versus the loss floor of each law
+    for k in np.flatnonzero(np.isfinite(prob.targets)):
+        tgt = float(prob.targets[k])
+        e = prob.params[k].get("E")
+        if e is not None and tgt <= e:
+            return f"target_loss {tgt:g} for domain {prob.names[k]!r} is not above the irreducible loss E = {e:.4g} of its law; no budget reaches it"
+        floor = prob.loss_floor(k)
+        if tgt <= floor:
+            limits = []
+            if c.max_model_size is not None or (prob.inference_budget is not None and prob.inference == "separate"):
+                limits.append(f"model size <= {hi:.4g}")
+            if math.isfinite(cap):
+                limits.append(f"pretraining tokens <= {cap:.4g} (max_pretrain_tokens / pretrain_unique_tokens)")
+            if prob.can_spec[k] and math.isfinite(prob.spec_cap[k]):
+                limits.append(f"token cap of {prob.names[k]!r} = {prob.spec_cap[k]:.4g} (unique_tokens x max_epochs)")
+            if c.max_tokens_per_param is not None:
+                limits.append(f"max_tokens_per_param {c.max_tokens_per_param:g}")
+            return (f"target_loss {tgt:g} for domain {prob.names[k]!r} is below {floor:.5g}, the lowest loss its law reaches under "
+                    f"{'; '.join(limits) if limits else 'any budget'}")
+    if budget is not None:
+        fpt = float(prob.flops_per_token(lo))
+        min_tokens = max((c.min_tokens_per_param or 0.0) * lo, MIN_PRETRAIN_TOKENS)
+        infer = float(prob.inference_flops(lo)) if prob.inference_in_budget else 0.0
+        need = fpt * min_tokens + infer
+        if need > budget:
+            parts = []
+            if c.min_model_size is not None or c.model_sizes is not None:
+                parts.append(f"smallest allowed model N = {lo:.4g}")
+            else:
+                parts.append(f"the smallest model the planner considers (N = {lo:.4g} parameters, an internal limit) trained on at least {min_tokens:.4g} token(s)")
+            if c.min_tokens_per_param is not None:
+                parts.append(f"min_tokens_per_param {c.min_tokens_per_param:g}")
+            if infer:
+                parts.append(f"inference of {prob.total_inference_tokens:.4g} tokens in the budget")
+            return f"the budget {budget:.4g} FLOPs is below the {need:.4g} FLOPs needed by " + ", ".join(parts)
+    if prob.mode == "min-loss":
+        bad = prob.infinite_without_spec()
+        if bad:
+            return f"the law predicts an infinite loss for {', '.join(bad)} without specialization (specialization term C/D'^gamma with D0 = 0)"
+    return None
+
+
+def project_to_budget(prob: Problem, budget: float | None, N: float, D: float, S: np.ndarray) -> tuple[float, np.ndarray]:
+    """Scale tokens down so the budget holds exactly (removes solver tolerance overshoot)."""
+    if budget is None:
+        return D, S
+    fpt = float(prob.flops_per_token(N))
+    infer = float(prob.inference_flops(N)) if prob.inference_in_budget else 0.0
+    phi = prob.fixed_fraction if (prob.fixed_fraction is not None and len(prob.spec_index)) else None
+    if phi is None:
+        train = fpt * (D + float(S.sum()))
+        allowed = budget - infer
+        if train > allowed and train > 0:
+            f = allowed / train * (1 - 1e-13)
+            D, S = D * f, S * f
+    else:
+        if fpt * D > phi * (budget - infer):
+            D = phi * (budget - infer) / fpt * (1 - 1e-13)
+        if fpt * S.sum() > (1 - phi) * (budget - infer):
+            S = S * ((1 - phi) * (budget - infer) / (fpt * S.sum())) * (1 - 1e-13)
+    return D, S
+
+
+def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, S: np.ndarray, value: float, seed: int, n: int = 240) -> dict[str, Any]:
+    """Random feasible perturbations of the plan (re-projected onto the budget): none should be better."""
+    if prob.mode != "min-loss" or budget is None:
+        return {}
+    rng = np.random.default_rng(seed)
+    K = prob.K
+    spec = prob.spec_index
+    scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
+    lo, hi = prob.model_size_bounds()
+    menu = prob.constraints.model_sizes is not None
+    dx = np.zeros(len(scales)) if menu else rng.standard_normal(len(scales)) * scales
+    Np = np.clip(N * np.exp(dx), lo, hi)
+    Dp = D * np.exp(rng.standard_normal(len(scales)) * scales)
+    Sp = np.tile(S, (len(scales), 1))
+    if len(spec):
+        base = np.maximum(S[spec], SPEC_FLOOR)
+        Sp[:, spec] = base * np.exp(rng.standard_normal((len(scales), len(spec))) * scales[:, None])
+    fpt = prob.flops_per_token(Np)
+    infer = prob.inference_flops(Np) if prob.inference_in_budget else 0.0
+    phi = prob.fixed_fraction if (prob.fixed_fraction is not None and len(spec)) else None
+    allowed = budget - infer
+    if phi is None:
+        f = allowed / (fpt * (Dp + Sp.sum(axis=1)))
+        Dp, Sp = Dp * f, Sp * f[:, None]
+    else:
+        Dp = phi * allowed / fpt
+        tot = Sp.sum(axis=1)
+        Sp = Sp * np.where(tot > 0, (1 - phi) * allowed / (fpt * np.where(tot > 0, tot, 1.0)), 1.0)[:, None]
+    ok = allowed > 0
+    cap = prob.pretrain_cap
+    ok &= Dp <= cap
+    ok &= np.all(Sp <= np.where(np.isfinite(prob.spec_cap), prob.spec_cap, np.inf)[None, :], axis=1)
+    c = prob.constraints
+    if c.min_tokens_per_param is not None:
+        ok &= Dp >= c.min_tokens_per_param * Np
+    if c.max_tokens_per_param is not None:
+        ok &= Dp <= c.max_tokens_per_param * Np
+    tgt = np.flatnonzero(np.isfinite(prob.targets))
+    if len(tgt):
+        L = prob.losses(Np, Dp, Sp)
+        ok &= np.all(L[:, tgt] <= prob.targets[tgt][None, :], axis=1)
+    if not np.any(ok):
+        return {"n_perturbations": 0, "improved": False}
+    vals = np.asarray(prob.objective(Np[ok], Dp[ok], Sp[ok]), dtype=float)
+    j = int(np.argmin(vals))
+    best = float(vals[j])
+    improved = best < value - 1e-9 * abs(value)  # relative: a common scale of the weights changes nothing
+    out: dict[str, Any] = {"n_perturbations": int(ok.sum()), "best_perturbed": best, "improved": bool(improved)}
+    if improved:
+        idx = np.flatnonzero(ok)[j]
+        out["point"] = (float(Np[idx]), float(Dp[idx]), Sp[idx].copy())
+    return out
+
+
+def law_groups(ctx: "Context") -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for k, law in enumerate(ctx.laws):
+        groups.setdefault(id(law), []).append(k)
+    return groups
+
+
+def predict_kwargs(ctx: "Context", prob: Problem, ks: list[int], N: float, D: float, S: np.ndarray) -> dict[str, Any]:
+    d_eff, s_eff = prob._effective(np.array([D]), np.atleast_2d(S) * prob.can_spec)
+    law = ctx.laws[ks[0]]
+    n = len(ks)
+    kw: dict[str, Any] = dict(model_size=np.full(n, N), pretrain_tokens=np.full(n, d_eff[0]), domain=[ctx.law_domains[k] for k in ks])
+    if "spec_tokens" in law.form.inputs:
+        kw["spec_tokens"] = s_eff[0, ks]
+    if "unique_tokens" in law.form.inputs:
+        kw["unique_tokens"] = np.full(n, prob.pretrain_unique)
+    return kw
+
+
+def official_losses(ctx: "Context", prob: Problem, N: float, D: float, S: np.ndarray) -> np.ndarray:
+    """Per-domain losses from each law's own ``FittedLaw.predict`` (the independent re-evaluation; one call per law)."""
+    out = np.empty(prob.K)
+    for ks in law_groups(ctx).values():
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            out[ks] = ctx.laws[ks[0]].predict(**predict_kwargs(ctx, prob, ks, N, D, S))
+    return out
+
+
+def loss_intervals(ctx: "Context", prob: Problem, N: float, D: float, S: np.ndarray) -> list[tuple[tuple[float, float], str] | None]:
+    """Per domain: (low, high) and its kind. A calibrated law gives its extrapolation interval
+    (honest for a plan beyond the data); otherwise the bootstrap parameter interval."""
+    out: list[tuple[tuple[float, float], str] | None] = [None] * prob.K
+    for ks in law_groups(ctx).values():
+        law = ctx.laws[ks[0]]
+        if getattr(law, "calibration", None):
+            kind = "extrapolation"
+        elif law.draws is not None and len(law.draws) >= 2:
+            kind = "parameter"
+        else:
+            continue
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            lo, hi = law.predict_interval(**predict_kwargs(ctx, prob, ks, N, D, S), kind=kind)
+        for i, k in enumerate(ks):
+            out[k] = ((float(lo[i]), float(hi[i])), kind)
+    return out
+
+
+def binding_records(prob: Problem, budget: float | None, N: float, D: float, S: np.ndarray, losses: np.ndarray) -> list[ConstraintRecord]:
+    recs: list[ConstraintRecord] = []
+
+    def add(name: str, kind: str, value: float, limit: float) -> None:
+        if not math.isfinite(limit):
+            return
+        slack = (limit - value) / abs(limit) if kind == "upper" else (value - limit) / abs(limit) if limit != 0 else value
+        if name.startswith("internal limit") and slack > BINDING_TOL:
+            return  # listed only when reached
+        recs.append(ConstraintRecord(name, kind, float(value), float(limit), bool(slack <= BINDING_TOL), float(slack)))
+
+    c = prob.constraints
+    fpt = float(prob.flops_per_token(N))
+    infer = float(prob.inference_flops(N))
+    phi = prob.fixed_fraction if (prob.fixed_fraction is not None and len(prob.spec_index)) else None
+    if budget is not None:
+        if phi is None:
+            add("budget", "upper", float(prob.budget_used(N, D, S)), budget)
+        else:
+            inb = infer if prob.inference_in_budget else 0.0
+            add("budget (pretraining share)", "upper", fpt * D + phi * inb, phi * budget)
+            add("budget (specialization share)", "upper", fpt * float(S.sum()) + (1 - phi) * inb, (1 - phi) * budget)
+    if prob.inference == "separate" and prob.inference_budget is not None:
+        add("inference_budget", "upper", infer, prob.inference_budget)
+    if c.model_sizes is not None:
+        recs.append(ConstraintRecord("model_sizes", "menu", N, N, True, 0.0))
+    if c.min_model_size is not None:
+        add("min_model_size", "lower", N, c.min_model_size)
+    if c.max_model_size is not None:
+        add("max_model_size", "upper", N, c.max_model_size)
+    if math.isfinite(prob.pretrain_cap):
+        add("max_pretrain_tokens" if c.max_pretrain_tokens is not None and c.max_pretrain_tokens <= prob.pretrain_cap else "pretrain_unique_tokens x epochs", "upper", D, prob.pretrain_cap)
+    if c.min_tokens_per_param is not None:
+        add("min_tokens_per_param", "lower", D / N, c.min_tokens_per_param)
+    if c.max_tokens_per_param is not None:
+        add("max_tokens_per_param", "upper", D / N, c.max_tokens_per_param)
+    # the solver's internal limits (no user bound there): touching one means the plan is not an optimum
+    lo_n, hi_n = prob.model_size_bounds()
+    if c.min_model_size is None and c.model_sizes is None and lo_n <= N_RANGE[0] * (1 + 1e-9):
+        add(f"internal limit: model_size >= {N_RANGE[0]:.0e}", "lower", N, N_RANGE[0])
+    if c.max_model_size is None and c.model_sizes is None and hi_n >= N_RANGE[1] * (1 - 1e-9):
+        add(f"internal limit: model_size <= {N_RANGE[1]:.0e}", "upper", N, N_RANGE[1])
+    if c.min_tokens_per_param is None:
+        add("internal limit: pretrain_tokens >= 1", "lower", D, MIN_PRETRAIN_TOKENS)
+    for k in range(prob.K):
+        if prob.pseudo_general:
+            break
+        name = prob.names[k]
+        if prob.can_spec[k]:
+            if math.isfinite(prob.spec_cap[k]):
+                add(f"token_cap[{name}]", "upper", S[k], prob.spec_cap[k])
+            recs.append(ConstraintRecord(f"spec_tokens[{name}] >= 0", "lower", float(S[k]), 0.0, bool(S[k] <= 0.0), float(S[k])))
+        if np.isfinite(prob.targets[k]):
+            add(f"target_loss[{name}]", "upper", float(losses[k]), float(prob.targets[k]))
+    return recs
+
+
+def named_constraints(prob: Problem) -> list[str]:
+    c = prob.constraints
+    names = ["budget"] if prob.budget is not None else []
+    for f in fields(Constraints):
+        v = getattr(c, f.name)
+        if f.name in ("repetition", "repetition_decay", "inference_tokens"):
+            continue
+        if v is not None:
+            names.append(f.name)
+    for k in np.flatnonzero(np.isfinite(prob.targets)):
+        names.append(f"target_loss[{prob.names[k]}]")
+    for k in np.flatnonzero(np.isfinite(prob.spec_cap) & prob.can_spec):
+        names.append(f"token_cap[{prob.names[k]}]")
+    if prob.inference_budget is not None:
+        names.append("inference_budget")
+    if prob.inference_in_budget:
+        names.append("inference in budget")
+    return names
+
+
+def extrapolation_warnings(ctx: "Context", N: float, D: float) -> list[AllocationWarning]:
+    out = []
+    seen: set[int] = set()
+    for law in ctx.laws:
+        if id(law) in seen:
+            continue
+        seen.add(id(law))
+        data = law.data or {}
+        sizes = data.get("model_sizes")
+        rng = data.get("pretrain_token_range")
+        if not sizes or not rng:
+            continue
+        try:
+            n_max = float(max(sizes))
+            d_max = float(max(v for v in rng if v is not None))
+        except (TypeError, ValueError):
+            continue
+        fitted = 6.0 * n_max * d_max
+        plan = 6.0 * N * D
+        if plan > 10.0 * fitted:
+            out.append(AllocationWarning(
+                "extrapolation",
+                f"the plan's pretraining compute 6 N D = {plan:.3g} FLOPs is {plan / fitted:.0f}x the largest fitted compute "
+                f"({fitted:.3g} FLOPs: N = {n_max:.3g}, D = {d_max:.3g}) of the {law.form.name} law; predictions extrapolate",
+            ))
+    return out
