@@ -1,8 +1,8 @@
 r"""Read the ``[design]`` and ``[progress]`` sections of a scenario file, and run ``planner design``.
 
-Until the scenario schema gains these sections, they are read here from the parsed file and
-removed before the rest is validated by :func:`planner.load_scenario` (when the file has a
-``[law]``; a design from zero runs needs none).
+The sections are in the scenario schema (``DesignSpec``, ``ProgressSpec``); here they are read from
+the parsed file and removed before the rest is validated by :func:`planner.load_scenario` (when the
+file has a ``[law]``; a design from zero runs needs none, which the schema would refuse).
 
 ``[design]`` keys: ``experiment_budget`` (FLOPs; the CLI's ``--experiment-budget`` overrides it),
 ``sizes`` (a list of model sizes: a menu; or ``{min = "10M", max = "1B"}``: a range), ``noise``
