@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import planner
-from planner.design._model import LawVec
-from planner.design._plan import PlanProblem
-from planner.design.prior import FormPrior, Prior, gaussian_sampler, published_prior
-from planner.design.simulate import simulate_ladders
+from planner.experiments._model import LawVec
+from planner.experiments._plan import PlanProblem
+from planner.experiments.prior import FormPrior, Prior, gaussian_sampler, published_prior
+from planner.experiments.simulate import simulate_ladders
 
 SHIPPED = {"A": 406.4, "alpha": 0.34, "beta": 0.28, "E[code]": 1.2, "E[math]": 1.45, "B[code]": 380.0, "B[math]": 420.0,
            "C[code]": 220.0, "C[math]": 160.0, "gamma[code]": 0.36, "gamma[math]": 0.33, "D0[code]": 1e8, "D0[math]": 1e8}

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import planner
 from planner.cli import cli
-from planner.design.config import plan_config, to_yaml
-from planner.design.replan import replan
+from planner.experiments.config import plan_config, to_yaml
+from planner.experiments.replan import replan
 
 SHIPPED = {"A": 406.4, "alpha": 0.34, "beta": 0.28, "E[code]": 1.2, "E[math]": 1.45, "B[code]": 380.0, "B[math]": 420.0,
            "C[code]": 220.0, "C[math]": 160.0, "gamma[code]": 0.36, "gamma[math]": 0.33, "D0[code]": 1e8, "D0[math]": 1e8}

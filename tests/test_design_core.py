@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import planner
-from planner.design._model import LawVec, Points
-from planner.design._plan import PlanProblem, fast_plan, objective_at
-from planner.design.core import SEARCH_SPACE
-from planner.design.criterion import linearized_regret, sensitivity
-from planner.design.ladder import LadderSpec, default_ladder, designed_ladder, uniform_grid
-from planner.design.prior import published_prior
-from planner.design.simulate import map_fit
+from planner.experiments._model import LawVec, Points
+from planner.experiments._plan import PlanProblem, fast_plan, objective_at
+from planner.experiments.core import SEARCH_SPACE
+from planner.experiments.criterion import linearized_regret, sensitivity
+from planner.experiments.ladder import LadderSpec, default_ladder, designed_ladder, uniform_grid
+from planner.experiments.prior import published_prior
+from planner.experiments.simulate import map_fit
 
 from synthetic import TRUTHS
 
@@ -99,7 +99,7 @@ def test_linearized_regret_matches_brute_force_for_small_errors() -> None:
 
 def test_more_measurements_never_raise_the_criterion() -> None:
     prior = published_prior(DOMS)
-    from planner.design.criterion import sensitivities
+    from planner.experiments.criterion import sensitivities
 
     sens = sensitivities(prior, _prob(), 4, seed=1)
     small = designed_ladder(LadderSpec(3, 3.0, 20.0, 1, (1.0,), 0.3), 1e19, DOMS)
