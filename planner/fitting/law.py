@@ -66,6 +66,8 @@ class FittedLaw:
     selection: for ``form="auto"``, the ranking of every candidate form.
     points: per-row table of the data (inputs, observed, predicted, held out) for fit-quality plots.
     calibration: size-backtest calibration of extrapolation intervals (``calibrate=True``) or None.
+    candidates: for ``form="auto"``, the :class:`~planner.fitting.ensemble.LawEnsemble` of every
+        candidate form with its weight (this law is its best candidate); None otherwise.
     """
 
     form: Form
@@ -87,6 +89,7 @@ class FittedLaw:
     selection: tuple[Mapping[str, Any], ...] = ()
     points: pd.DataFrame | None = None
     calibration: Mapping[str, Any] | None = None
+    candidates: Any = None
     version: str = field(default_factory=_version)
 
     # ------------------------------------------------------------ structure
@@ -269,7 +272,9 @@ class FittedLaw:
             c = self.calibration
             lines += ["", f"extrapolation interval ({int(round(100 * c['level']))}%, {c['n_backtest_points']} backtest points): "
                       f"pred x exp(+-({c['q0']:.4f} + {c['slope_per_decade']:.4f} per decade beyond the data))"]
-        if self.selection:
+        if self.candidates is not None:
+            lines += ["", "form selection:"] + self.candidates.summary_lines()
+        elif self.selection:
             lines += ["", "form selection by held-out error (ARE):"]
             for s in self.selection:
                 are = s.get("are")
@@ -303,6 +308,7 @@ class FittedLaw:
             "selection": [_jsonable(dict(s)) for s in self.selection],
             "points": None if self.points is None else _jsonable(self.points.to_dict(orient="list")),
             "calibration": None if self.calibration is None else _jsonable(dict(self.calibration)),
+            "candidates": None if self.candidates is None else self.candidates.to_dict(),
             "version": self.version,
         }
 
@@ -359,6 +365,7 @@ class FittedLaw:
             selection=_selection(d.get("selection"), source),
             points=_points(d.get("points"), source),
             calibration=_calibration(d.get("calibration"), source),
+            candidates=_ensemble_from_dict(d.get("candidates"), source),
             version=_text(d.get("version", _version()), source, "version"),
         )
         _check_slots(law_obj, source)
@@ -386,6 +393,14 @@ def write_atomic(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _ensemble_from_dict(d: Any, source: str) -> Any:
+    if not d:
+        return None
+    from .ensemble import LawEnsemble  # ensemble builds on FittedLaw: imported here, not at the top
+
+    return LawEnsemble.from_dict(d, source=source)
 
 
 def _fmt_r2(v: Any) -> str:
