@@ -192,6 +192,9 @@ def _timed(call, repeats: int) -> tuple[float, float, object]:
 
 def speed(repeats: int = 5, n_boot: int = 200) -> list[str]:
     """The speed-path table (see the module docstring)."""
+    import warnings
+
+    warnings.simplefilter("ignore", planner.errors.PlannerWarning)  # the fits' data warnings are not the subject here
     lines: list[str] = []
 
     def say(line: str) -> None:
