@@ -188,12 +188,13 @@ def test_bad_holdout_rule_is_explained():
 
 
 @pytest.mark.slow
-def test_auto_ranks_candidate_forms_by_held_out_error():
+def test_auto_keeps_every_candidate_weighted_by_size_backtests():
+    # new contract (issue 11): auto ranks by ensemble weight (stacking of size backtests), not one held-out split
     runs, _ = grid_table("split-interaction", seed=12)
     fitted = planner.fit(runs, "auto")
     ranked = [s for s in fitted.selection if s["are"] is not None]
-    assert [s["are"] for s in ranked] == sorted(s["are"] for s in ranked)
-    assert fitted.form.name == ranked[0]["form"]
+    assert [s["weight"] for s in ranked] == sorted((s["weight"] for s in ranked), reverse=True)
+    assert fitted.form.name == ranked[0]["form"] == fitted.candidates.best.form.name
     assert any(s["note"].startswith("skipped") for s in fitted.selection)  # chinchilla: several domains
     assert "form selection" in fitted.summary()
 

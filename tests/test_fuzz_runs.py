@@ -246,7 +246,7 @@ RULE_TOKENS = st.sampled_from([
     "model_size", "tokens", "token_fraction", "compute", "largest", "domain", "loss", "run", "__class__", "os", "pd",
     "1e9", "-", "+", "*", "/", "**", "%", "<", "<=", "==", "!=", ">", "and", "or", "not", "in", "is", "(", ")", "[", "]",
     "{", "}", ",", ".", "@", "'code'", '"3.5B"', "'1e21 FLOPs'", "lambda", ":", "if", "else", "~", "&", "|", "True", "None",
-    "1", "0", "nan", "inf", "\\", "#", ";", "`", "import", "x",
+    "1", "0", "nan", "inf", "\\", "#", ";", "`", "import", "x", "1" + "0" * 400, "1e400", "'1" + "0" * 70 + "'",
 ])
 
 
