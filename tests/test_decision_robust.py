@@ -80,6 +80,7 @@ def _regrets(ss, optimum, plans):
     return F - optimum[:, None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("forms", [("split-additive", "split-effective"), ("split-additive", "split-interaction")])
 @pytest.mark.parametrize("kind", ["worst", "mean"])
 def test_robust_plan_beats_every_form_plan_synthetic(kind, forms):

@@ -52,6 +52,7 @@ def test_fast_plan_matches_the_public_optimizer(form: str) -> None:
     ),
     menu=st.booleans(),
 )
+@pytest.mark.slow
 def test_ladders_never_exceed_the_experiment_budget(log_budget: float, spec: LadderSpec, menu: bool) -> None:
     budget = 10.0 ** log_budget
     sizes = [1e6 * 3 ** i for i in range(12)] if menu else None

@@ -72,7 +72,7 @@ def test_recovery_fits_are_the_same_with_either_polish(form):
 
 
 def test_least_squares_polish_reaches_the_lbfgsb_optimum_on_epoch_points(epoch_runs):
-    runs = epoch_runs  # conftest.py: Epoch's 240 points
+    runs = epoch_runs  # conftest.py: the 240 Epoch points from data/published
     by_lbfgsb, by_lsq = _both_polishes(_objective(runs, "chinchilla"), max_starts=256, n_polish=6)
     assert by_lsq == pytest.approx(by_lbfgsb, rel=1e-10)
     a = planner.fit(runs, "chinchilla", polish="least-squares")
