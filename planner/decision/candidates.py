@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 
 from .._parallel import parallel_map
 from .._records import json_number as _num
-from ..errors import PlannerError
+from ..errors import PlannerError, PlannerWarning
 from ..fitting.law import FittedLaw
 from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
@@ -84,7 +84,8 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
         ws = [float(w) for w in obj.weights]
         if len(laws) != len(ws):
             raise DecisionError(f"{type(obj).__name__}: {len(laws)} candidates but {len(ws)} weights")
-        items = [Candidate(_law_name(l), l, w) for l, w in zip(laws, ws)]
+        names = list(getattr(obj, "names", ())) or [_law_name(l) for l in laws]
+        items = [Candidate(str(n), l, w) for n, l, w in zip(names, laws, ws)]
     elif isinstance(obj, Mapping):
         items = [Candidate(str(k), v, 1.0) for k, v in obj.items()]
     elif isinstance(obj, Iterable):
@@ -716,7 +717,7 @@ def plans_per_form(candidates: Sequence[Candidate], setting: Setting) -> list[tu
     return out
 
 
-def _optimize_draw(task: tuple[FittedLaw, dict[str, float], Setting]) -> tuple[float, float, np.ndarray, float, bool]:
+def _optimize_draw_quiet(task: tuple[FittedLaw, dict[str, float], Setting]) -> tuple[float, float, np.ndarray, float, bool]:
     law, values, setting = task
     try:
         a = setting.optimize(law.with_params(**values), baselines=False, marginal=False, check=False)
@@ -725,6 +726,15 @@ def _optimize_draw(task: tuple[FittedLaw, dict[str, float], Setting]) -> tuple[f
     if not a.feasible:
         return math.nan, math.nan, np.full(setting.K, math.nan), math.inf, False
     return a.model_size, a.pretrain_tokens, np.array([a.spec_tokens[n] for n in setting.names]), a.objective, True
+
+
+def _optimize_draw(task: Any) -> Any:
+    """In a worker: the plan warnings are data on the Allocation, not printed from every process."""
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("ignore", PlannerWarning)
+        return _optimize_draw_quiet(task)
 
 
 def _local_chunk(task: tuple[ScenarioSet, list[int], list[tuple[float, float, np.ndarray]]]) -> list[tuple[float, float, np.ndarray, float, bool]]:
