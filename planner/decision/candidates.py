@@ -72,11 +72,14 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
     """Normalise candidates and keep those with real weight (>= ``min_weight`` after normalising).
 
     Accepts a sequence of ``(name, FittedLaw, weight)`` tuples or :class:`Candidate`, a single
-    FittedLaw (weight 1), a dict name -> FittedLaw (equal weights), or any object with
-    ``candidates`` (FittedLaws) and ``weights`` (e.g. the ensemble of ``form="auto"``).
+    FittedLaw (weight 1; a law fitted with ``form="auto"`` stands for its ensemble,
+    ``law.candidates``), a dict name -> FittedLaw (equal weights), or any object with
+    ``candidates`` (FittedLaws) and ``weights`` (a :class:`~planner.fitting.ensemble.LawEnsemble`).
     Weights are renormalised to sum to 1 over the kept candidates.
     """
     items: list[Candidate] = []
+    if isinstance(obj, FittedLaw) and getattr(obj, "candidates", None) is not None:
+        obj = obj.candidates  # form="auto": the ensemble of every candidate form
     if isinstance(obj, FittedLaw):
         items = [Candidate(obj.form.name, obj, 1.0)]
     elif hasattr(obj, "candidates") and hasattr(obj, "weights"):
