@@ -1,0 +1,72 @@
+"""The [uncertainty] section of a scenario: every candidate form's plan, regret, robust plan, ranges in the reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.report.render import render_html, render_markdown
+from planner.scenario import load_scenario, run_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCENARIO = """
+title = "uncertain law"
+[budget]
+flops = 1e22
+[law]
+runs = "{runs}"
+form = "split-additive"
+max_starts = 4
+[[domains]]
+name = "code"
+weight = 2.0
+[[domains]]
+name = "math"
+[[domains]]
+name = "biomedical"
+unique_tokens = "60B"
+max_epochs = 4
+[constraints]
+max_model_size = "30B"
+[compare]
+strategies = ["no-split"]
+[uncertainty]
+forms = ["split-additive", "split-effective"]
+draws = 2
+headline = "robust-worst"
+multiplier_draws = 0
+"""
+
+
+@pytest.mark.slow
+def test_uncertainty_section_end_to_end(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(runs=ROOT / "scenarios" / "data" / "three_domain_runs.csv"))
+    scen = load_scenario(path)
+    assert scen.uncertainty is not None and scen.uncertainty.epsilon == 1e-3
+    res = run_scenario(scen)
+    doc = res.to_dict()
+    d = doc["decision"]
+    assert d["headline"] == "robust-worst" and d["interval_level"] == 0.9
+    assert [c["name"] for c in d["candidates"]] == ["split-additive", "split-effective"]
+    regret = d["regret"]
+    w = dict(zip(regret["plans"], regret["worst"]))
+    assert w["robust (worst-case regret)"] <= min(w["plan under split-additive"], w["plan under split-effective"]) + 1e-9
+    json.dumps(doc)  # JSON-able
+    md = render_markdown(doc)
+    for title in ("Decisions under an uncertain law", "Cross-regret", "Robust plans", "Decision ranges", "Flatness band"):
+        assert title in md
+    assert "Headline: the robust-worst plan" in md
+    html = render_html(doc, {})
+    assert 'id="uncertainty"' in html and "Cross-regret" in html
+    assert "decisions under an uncertain law" in res.summary()
+
+
+def test_uncertainty_section_is_validated(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(runs="runs.csv").replace('headline = "robust-worst"', 'headline = "best"'))
+    with pytest.raises(Exception, match="headline"):
+        load_scenario(path)
