@@ -70,3 +70,18 @@ def test_uncertainty_section_is_validated(tmp_path):
     path.write_text(SCENARIO.format(runs="runs.csv").replace('headline = "robust-worst"', 'headline = "best"'))
     with pytest.raises(Exception, match="headline"):
         load_scenario(path)
+
+
+def test_report_marks_multipliers_beyond_the_fitted_range():
+    """The issue's artefact: 898.02x at 1e22 FLOPs from a law fitted up to 4.8e20 FLOPs is not printed as a figure."""
+    from planner.report.render import _baseline_rows
+
+    def doc(budget: float, m: float) -> dict:
+        return {"budget": budget, "objective": 7.5, "laws": {"law": {"calibration": {"reference_compute": 4.8e20}}},
+                "baselines": [{"strategy": "no-split", "objective": 7.6, "compute_multiplier": m}]}
+
+    assert _baseline_rows(doc(1e22, 898.02))[0][3] == "> 100× (beyond the fitted range)"
+    assert _baseline_rows(doc(1e22, 4.91))[0][3] == "4.9× (beyond the fitted range)"
+    assert _baseline_rows(doc(1e20, 2.4))[0][3] == "2.40×"  # 2.4e20 FLOPs: inside the data
+    # without a fitted range (a law given by parameters) the figure is printed as before
+    assert _baseline_rows({**doc(1e22, 898.02), "laws": {"law": {}}})[0][3] == "898.02×"

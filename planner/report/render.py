@@ -151,13 +151,45 @@ def _phase_rows(r: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _fitted_compute(law: Mapping[str, Any] | None) -> float | None:
+    """Largest training compute 6 N (D + D') the law was fitted to (FLOPs), from its calibration or its fit points."""
+    if not law:
+        return None
+    cal = law.get("calibration") or {}
+    if cal.get("reference_compute"):
+        return float(cal["reference_compute"])
+    pts = law.get("points") or {}
+    try:
+        n, d = pts["model_size"], pts["pretrain_tokens"]
+        sp = pts.get("spec_tokens") or [0.0] * len(n)
+        held = pts.get("held_out") or [False] * len(n)
+        vals = [6.0 * float(a) * (float(b) + float(c or 0.0)) for a, b, c, h in zip(n, d, sp, held) if not h and a is not None and b is not None]
+        return max(vals) if vals else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _mult_text(r: Mapping[str, Any], m: Any) -> str:
+    """A compute multiplier, marked (and bounded at 100x) when m x budget is beyond 10x the largest fitted compute."""
+    from ..decision.baselines import multiplier_text
+
+    if m is None:
+        return fmt_mult(m)
+    fitted = _fitted_compute(_law(r))
+    budget = r.get("budget")
+    beyond = bool(fitted and budget and math.isfinite(float(m)) and float(m) * float(budget) > 10.0 * fitted)
+    if not beyond and math.isfinite(float(m)):
+        return fmt_mult(m)
+    return multiplier_text(float(m), beyond).replace("x", "×", 1)
+
+
 def _baseline_rows(r: Mapping[str, Any]) -> list[list[str]]:
     out = []
     for b in r.get("baselines") or []:
         obj = b.get("objective")
         gap = None if obj is None or r.get("objective") is None else float(obj) - float(r["objective"])
         out.append([str(b.get("strategy")), fmt_loss(obj, 5), "–" if gap is None else f"{gap:+.4f}",
-                    fmt_mult(b.get("compute_multiplier")), str(b.get("note") or "")])
+                    _mult_text(r, b.get("compute_multiplier")), str(b.get("note") or "")])
     return out
 
 
