@@ -83,5 +83,6 @@ def test_report_marks_multipliers_beyond_the_fitted_range():
     assert _baseline_rows(doc(1e22, 898.02))[0][3] == "> 100× (beyond the fitted range)"
     assert _baseline_rows(doc(1e22, 4.91))[0][3] == "4.9× (beyond the fitted range)"
     assert _baseline_rows(doc(1e20, 2.4))[0][3] == "2.40×"  # 2.4e20 FLOPs: inside the data
+    assert _baseline_rows(doc(1e22, None))[0][3] == "> 100× (beyond the fitted range)"  # never reaches the plan
     # without a fitted range (a law given by parameters) the figure is printed as before
     assert _baseline_rows({**doc(1e22, 898.02), "laws": {"law": {}}})[0][3] == "898.02×"

@@ -173,10 +173,10 @@ def _mult_text(r: Mapping[str, Any], m: Any) -> str:
     """A compute multiplier, marked (and bounded at 100x) when m x budget is beyond 10x the largest fitted compute."""
     from ..decision.baselines import multiplier_text
 
-    if m is None:
-        return fmt_mult(m)
     fitted = _fitted_compute(_law(r))
     budget = r.get("budget")
+    if m is None:  # JSON null: never reaches the plan (infinite)
+        return multiplier_text(math.inf, True).replace("x", "×", 1) if fitted and budget else fmt_mult(m)
     beyond = bool(fitted and budget and math.isfinite(float(m)) and float(m) * float(budget) > 10.0 * fitted)
     if not beyond and math.isfinite(float(m)):
         return fmt_mult(m)
