@@ -193,7 +193,7 @@ def baseline_gaps(
         ext_head = m_head * setting.budget / cfit[top] if cfit[top] > 0 else math.nan
         scaled = _scaled_binding(candidates[top].law, setting, b, m_head, cap)
         head_beyond = (not math.isfinite(m_head)) or (math.isfinite(ext_head) and ext_head > beyond_factor)
-        text = (f"{b}: gap {gap:+.4g} [{lo:+.4g}, {hi:+.4g}] ({int(round(100 * level))} % over {'draws and forms' if ss.use_draws else 'forms'}); "
+        text = (f"{b}: gap {gap:+.4g} [{lo:+.4g}, {hi:+.4g}] ({int(round(100 * level))} % over {ss.over}); "
                 f"compute multiplier {multiplier_text(m_head, head_beyond, cap)} "
                 f"[{multiplier_text(float(m_lo), beyond, cap)}, {multiplier_text(float(m_hi), beyond, cap)}]")
         if scaled:

@@ -379,6 +379,11 @@ class ScenarioSet:
     def __len__(self) -> int:
         return len(self.prob)
 
+    @property
+    def over(self) -> str:
+        """What the scenarios span, in words (for interval captions)."""
+        return "draws and forms" if bool(np.any(self.draw >= 0)) else "forms (point estimates)"
+
     def labels(self) -> list[str]:
         return [f"{self.candidates[i].name}" + ("" if b < 0 else f"#{b}") for i, b in zip(self.candidate, self.draw)]
 
