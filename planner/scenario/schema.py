@@ -151,6 +151,19 @@ class LawSpec(_Spec):
     max_starts: int = Field(256, ge=1, le=MAX_STARTS, description="Multi-start budget of the fit (lower is faster).")
     seed: int = Field(0, ge=0, description="Random seed of the fit (bootstrap, starts).")
 
+    @field_validator("train_on")
+    @classmethod
+    def _rule(cls, v: str) -> str:
+        # the grammar is checked here so `planner validate` refuses what the fit would (never evaluated)
+        if v.strip() != "auto":
+            from ..selection import SelectionError, parse_rule
+
+            try:
+                parse_rule(v)
+            except SelectionError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
     @model_validator(mode="after")
     def _one_source(self) -> "LawSpec":
         sources = [k for k in ("file", "params", "runs") if getattr(self, k) is not None]
