@@ -23,7 +23,7 @@ from ..quantities import parse_quantity
 
 __all__ = [
     "ScenarioError", "Scenario", "BudgetSpec", "LawSpec", "DomainSpec", "ConstraintsSpec", "InferenceSpec",
-    "CostSpec", "CompareSpec", "OptimizerSpec", "ReportSpec", "BASELINE_STRATEGIES",
+    "CostSpec", "CompareSpec", "OptimizerSpec", "ReportSpec", "UncertaintySpec", "BASELINE_STRATEGIES",
 ]
 
 #: baseline strategies a scenario can compare the plan with (the allocator's names):
@@ -306,6 +306,27 @@ class OptimizerSpec(_Spec):
     )
 
 
+class UncertaintySpec(_Spec):
+    """``[uncertainty]``: decisions that hold up when the law is uncertain (docs/decisions.md): the plan under
+    every candidate form, the cross-regret table, robust plans, decision ranges and honest baselines."""
+
+    forms: list[str] = Field(
+        default_factory=list,
+        description='Candidate forms, each fitted to the [law] runs with equal weight; empty: the [law] law (with form = "auto", its ensemble weighted by size backtests).',
+    )
+    draws: int = Field(0, ge=0, le=10000, description="Bootstrap draws of each listed form (0: none, plans across forms only); without forms the [law] bootstrap is used.")
+    max_draws: int = Field(100, ge=1, le=10000, description="Most draws per candidate used for plans, regret and ranges (evenly spaced).")
+    robust: list[Literal["mean", "worst"]] = Field(
+        default_factory=lambda: ["mean", "worst"], description='Robust plans to compute: minimum expected ("mean") and worst-case ("worst") regret.'
+    )
+    headline: Literal["nominal", "robust-mean", "robust-worst"] = Field(
+        "nominal", description="Which plan the decision tables report against: the highest-weight candidate's plan, or a robust plan."
+    )
+    epsilon: float = Field(1e-3, gt=0, lt=1, description="Flatness band: coordinates whose re-optimised objective is within this relative tolerance of the optimum.")
+    level: float = Field(0.9, gt=0, lt=1, description="Central probability of every interval (ranges, gaps, multipliers).")
+    multiplier_draws: int = Field(2, ge=0, le=1000, description="Draws per candidate used for the compute-multiplier intervals.")
+
+
 class ReportSpec(_Spec):
     """``[report]``: what to write."""
 
@@ -364,6 +385,7 @@ class Scenario(_Spec):
     report: ReportSpec = Field(default_factory=ReportSpec, description="Report options.")
     design: DesignSpec | None = Field(None, description="The ladder of small runs (`planner design`).")
     progress: ProgressSpec | None = Field(None, description="A target run under way, to re-plan (`planner design`).")
+    uncertainty: UncertaintySpec | None = Field(None, description="Decisions under an uncertain law (plans per form, regret, robust plans, ranges).")
 
     @field_validator("domains")
     @classmethod
