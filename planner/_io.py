@@ -168,6 +168,44 @@ def _check_yaml_tree(root: Any, where: str, error: type[Exception]) -> None:
                 stack.append((item, depth + 1, False))
 
 
+def _yaml_flow_depth_problem(text: str) -> str | None:
+    """Linear scan: where ``[``/``{`` nesting exceeds ``MAX_YAML_DEPTH`` (quoted text and comments skipped).
+
+    PyYAML's parser takes superlinear time on deep flow collections (3,000 brackets: 30 s), so the
+    depth is checked on the text before it is parsed.
+    """
+    depth = 0
+    quote = ""
+    previous = "\n"
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            if quote == '"' and ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                if quote == "'" and i + 1 < n and text[i + 1] == "'":
+                    i += 2
+                    continue
+                quote = ""
+        elif ch in "\"'" and previous in " \t\n[{,:-?":
+            quote = ch
+        elif ch == "#" and previous in " \t\n":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return f"line {text.count(chr(10), 0, i) + 1}: invalid YAML: nested deeper than the limit of {MAX_YAML_DEPTH} levels"
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        previous = ch
+        i += 1
+    return None
+
+
 def parse_yaml(text: str, where: str, error: type[Exception]) -> tuple[Any, Any]:
     """Safely parse one YAML document: ``(data, root_node)``; the node keeps line numbers.
 
@@ -176,7 +214,13 @@ def parse_yaml(text: str, where: str, error: type[Exception]) -> tuple[Any, Any]
     """
     import yaml
 
-    loader = _capped_loader()(text)
+    problem = _yaml_flow_depth_problem(text)
+    if problem:
+        raise error(f"{where}, {problem}")
+    try:
+        loader = _capped_loader()(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
+        raise error(f"{where}: invalid YAML: {' '.join(str(exc).split())}") from None
     try:
         try:
             root = loader.get_single_node()
