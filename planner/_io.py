@@ -1,7 +1,7 @@
 """Reading files with one-line errors that name the file and the limit (shared by laws, results and scenarios).
 
 Every reader here does bounded work: files are capped at ``MAX_FILE_BYTES``; JSON is checked
-for nesting depth (a linear scan before parsing) and for the length of every number literal;
+for nesting depth (a linear scan before parsing) and for the length of integer literals;
 YAML is read by a safe loader that refuses duplicate keys, deep nesting and alias expansion
 beyond a budget (a "billion laughs" file is refused before it is expanded).
 """
@@ -19,7 +19,7 @@ __all__ = ["read_text", "read_json", "parse_json", "parse_yaml", "MAX_JSON_DEPTH
 
 #: deepest nesting of arrays/objects accepted in a JSON file
 MAX_JSON_DEPTH = 64
-#: longest number literal accepted in a JSON file (a float needs at most 25 characters)
+#: longest integer literal accepted in a JSON file
 MAX_NUMBER_CHARS = 100
 #: deepest nesting of mappings/sequences accepted in a YAML file
 MAX_YAML_DEPTH = 64
@@ -72,38 +72,49 @@ def _json_depth_problem(text: str) -> str | None:
     return None
 
 
-def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(literal: str) -> Any:
-        if len(literal) > MAX_NUMBER_CHARS:
-            raise ValueError(f"a number of {len(literal)} characters is longer than the limit of {MAX_NUMBER_CHARS}")
-        value = kind(literal)
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"{literal} is beyond the float range (about 1.8e308)")
-        return value
+def _integer(literal: str) -> int:
+    # int() of a long literal is quadratic (and refused past 4,300 digits): cap it first
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"number too large: an integer of {len(literal)} digits is longer than the limit of {MAX_NUMBER_CHARS}")
+    return int(literal)
 
-    return parse
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal[:20]} is out of range: beyond the float range (about 1.8e308)")
+    return value
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (write null for a missing value)")
 
 
-def parse_json(text: str, where: str, error: type[Exception]) -> Any:
-    """Parse JSON text with the depth and number-length caps; errors name ``where`` and the line."""
+def parse_json(text: str, where: str, error: type[Exception], *, finite: bool = False) -> Any:
+    """Parse JSON text with the depth and integer-length caps; errors name ``where`` and the line.
+
+    ``finite=True`` also refuses ``NaN``, ``Infinity`` and numbers beyond the float range (result
+    files, which are written back with ``allow_nan=False``); otherwise they come through as floats
+    for the caller's own checks to name the key (a law file's ``E must be finite``). Floats are not
+    length-capped: ``float()`` is linear in its input, which the file size already bounds.
+    """
     problem = _json_depth_problem(text)
     if problem:
         raise error(f"{where}: invalid JSON at {problem}")
+    hooks: dict[str, Any] = {"parse_int": _integer}
+    if finite:
+        hooks.update(parse_float=_finite_float, parse_constant=_no_constant)
     try:
-        return json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_no_constant)
+        return json.loads(text, **hooks)
     except json.JSONDecodeError as exc:
         raise error(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:
         raise error(f"{where}: invalid JSON: {exc}") from None
 
 
-def read_json(path: Path, what: str, error: type[Exception]) -> Any:
-    """Parsed JSON, with the line and column of a syntax error; depth and number size capped."""
-    return parse_json(read_text(path, what, error), str(path), error)
+def read_json(path: Path, what: str, error: type[Exception], *, finite: bool = False) -> Any:
+    """Parsed JSON, with the line and column of a syntax error; depth and integer size capped (see :func:`parse_json`)."""
+    return parse_json(read_text(path, what, error), str(path), error, finite=finite)
 
 
 # --------------------------------------------------------------------------- YAML

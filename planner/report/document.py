@@ -125,7 +125,7 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     Every malformed file raises :class:`ReportError` naming the file and the key.
     """
     path = Path(path)
-    doc = read_json(path, "result file", ReportError)
+    doc = read_json(path, "result file", ReportError, finite=True)
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("planner.allocation/"):
         raise ReportError(f"{path}: not a planner result (expected a JSON object with \"schema\": \"{ALLOCATION_SCHEMA}\")")
     major = str(doc["schema"]).split("/", 1)[1]
