@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import PLOT_IDS, SCENARIOS
 from planner.cli import EXIT_OK, cli
-
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-PLOT_IDS = ["plot-compute", "plot-flops", "plot-fit-parity", "plot-fit-residuals", "plot-isoloss"]
 
 
 def run(name: str, out: Path, *extra: str) -> tuple[dict, str]:
@@ -25,6 +23,7 @@ def run(name: str, out: Path, *extra: str) -> tuple[dict, str]:
 
 @pytest.mark.slow
 def test_three_domains_main_job(tmp_path):
+    # how long it takes is measured by benchmarks/bench_scenario.py, not asserted here
     doc, stdout = run("three-domains", tmp_path)
     law = doc["laws"]["law"]
     ranked = [s["form"] for s in law["selection"] if s.get("are") is not None]
@@ -50,6 +49,7 @@ def test_data_limited_cap_binds(tmp_path):
     assert "token_cap[legal]" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_inference_heavy_counts_inference_in_the_budget(tmp_path):
     doc, _ = run("inference-heavy", tmp_path, "--format", "json,csv")
     flops = doc["flops"]

@@ -117,6 +117,7 @@ def test_html_escapes_text():
 
 
 # --------------------------------------------------------------------------- plots
+@pytest.mark.slow
 def test_plot_functions(result):
     law = make_law()
     svgs = plots.render_plots(result, {"law": law})
@@ -129,6 +130,7 @@ def test_plot_functions(result):
 
 
 # --------------------------------------------------------------------------- writing
+@pytest.mark.slow
 def test_write_reports_every_format(result, tmp_path):
     written = write_reports(result, tmp_path / "out")
     assert [p.name for p in written] == list(REPORT_FILES.values())
@@ -143,6 +145,7 @@ def test_write_reports_rejects_unknown_format(result, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_failed_renderer_leaves_no_file(result, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer failed mid-way")
@@ -161,6 +164,7 @@ def test_failed_renderer_leaves_no_file(result, tmp_path, monkeypatch):
     assert (out / "report.md").read_text() == "old report"
 
 
+@pytest.mark.slow
 def test_failure_while_writing_files_leaves_no_file(result, tmp_path, monkeypatch):
     import os
 

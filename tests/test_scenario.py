@@ -332,6 +332,7 @@ def test_curve_budgets():
 
 
 # --------------------------------------------------------------------------- running
+@pytest.mark.slow
 def test_run_scenario_inline_law(tmp_path):
     sc = load_scenario(write(tmp_path, "s.toml", INLINE_LAW))
     seen = []
@@ -363,6 +364,7 @@ def test_run_scenario_inline_law(tmp_path):
     assert again.model_size == pytest.approx(doc["model_size"])
 
 
+@pytest.mark.slow
 def test_run_scenario_sweep_and_strategies(tmp_path):
     text = INLINE_LAW.replace("flops = 1e21", "flops = [1e20, 1e21]") + '[compare]\nstrategies = ["no-split"]\n'
     result = run_scenario(write(tmp_path, "s.toml", text))
@@ -467,6 +469,7 @@ def test_downstream_law_per_domain_adds_predicted_error(tmp_path):
         run_scenario(write(tmp_path, "u.toml", text.replace("code_err.json", "nope.json")))
 
 
+@pytest.mark.slow
 def test_a_domain_can_bring_its_own_law(tmp_path):
     # [law] covers code and math; legal comes with a law fitted elsewhere
     legal = planner.law("split-additive", domains=["legal"], **{"E[legal]": 1.6, "A": 406.4, "alpha": 0.34, "B[legal]": 430.0, "beta": 0.28,
@@ -488,6 +491,7 @@ def test_a_domain_can_bring_its_own_law(tmp_path):
         run_scenario(write(tmp_path, "u.toml", text.replace('name = "legal"', 'name = "tax"')))
 
 
+@pytest.mark.slow
 def test_scenario_can_minimise_downstream_error(tmp_path):
     from planner.report.render import render_markdown
 

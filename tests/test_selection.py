@@ -174,6 +174,12 @@ def test_type_errors_are_clear():
         select_rows(table, "model_size < '1B tokens'")
     with pytest.raises(SelectionError, match="parentheses"):
         select_rows(table, "model_size > 1e9 & domain == 'code'")
+    with pytest.raises(SelectionError, match="True/False is compared with a number"):
+        select_rows(table, "largest == 1")
+    with pytest.raises(SelectionError, match="number too large"):
+        select_rows(table, "model_size < 1" + "0" * 400)
+    with pytest.raises(SelectionError, match="number too large"):
+        select_rows(table, "model_size in (-1" + "0" * 400 + ", 2)")
     with pytest.raises(SelectionError, match="must be a string"):
         parse_rule(42)
     with pytest.raises(SelectionError, match="empty rule"):

@@ -18,12 +18,15 @@ import pandas as pd
 
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form, list_forms
+from .._parallel import parallel_map
 from .._threads import blas_single_threaded
 from .._warnings import warn_user
 from ..constants import MAX_BOOTSTRAP, MAX_STARTS
 from ..runs import SANITY_CODES, load_runs, summarize_runs
 from ..selection import SelectionError, select_rows
 from .calibration import _compute, calibrate_extrapolation, extrapolation_distance
+from .ensemble import _SIGMA_FLOOR, WEIGHTING_METHODS, CandidateScore, Fold, LawEnsemble, _normal_logpdf, ensemble_weights, size_folds
+from .identifiability import wide_interval_warnings
 from .law import FittedLaw, FitWarning, check_values
 from .layout import FitError, ParamLayout, parse_slot_name
 from .multistart import POLISH_METHODS, multistart, polish
@@ -196,6 +199,12 @@ class _OneOf:
         return None
 
 
+class _NJobs:
+    def problem(self, value: Any) -> str | None:
+        ok = value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value != 0)
+        return None if ok else "must be a nonzero integer (-1: every core, 1: in this process) or None"
+
+
 class _CallableOrNone:
     def problem(self, value: Any) -> str | None:
         return None if value is None or callable(value) else "must be a callable(done, total) or None"
@@ -215,6 +224,9 @@ OPTION_RULES: dict[str, Any] = {
     "n_polish": _Interval(int, 1, MAX_STARTS),
     "seed": _Interval(int, 0, 2**63 - 1),
     "progress": _CallableOrNone(),
+    "polish": _OneOf(POLISH_METHODS),
+    "n_jobs": _NJobs(),
+    "ensemble": _OneOf(WEIGHTING_METHODS),
 }
 
 
@@ -269,7 +281,9 @@ class LawFitter:
 
     Parameters
     ----------
-    form: registry name or Form (``"auto"``: every applicable loss form, ranked by held-out ARE).
+    form: registry name or Form. ``"auto"``: every applicable loss form is fitted and kept in a
+        :class:`~planner.fitting.ensemble.LawEnsemble` weighted by size backtests; the returned law is
+        the candidate with the largest weight, with the ensemble in ``law.candidates``.
     loss: "huber" (default), "ls" or "over" (penalise over-prediction).
     delta: Huber threshold on log residuals (1e-3).
     fix: slot -> value held fixed ("borrowed"): ``{"alpha": 0.34}`` or ``{"B[code]": 300}``,
@@ -302,8 +316,11 @@ class LawFitter:
     n_jobs: workers for the bootstrap draws and the calibration backtests, scikit-learn's
         convention (-1, the default: every core; 1 or None: in this process; k: k workers),
         through joblib, so ``joblib.parallel_config(backend="dask")`` sends them to a Dask cluster.
-        Results do not depend on it: each draw takes its seed from its index.
+        Results do not depend on it: each draw takes its seed from its index. With ``form="auto"``
+        the candidate forms are the parallel tasks (one per form), each serial inside.
     progress: optional callable(done, total) for bootstrap progress.
+    ensemble: how ``form="auto"`` weighs its candidates: "stacking" (default) or "pseudo-bma"
+        of size-backtest log scores (see :mod:`planner.fitting.ensemble`).
     """
 
     def __init__(
@@ -335,6 +352,7 @@ class LawFitter:
         seed: int = 0,
         n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
+        ensemble: str = "stacking",
     ) -> None:
         self.form = form
         self.loss = loss
@@ -362,6 +380,7 @@ class LawFitter:
         self.seed = seed
         self.n_jobs = n_jobs
         self.progress = progress
+        self.ensemble = ensemble
 
     def _filters(self) -> dict[str, Any]:
         return {"min_tokens": self.min_tokens, "max_token_fraction": self.max_token_fraction, "where": self.where}
@@ -439,8 +458,6 @@ class LawFitter:
                            "add runs, fix parameters (fix=) or tie per-domain ones (tie=)")
         loss = make_loss(self.loss, self.delta, self.over_weight)
         obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
-        if self.polish not in POLISH_METHODS:
-            raise FitError(f"polish must be one of {', '.join(POLISH_METHODS)}, not {self.polish!r}")
         if quick and start is not None:
             res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)
             n_starts = 1
@@ -528,6 +545,7 @@ class LawFitter:
             lo_q, hi_q = 50 * (1 - self.interval_level), 50 * (1 + self.interval_level)
             lo, hi = np.nanpercentile(draws, [lo_q, hi_q], axis=0)
             intervals = {name: (float(a), float(b)) for name, a, b in zip(fitted.params, lo, hi)}
+            notes += wide_interval_warnings(fitted.params, intervals, draws, fitted.fixed, self.interval_level)
             failed = int(np.isnan(draws).any(axis=1).sum())
             if failed:
                 notes.append(FitWarning("bootstrap-failures", f"{failed} of {self.bootstrap} bootstrap refits failed and are left out of the intervals"))
@@ -556,8 +574,16 @@ class LawFitter:
             pts = pts.sample(5000, random_state=0).sort_index()
         return pts
 
+    def _worker(self) -> "LawFitter":
+        """A copy for one task of a parallel map: no progress callback, no nested bootstrap or backtests."""
+        return self._clone(self.form, bootstrap=0, calibrate=False, progress=None, n_jobs=1)
+
     def _calibrate(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> tuple[dict[str, Any] | None, FitWarning | None]:
-        """Size backtests inside the data: up to 4 cutoffs, each fit on sizes <= cutoff, scored above it."""
+        """Size backtests inside the data: up to 4 cutoffs, each fit on sizes <= cutoff, scored above it.
+
+        The backtest fits are independent: they run through :func:`~planner._parallel.parallel_map`
+        (``n_jobs``), each with the fit's seed, so the result does not depend on ``n_jobs``.
+        """
         if "model_size" not in form.inputs:
             return None, FitWarning("no-calibration", f"calibrate: form {form.name!r} does not extrapolate in model size")
         sizes = np.unique(prep.x.model_size)
@@ -566,22 +592,12 @@ class LawFitter:
         # keep at least 3 sizes in every backtest fit and at least one size above it
         candidates = sizes[2:-1]
         picks = candidates[np.unique(np.linspace(0, len(candidates) - 1, min(4, len(candidates))).round().astype(int))]
+        task = _Backtest(self._worker(), form, _without_table(prep))
         distances, errors = [], []
-        for cut in picks:
-            below = prep.x.model_size <= cut
-            sub = _Prepared(prep.table[below], prep.x.subset(np.flatnonzero(below)), prep.observed[below], prep.domain_index[below],
-                            prep.domains, prep.weights[below], ())
-            if len(set(sub.domain_index.tolist())) < len(prep.domains):
-                continue
-            try:
-                small, _ = self._solve(form, sub, self.seed)
-            except FitError:
-                continue
-            above = np.flatnonzero(~below)
-            x_above = prep.x.subset(above)
-            pred = small._predict_values(small.params, x_above, prep.domain_index[above])
-            errors.append(np.abs(np.log(pred) - np.log(prep.observed[above])))
-            distances.append(extrapolation_distance(x_above, float(cut), float(np.max(_compute(sub.x)))))
+        for result in parallel_map(task, [float(c) for c in picks], n_jobs=self.n_jobs):
+            if result is not None:
+                distances.append(result[0])
+                errors.append(result[1])
         if not errors:
             return None, FitWarning("no-calibration", "calibrate: no backtest could be fitted")
         return calibrate_extrapolation(np.abs(fitted.residuals), np.concatenate(distances), np.concatenate(errors),
@@ -590,44 +606,24 @@ class LawFitter:
                                        cutoffs=[float(c) for c in picks]), None
 
     def _bootstrap(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> np.ndarray:
-        """B refits on tables resampled by whole runs within each domain; returns (B, n_slots)."""
+        """B refits on tables resampled by whole runs within each domain; returns (B, n_slots).
+
+        Draw b resamples with its own generator, ``SeedSequence(seed + 1, spawn_key=(b,))``, and
+        the draws run through :func:`~planner._parallel.parallel_map` (``n_jobs``): the draws are
+        identical whether they run serially, on local processes or on a Dask cluster.
+        """
         table = prep.table
-        rng = np.random.default_rng(self.seed + 1)
         run_ids = table["run"].astype(str).to_numpy() if "run" in table else np.arange(len(table)).astype(str)
         strata = table["domain"].astype(str).to_numpy() if "domain" in table else np.full(len(table), "general")
-        groups: dict[str, dict[str, np.ndarray]] = {}
+        groups: list[list[np.ndarray]] = []
         for stratum in np.unique(strata):
             sel = strata == stratum
-            ids = np.unique(run_ids[sel])
-            groups[stratum] = {rid: np.flatnonzero(sel & (run_ids == rid)) for rid in ids}
+            groups.append([np.flatnonzero(sel & (run_ids == rid)) for rid in np.unique(run_ids[sel])])
         names = list(fitted.params)
-        out = np.full((self.bootstrap, len(names)), np.nan)
-        n_free = sum(1 for name in names if name not in fitted.fixed)
-        total_runs = sum(len(r) for r in groups.values())
-        for b in range(self.bootstrap):
-            # a resample with fewer distinct runs than free parameters cannot determine them:
-            # draw again (a few tries), as a degenerate resample would only add spurious spread
-            for _attempt in range(20):
-                rows, distinct = [], 0
-                for stratum, runs in groups.items():
-                    keys = list(runs)
-                    picks = rng.choice(len(keys), size=len(keys), replace=True)
-                    distinct += len(set(picks.tolist()))
-                    rows += [runs[keys[k]] for k in picks]
-                if distinct >= min(n_free, total_runs):
-                    break
-            idx = np.concatenate(rows)
-            sub = _Prepared(table.iloc[idx], prep.x.subset(idx), prep.observed[idx], prep.domain_index[idx], prep.domains, prep.weights[idx], ())
-            try:
-                # each draw is polished from the full-data optimum (warm start): the draws measure the
-                # spread around that basin, at the cost of one L-BFGS-B run each
-                draw, _ = self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=True)
-                out[b] = [draw.params[n] for n in names]
-            except FitError:
-                pass
-            if self.progress is not None:
-                self.progress(b + 1, self.bootstrap)
-        return out
+        task = _BootstrapDraw(self._worker(), form, _without_table(prep), dict(fitted.params), tuple(names),
+                              tuple(groups), n_free=sum(1 for name in names if name not in fitted.fixed), seed=self.seed)
+        rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress)
+        return np.array(rows, dtype=float).reshape(self.bootstrap, len(names))
 
     def _applicable(self, form: Form) -> dict[str, Any]:
         names = set(form.param_names)
@@ -636,45 +632,270 @@ class LawFitter:
             "bounds": {k: v for k, v in (self.bounds or {}).items() if k in names} or None,
         }
 
-    def _fit_auto(self, runs: Any) -> FittedLaw:
-        base_form = get_form("chinchilla")
-        table = _as_table(runs, base_form, self.columns, self._filters())
+    def _auto_candidates(self, table: pd.DataFrame) -> tuple[list[Form], list[CandidateScore]]:
+        """Loss forms that apply to these runs, and a "skipped" score (with the reason) for the others."""
         has_spec = "spec_tokens" in table and bool((table["spec_tokens"] > 0).any())
         has_unique = "unique_tokens" in table and bool(np.isfinite(table["unique_tokens"].astype(float)).any())
         multi_domain = "domain" in table and table["domain"].nunique() > 1
-        rule = self.train_on if self.train_on is not None else "auto"
-        ranking = []
-        best: tuple[float, Form] | None = None
+        forms: list[Form] = []
+        skipped: list[CandidateScore] = []
         for form in list_forms(kind="loss"):
+            reason = ""
             if form.has_spec and not has_spec and not multi_domain:
-                ranking.append({"form": form.name, "are": None, "note": "skipped: no specialization tokens in the runs"})
-                continue
-            if "unique_tokens" in form.inputs and not has_unique:
-                ranking.append({"form": form.name, "are": None, "note": "skipped: no unique_tokens column"})
-                continue
-            if multi_domain and not any(q.per_domain for q in form.params):
-                ranking.append({"form": form.name, "are": None, "note": "skipped: runs have several domains, the form has no per-domain parameters"})
-                continue
-            # tie/bounds name parameters of some candidate forms only: apply what applies
-            # candidates are only scored on the held-out rows: no refit on all rows (the winner gets one)
-            sub = self._clone(form, bootstrap=0, calibrate=False, train_on=rule, refit=False, progress=None, **self._applicable(form))
+                reason = "no specialization tokens in the runs"
+            elif "unique_tokens" in form.inputs and not has_unique:
+                reason = "no unique_tokens column"
+            elif multi_domain and not any(q.per_domain for q in form.params):
+                reason = "runs have several domains, the form has no per-domain parameters"
+            if reason:
+                skipped.append(CandidateScore(form.name, "skipped", reason=reason))
+            else:
+                forms.append(form)
+        return forms, skipped
+
+    def _fit_auto(self, runs: Any) -> FittedLaw:
+        """Every applicable form, fitted and weighted by size backtests (see :mod:`planner.fitting.ensemble`)."""
+        if self.ensemble not in WEIGHTING_METHODS:
+            raise FitError(f"ensemble= must be one of {', '.join(WEIGHTING_METHODS)}, not {self.ensemble!r}")
+        base_form = get_form("chinchilla")
+        table = _as_table(runs, base_form, self.columns, self._filters())
+        if self.domain is not None and "domain" in table:
+            # the candidates that apply depend on the domains fitted: select them first
+            table = _prepare(table, get_form("split-additive"), domain=self.domain, weights=None).table
+            if "cross_domain" in table:
+                table = table[~table["cross_domain"].astype(bool)]
+        forms, skipped = self._auto_candidates(table)
+        notes: list[FitWarning] = []
+        rule = self.train_on
+        train_mask = None
+        if rule is not None:
             try:
-                fl = sub._fit_form(form, table)
+                train_mask = train_on_mask(table, rule)
             except FitError as exc:
-                ranking.append({"form": form.name, "are": None, "note": f"failed: {exc}"})
-                continue
-            are = fl.holdout["are"] if fl.holdout else math.inf
-            ranking.append({"form": form.name, "are": are, "r2": fl.holdout.get("r2") if fl.holdout else None, "status": fl.status, "note": ""})
-            if best is None or are < best[0]:
-                best = (are, form)
-        if best is None:
-            raise FitError("form='auto': no candidate form could be fitted to these runs")
-        ranking.sort(key=lambda r: (r["are"] is None, r["are"] if r["are"] is not None else 0))
-        for r in ranking:
-            if r["form"] == best[1].name:
-                r["note"] = "selected"
-        chosen = self._clone(best[1], train_on=rule, **self._applicable(best[1]))
-        return chosen._fit_form(best[1], table, selection=tuple(ranking))
+                if not (isinstance(rule, str) and rule.strip() == "auto"):
+                    raise
+                # "auto" on runs it cannot split (e.g. 3 sizes whose D' is tiny next to D): weights come
+                # from the backtests anyway, so fit every row and say so
+                notes.append(FitWarning("no-holdout", f"train_on='auto' holds nothing out on these runs ({exc}); candidates are weighted by size backtests only"))
+                rule, train_mask = None, None
+        backtest_table = table if train_mask is None else table[train_mask]
+        folds = size_folds(backtest_table)
+        if not folds:
+            notes.append(FitWarning("no-backtest", "no backtest fold could be formed (one model size and one checkpoint per run): candidates get equal weights"))
+        # phase 1: backtests and a plain fit of every candidate, one task per form
+        tasks = [(self._clone(form, train_on=rule, progress=None, n_jobs=None, bootstrap=0, calibrate=False, **self._applicable(form)),
+                  form, table, backtest_table, folds) for form in forms]
+        results = parallel_map(_auto_candidate_task, tasks, n_jobs=self.n_jobs)
+        ensemble = _weigh_candidates(results, skipped, folds, self.ensemble, notes)
+        # phase 2: bootstrap draws for every candidate with real weight (the ensemble's interval mixes
+        # them), extrapolation calibration for the best only (the law plans use); same seed, same optimum
+        best_name = ensemble.best.form.name
+        redo = [i for i, (c, w) in enumerate(zip(ensemble.candidates, ensemble.weights))
+                if (self.bootstrap and w >= MIN_BOOTSTRAP_WEIGHT) or (self.calibrate and c.form.name == best_name)]
+        if redo:
+            jobs = [(self._clone(ensemble.candidates[i].form, train_on=rule, n_jobs=None, calibrate=self.calibrate and ensemble.candidates[i].form.name == best_name,
+                                 bootstrap=self.bootstrap if ensemble.weights[i] >= MIN_BOOTSTRAP_WEIGHT else 0,
+                                 progress=self.progress if self.n_jobs in (None, 1) else None, **self._applicable(ensemble.candidates[i].form)),
+                     ensemble.candidates[i].form, table) for i in redo]
+            refits = parallel_map(_refit_task, jobs, n_jobs=self.n_jobs)
+            cands = list(ensemble.candidates)
+            for i, law_obj in zip(redo, refits):
+                cands[i] = law_obj
+            ensemble = replace(ensemble, candidates=tuple(cands))
+        if train_mask is not None:
+            ensemble = replace(ensemble, holdout=_ensemble_holdout(ensemble, table, train_mask, rule))
+        best = ensemble.best
+        return replace(best, selection=ensemble.selection_rows(), candidates=ensemble, warnings=best.warnings + ensemble.notes)
+
+
+#: form="auto" bootstraps the candidates with at least this weight (the others add nothing to an interval)
+MIN_BOOTSTRAP_WEIGHT = 0.01
+
+
+def _refit_task(task: tuple) -> FittedLaw:
+    fitter, form, table = task
+    return fitter._fit_form(form, table)
+
+
+def _auto_candidate_task(task: tuple) -> dict[str, Any]:
+    """One candidate of ``form="auto"``: its backtest log errors per fold, then its fit on every row.
+
+    Module level (picklable) for :func:`planner._parallel.parallel_map`. Never raises: a failure is
+    returned as its reason.
+    """
+    fitter, form, table, backtest_table, folds = task
+    out: dict[str, Any] = {"form": form, "law": None, "fold_errors": [], "fold_reasons": [], "reason": ""}
+    for fold in folds:
+        try:
+            train = _prepare(backtest_table[fold.train], form, domain=fitter.domain, weights=None if not isinstance(fitter.weights, str) else fitter.weights)
+            test = _prepare(backtest_table[fold.test], form, domain=fitter.domain, weights=None)
+            missing = set(test.domains) - set(train.domains)
+            if missing:
+                raise FitError(f"no training rows for domain(s) {', '.join(sorted(missing))}")
+            small, _ = fitter._solve(form, train, fitter.seed)
+            if small.status == "failed":
+                raise FitError("the fit gives non-finite predictions")
+            with np.errstate(all="ignore"):
+                err = np.log(small.predict(test.table)) - np.log(test.observed)
+            if not np.all(np.isfinite(err)):
+                raise FitError("non-finite predictions on the held-out size")
+            out["fold_errors"].append(err)
+            out["fold_reasons"].append("")
+        except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            out["fold_errors"].append(None)
+            out["fold_reasons"].append(f"fold {fold.name}: {exc}")
+    try:
+        law_obj = fitter._fit_form(form, table)
+        if law_obj.status == "failed":
+            out["reason"] = "the fit on all rows gives non-finite predictions"
+        else:
+            out["law"] = law_obj
+    except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        out["reason"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, FitError) else str(exc)
+    return out
+
+
+def _weigh_candidates(results: list[dict[str, Any]], skipped: list[CandidateScore], folds: list[Fold], method: str,
+                      notes: list[FitWarning]) -> LawEnsemble:
+    """Scores and weights from the candidates' backtest errors (stacking or pseudo-BMA on log scores)."""
+    fitted = [r for r in results if r["law"] is not None]
+    failed = [CandidateScore(r["form"].name, "failed", reason=r["reason"]) for r in results if r["law"] is None]
+    if not fitted:
+        reasons = "; ".join(f"{s.form}: {s.reason}" for s in failed + skipped) or "no loss form applies"
+        raise FitError(f"form='auto': no candidate form could be fitted to these runs ({reasons})")
+    n_folds = len(folds)
+    # a candidate is weighed on the folds it fitted; the folds every weighed candidate fitted are used
+    counts = [sum(e is not None for e in r["fold_errors"]) for r in fitted]
+    most = max(counts) if counts else 0
+    weighed = [i for i, c in enumerate(counts) if c == most and most > 0]
+    shared = [f for f in range(n_folds) if all(fitted[i]["fold_errors"][f] is not None for i in weighed)]
+    left_out = [i for i in range(len(fitted)) if i not in weighed]
+    for i in left_out:
+        why = "; ".join(r for r in fitted[i]["fold_reasons"] if r) or "no backtest"
+        notes.append(FitWarning("candidate-unscored", f"{fitted[i]['form'].name} failed {n_folds - counts[i]} of {n_folds} backtest folds and gets weight 0 ({why})"))
+    sigmas = np.full(len(fitted), np.nan)
+    fold_are = [[None if e is None else float(np.mean(np.abs(np.expm1(e)))) for e in r["fold_errors"]] for r in fitted]
+    for i, r in enumerate(fitted):
+        in_sample = float(np.sqrt(np.mean(np.asarray(r["law"].residuals) ** 2))) if r["law"].residuals is not None and len(r["law"].residuals) else 0.0
+        errs = [r["fold_errors"][f] for f in shared] if i in weighed else [e for e in r["fold_errors"] if e is not None]
+        ms = [float(np.mean(e ** 2)) for e in errs]
+        sigmas[i] = max(math.sqrt(float(np.mean(ms))) if ms else in_sample, in_sample, _SIGMA_FLOOR)
+    weights = np.zeros(len(fitted))
+    log_scores = [None] * len(fitted)
+    if weighed and shared:
+        log_dens = [np.column_stack([_normal_logpdf(fitted[i]["fold_errors"][f], sigmas[i]) for i in weighed]) for f in shared]
+        w = ensemble_weights(log_dens, method)
+        weights[weighed] = w
+        for j, i in enumerate(weighed):
+            log_scores[i] = float(np.mean([block[:, j].mean() for block in log_dens]))
+    else:
+        if folds:
+            notes.append(FitWarning("no-backtest", "no candidate could be fitted in any backtest fold: candidates get equal weights"))
+        weights[:] = 1.0 / len(fitted)
+    weights = weights / weights.sum()
+    scores = []
+    for i, r in enumerate(fitted):
+        fa = tuple(fold_are[i])
+        done = [v for v in fa if v is not None]
+        h = r["law"].holdout
+        scores.append(CandidateScore(r["form"].name, "fitted", float(weights[i]), float(np.mean(done)) if done else None, fa,
+                                     log_scores[i], float(sigmas[i]), None if not h else float(h["are"]),
+                                     "; ".join(x for x in r["fold_reasons"] if x)))
+    # the candidates' own laws carry no ensemble: the top-level law does
+    return LawEnsemble(candidates=tuple(r["law"] for r in fitted), weights=tuple(float(w) for w in weights),
+                       scores=tuple(scores + failed + skipped), method=method, sigmas=tuple(float(s) for s in sigmas),
+                       folds=tuple(f.describe() for f in folds), notes=tuple(notes))
+
+
+def _ensemble_holdout(ensemble: LawEnsemble, table: pd.DataFrame, train_mask: np.ndarray, rule: Any) -> dict[str, Any] | None:
+    """The ensemble's held-out metrics: the weighted mixture of the candidates' training-only fits."""
+    test = table[~train_mask]
+    if "cross_domain" in test:
+        test = test[~test["cross_domain"].astype(bool)]
+    preds, ws = [], []
+    for c, w in zip(ensemble.candidates, ensemble.weights):
+        if w <= 0 or not c.holdout or "params" not in c.holdout:
+            continue
+        held = FittedLaw(c.form, dict(c.holdout["params"]), c.domains, c.tied, status="given")
+        preds.append(held.predict(test))
+        ws.append(w)
+    if not preds:
+        return None
+    mix = np.asarray(ws) @ np.vstack(preds) / float(np.sum(ws))
+    return {"rule": rule if isinstance(rule, str) else "<custom>", "n_train": int(train_mask.sum()),
+            **holdout_metrics(test[ensemble.candidates[0].form.target].to_numpy(dtype=float), mix)}
+
+
+
+# ------------------------------------------------------------ parallel tasks
+def _without_table(prep: _Prepared) -> _Prepared:
+    """The prepared arrays without the run table (tasks only need the arrays: less to send to workers)."""
+    return replace(prep, table=prep.table.iloc[:0])
+
+
+def _subset(prep: _Prepared, rows: np.ndarray) -> _Prepared:
+    return _Prepared(prep.table.iloc[:0], prep.x.subset(rows), prep.observed[rows], prep.domain_index[rows], prep.domains, prep.weights[rows], ())
+
+
+@dataclass(frozen=True)
+class _Backtest:
+    """One size backtest: fit on sizes <= cutoff, log errors and extrapolation distances above it (None if unfit)."""
+
+    fitter: LawFitter
+    form: Form
+    prep: _Prepared
+
+    def __call__(self, cutoff: float) -> tuple[np.ndarray, np.ndarray] | None:
+        prep = self.prep
+        below = prep.x.model_size <= cutoff
+        sub = _subset(prep, np.flatnonzero(below))
+        if len(set(sub.domain_index.tolist())) < len(prep.domains):
+            return None
+        try:
+            small, _ = self.fitter._solve(self.form, sub, self.fitter.seed)
+        except FitError:
+            return None
+        above = np.flatnonzero(~below)
+        x_above = prep.x.subset(above)
+        pred = small._predict_values(small.params, x_above, prep.domain_index[above])
+        error = np.abs(np.log(pred) - np.log(prep.observed[above]))
+        return extrapolation_distance(x_above, cutoff, float(np.max(_compute(sub.x)))), error
+
+
+@dataclass(frozen=True)
+class _BootstrapDraw:
+    """Bootstrap draw b: resample whole runs within each domain with generator b, refit from the optimum."""
+
+    fitter: LawFitter
+    form: Form
+    prep: _Prepared
+    start: dict[str, float]
+    names: tuple[str, ...]
+    groups: tuple[list[np.ndarray], ...]  # per domain: the row indices of each run
+    n_free: int
+    seed: int
+
+    def __call__(self, b: int) -> list[float]:
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed + 1, spawn_key=(b,)))
+        total_runs = sum(len(runs) for runs in self.groups)
+        # a resample with fewer distinct runs than free parameters cannot determine them:
+        # draw again (a few tries), as a degenerate resample would only add spurious spread
+        for _attempt in range(20):
+            rows, distinct = [], 0
+            for runs in self.groups:
+                picks = rng.choice(len(runs), size=len(runs), replace=True)
+                distinct += len(set(picks.tolist()))
+                rows += [runs[k] for k in picks]
+            if distinct >= min(self.n_free, total_runs):
+                break
+        idx = np.concatenate(rows)
+        try:
+            # each draw is polished from the full-data optimum (warm start): the draws measure the
+            # spread around that basin, at the cost of one polish each
+            draw, _ = self.fitter._solve(self.form, _subset(self.prep, idx), self.seed + 2 + b, start=self.start, quick=True)
+        except FitError:
+            return [float("nan")] * len(self.names)
+        return [float(draw.params[n]) for n in self.names]
 
 
 def fit(runs: Any, form: Form | str = "chinchilla", **options: Any) -> FittedLaw:

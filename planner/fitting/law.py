@@ -66,6 +66,8 @@ class FittedLaw:
     selection: for ``form="auto"``, the ranking of every candidate form.
     points: per-row table of the data (inputs, observed, predicted, held out) for fit-quality plots.
     calibration: size-backtest calibration of extrapolation intervals (``calibrate=True``) or None.
+    candidates: for ``form="auto"``, the :class:`~planner.fitting.ensemble.LawEnsemble` of every
+        candidate form with its weight (this law is its best candidate); None otherwise.
     """
 
     form: Form
@@ -87,6 +89,7 @@ class FittedLaw:
     selection: tuple[Mapping[str, Any], ...] = ()
     points: pd.DataFrame | None = None
     calibration: Mapping[str, Any] | None = None
+    candidates: Any = None
     version: str = field(default_factory=_version)
 
     # ------------------------------------------------------------ structure
@@ -269,7 +272,9 @@ class FittedLaw:
             c = self.calibration
             lines += ["", f"extrapolation interval ({int(round(100 * c['level']))}%, {c['n_backtest_points']} backtest points): "
                       f"pred x exp(+-({c['q0']:.4f} + {c['slope_per_decade']:.4f} per decade beyond the data))"]
-        if self.selection:
+        if self.candidates is not None:
+            lines += ["", "form selection:"] + self.candidates.summary_lines()
+        elif self.selection:
             lines += ["", "form selection by held-out error (ARE):"]
             for s in self.selection:
                 are = s.get("are")
@@ -303,6 +308,7 @@ class FittedLaw:
             "selection": [_jsonable(dict(s)) for s in self.selection],
             "points": None if self.points is None else _jsonable(self.points.to_dict(orient="list")),
             "calibration": None if self.calibration is None else _jsonable(dict(self.calibration)),
+            "candidates": None if self.candidates is None else self.candidates.to_dict(),
             "version": self.version,
         }
 
@@ -353,12 +359,13 @@ class FittedLaw:
             draws=_draws(d.get("draws"), params, source),
             interval_level=interval_level,
             intervals=_intervals(d.get("intervals"), params, source),
-            data=_mapping(d.get("data"), source, "data", optional=True),
+            data=_data(d.get("data"), source),
             options=options,
             holdout=_holdout(d.get("holdout"), source),
             selection=_selection(d.get("selection"), source),
             points=_points(d.get("points"), source),
             calibration=_calibration(d.get("calibration"), source),
+            candidates=_ensemble_from_dict(d.get("candidates"), source),
             version=_text(d.get("version", _version()), source, "version"),
         )
         _check_slots(law_obj, source)
@@ -386,6 +393,14 @@ def write_atomic(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _ensemble_from_dict(d: Any, source: str) -> Any:
+    if not d:
+        return None
+    from .ensemble import LawEnsemble  # ensemble builds on FittedLaw: imported here, not at the top
+
+    return LawEnsemble.from_dict(d, source=source)
 
 
 def _fmt_r2(v: Any) -> str:
@@ -552,6 +567,18 @@ def _points(v: Any, source: str) -> pd.DataFrame | None:
 _CALIBRATION_NUMBERS = ("level", "q0", "slope_per_decade", "reference_model_size", "reference_compute", "n_backtest_points")
 #: numbers of a held-out evaluation that reports print (null allowed: R^2 of one row)
 _HOLDOUT_NUMBERS = ("are", "max_rel_error", "r2", "rmse_log", "n_test", "n_train")
+
+
+def _data(v: Any, source: str) -> dict[str, Any]:
+    """The summary of the fitted data; the lists that summaries, reports and plan warnings read are checked."""
+    data = _mapping(v, source, "data", optional=True)
+    if "domains" in data:
+        _list(data["domains"], source, "data.domains")
+    for key in ("model_sizes", "pretrain_token_range", "spec_token_range", "loss_range"):
+        if data.get(key) is not None:
+            for i, x in enumerate(_list(data[key], source, f"data.{key}")):
+                _number(x, source, f"data.{key}[{i}]", finite=False, allow_none=True)
+    return data
 
 
 def _holdout(v: Any, source: str) -> dict[str, Any] | None:
