@@ -8,6 +8,8 @@ and ``planner.optimize(...)`` work as usual.
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,8 @@ _LAZY: dict[str, str] = {
                      "SixN", "optimize", "sweep"], ".allocate"),
     # scenarios
     **dict.fromkeys(["Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"], ".scenario"),
+    # experiment design
+    **dict.fromkeys(["Design", "DesignError", "Shape", "design", "shape"], ".design"),
 }
 
 __all__ = ["__version__", "PlannerError", *_LAZY]
@@ -47,6 +51,23 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+class _PlannerModule(types.ModuleType):
+    """``planner.design`` is the function even once the ``planner.design`` package is imported.
+
+    Importing a subpackage sets it as an attribute of its parent; with eager imports the function
+    imported afterwards won that name. Lazily, the subpackage may be imported first (by the CLI), so
+    a public name that is also a subpackage keeps resolving to the public object.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PlannerModule
+
+
 if TYPE_CHECKING:  # for type checkers and editors: the names as if imported eagerly
     from .allocate import (
         Allocation, AllocationError, AttentionFlops, Baseline, Constraints, Domain, DomainPlan, SixN, optimize, sweep,
@@ -55,4 +76,5 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as if imported eag
     from .fitting import FitError, FittedLaw, FitWarning, LawFitter, fit, law, load_law
     from .laws import Form, Param, get_form, list_forms, register_form
     from .runs import RunsError, load_runs, runs_from_arrays, summarize_runs
+    from .design import Design, DesignError, Shape, design, shape
     from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, run_scenario
