@@ -32,7 +32,7 @@ _LAZY: dict[str, str] = {
     # scenarios
     **dict.fromkeys(["Scenario", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"], ".scenario"),
     # experiment design
-    **dict.fromkeys(["Design", "DesignError", "Shape", "design", "shape"], ".design"),
+    **dict.fromkeys(["Design", "DesignError", "Shape", "design", "shape"], ".experiments"),
 }
 
 __all__ = ["__version__", "PlannerError", *_LAZY]
@@ -52,11 +52,10 @@ def __dir__() -> list[str]:
 
 
 class _PlannerModule(types.ModuleType):
-    """``planner.design`` is the function even once the ``planner.design`` package is imported.
+    """A public name that is also a subpackage's name stays the public object once the subpackage is imported.
 
-    Importing a subpackage sets it as an attribute of its parent; with eager imports the function
-    imported afterwards won that name. Lazily, the subpackage may be imported first (by the CLI), so
-    a public name that is also a subpackage keeps resolving to the public object.
+    Importing a subpackage sets it as an attribute of its parent; with eager imports the object
+    imported afterwards won that name. Lazily, the subpackage may be imported first (e.g. by the CLI).
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -76,5 +75,5 @@ if TYPE_CHECKING:  # for type checkers and editors: the names as if imported eag
     from .fitting import FitError, FittedLaw, FitWarning, LawFitter, fit, law, load_law
     from .laws import Form, Param, get_form, list_forms, register_form
     from .runs import RunsError, load_runs, runs_from_arrays, summarize_runs
-    from .design import Design, DesignError, Shape, design, shape
+    from .experiments import Design, DesignError, Shape, design, shape
     from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, run_scenario

@@ -118,6 +118,8 @@ def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, 
     rng = np.random.default_rng(seed)
     K = prob.K
     spec = prob.spec_index
+    # the cost is n x K law evaluations: keep it near 12,000 for many domains (at least 40 points)
+    n = n if K <= 50 else max(40, 4 * (12_000 // K // 4))
     scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
     lo, hi = prob.model_size_bounds()
     menu = prob.constraints.model_sizes is not None

@@ -151,6 +151,19 @@ class LawSpec(_Spec):
     max_starts: int = Field(256, ge=1, le=MAX_STARTS, description="Multi-start budget of the fit (lower is faster).")
     seed: int = Field(0, ge=0, description="Random seed of the fit (bootstrap, starts).")
 
+    @field_validator("train_on")
+    @classmethod
+    def _rule(cls, v: str) -> str:
+        # the grammar is checked here so `planner validate` refuses what the fit would (never evaluated)
+        if v.strip() != "auto":
+            from ..selection import SelectionError, parse_rule
+
+            try:
+                parse_rule(v)
+            except SelectionError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
     @model_validator(mode="after")
     def _one_source(self) -> "LawSpec":
         sources = [k for k in ("file", "params", "runs") if getattr(self, k) is not None]
@@ -311,6 +324,27 @@ class ReportSpec(_Spec):
         return v
 
 
+class DesignSpec(_Spec):
+    """``[design]``: the ladder of small runs for ``planner design`` (docs/design.md)."""
+
+    experiment_budget: Flops | None = Field(None, description="FLOPs for the ladder (the CLI's --experiment-budget overrides it).")
+    sizes: list[Params] | dict[str, Params] | None = Field(None, description='Ladder sizes: a menu ["20M", "50M", ...] or a range {min = "10M", max = "1B"}.')
+    noise: float | None = Field(None, gt=0, lt=1, description="sd of a run's log loss (default: from the runs' residuals, else 0.01).")
+    truths: int = Field(16, ge=2, le=10000, description="Truths of the linearized criterion.")
+    simulations: int = Field(10, ge=0, le=10000, description="Truths of the verification by simulation (0: none).")
+    spend: list[float] | None = Field(None, description="Shares of the experiment budget the search may use (default [0.25, 0.5, 1.0]).")
+    context: int = Field(2048, gt=0, description="Context length (tokens) for the shapes' FLOPs per token.")
+    seed: int = Field(0, description="Random seed.")
+
+
+class ProgressSpec(_Spec):
+    """``[progress]``: a target run under way, re-planned by ``planner design`` (docs/design.md)."""
+
+    model_size: Params = Field(description="N of the target run.")
+    tokens: Tokens = Field(description="General pretraining tokens already spent.")
+    checkpoints: str | list[dict[str, Any]] | None = Field(None, description="Its checkpoints' losses: a run table path, or a list of {pretrain_tokens, domain, loss}.")
+
+
 class Scenario(_Spec):
     """A planning question: budget, domains, law, constraints, inference, strategies, report."""
 
@@ -328,6 +362,8 @@ class Scenario(_Spec):
     compare: CompareSpec = Field(default_factory=lambda: CompareSpec(), description="Baselines the plan is compared with.")
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(), description="Solver options.")
     report: ReportSpec = Field(default_factory=ReportSpec, description="Report options.")
+    design: DesignSpec | None = Field(None, description="The ladder of small runs (`planner design`).")
+    progress: ProgressSpec | None = Field(None, description="A target run under way, to re-plan (`planner design`).")
 
     @field_validator("domains")
     @classmethod
