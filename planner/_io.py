@@ -1,7 +1,7 @@
 """Reading files with one-line errors that name the file and the limit (shared by laws, results and scenarios).
 
 Every reader here does bounded work: files are capped at ``MAX_FILE_BYTES``; JSON is checked
-for nesting depth (a linear scan before parsing) and for the length of integer literals;
+for nesting depth (a linear scan before parsing) and for the length of number literals;
 YAML is read by a safe loader that refuses duplicate keys, deep nesting and alias expansion
 beyond a budget (a "billion laughs" file is refused before it is expanded).
 """
@@ -19,7 +19,7 @@ __all__ = ["read_text", "read_json", "parse_json", "parse_yaml", "MAX_JSON_DEPTH
 
 #: deepest nesting of arrays/objects accepted in a JSON file
 MAX_JSON_DEPTH = 64
-#: longest integer literal accepted in a JSON file
+#: longest number literal accepted in a JSON file (a float needs at most 25 characters)
 MAX_NUMBER_CHARS = 100
 #: deepest nesting of mappings/sequences accepted in a YAML file
 MAX_YAML_DEPTH = 64
@@ -79,8 +79,14 @@ def _integer(literal: str) -> int:
     return int(literal)
 
 
+def _float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(literal)} characters is longer than the limit of {MAX_NUMBER_CHARS}")
+    return float(literal)
+
+
 def _finite_float(literal: str) -> float:
-    value = float(literal)
+    value = _float(literal)
     if not math.isfinite(value):
         raise ValueError(f"{literal[:20]} is out of range: beyond the float range (about 1.8e308)")
     return value
@@ -95,13 +101,13 @@ def parse_json(text: str, where: str, error: type[Exception], *, finite: bool = 
 
     ``finite=True`` also refuses ``NaN``, ``Infinity`` and numbers beyond the float range (result
     files, which are written back with ``allow_nan=False``); otherwise they come through as floats
-    for the caller's own checks to name the key (a law file's ``E must be finite``). Floats are not
-    length-capped: ``float()`` is linear in its input, which the file size already bounds.
+    for the caller's own checks to name the key (a law file's ``E must be finite``). Number literals
+    longer than ``MAX_NUMBER_CHARS`` are refused (a float needs at most 25 characters).
     """
     problem = _json_depth_problem(text)
     if problem:
         raise error(f"{where}: invalid JSON at {problem}")
-    hooks: dict[str, Any] = {"parse_int": _integer}
+    hooks: dict[str, Any] = {"parse_int": _integer, "parse_float": _float}
     if finite:
         hooks.update(parse_float=_finite_float, parse_constant=_no_constant)
     try:

@@ -112,6 +112,7 @@ def test_yaml_aliases_within_limits_still_work(tmp_path):
     [
         ("[" * 5000 + "]" * 5000, "nested deeper than the limit of 64 levels"),
         ('{"a": ' + "1" * 5000 + "}", "number too large: an integer of 5000 digits is longer than the limit of 100"),
+        ('{"a": 0.' + "3" * 5000 + "}", "a number of 5002 characters is longer than the limit of 100"),
         ('{"a": NaN}', "NaN is not a JSON number"),
         ('{"a": -Infinity}', "-Infinity is not a JSON number"),
         ('{"a": 1e400}', "1e400 is out of range"),
