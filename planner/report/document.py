@@ -86,6 +86,10 @@ def _check_plan(d: Any, where: str, path: Path) -> None:
         v = d.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise ReportError(f"{path}: {where}{'.' if where else ''}{key}: expected a number or null, got {type(v).__name__}")
+    for key in ("status", "message", "path", "strategy", "mode"):
+        v = d.get(key)
+        if v is not None and not isinstance(v, str):
+            raise ReportError(f"{path}: {where}{'.' if where else ''}{key}: expected a string, got {type(v).__name__}")
     for key in ("domains", "baselines", "binding", "warnings"):
         v = d.get(key)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):

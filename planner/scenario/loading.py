@@ -194,7 +194,12 @@ def _cross_problems(data: Any, base_dir: Path | None, check_files: bool) -> list
         if check_files and isinstance(rel, str) and rel:
             p = Path(rel).expanduser()
             p = p if p.is_absolute() else base / p
-            if not p.is_file():
+            try:
+                found = p.is_file()
+            except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+                out.append((loc, f"not a usable file name ({getattr(exc, 'strerror', None) or exc})"))
+                return
+            if not found:
                 out.append((loc, f"file not found: {p}"))
 
     for key in ("file", "runs"):
