@@ -243,9 +243,14 @@ def _cross_problems(data: Any, base_dir: Path | None, check_files: bool) -> list
     return out
 
 
+def _one_line(text: Any) -> str:
+    """Line breaks shown as ``\\n`` (a file name may hold one): an error stays on one line."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def format_problems(path: Path | str, problems: Iterable[Problem]) -> str:
     """One line: ``<file>, line N: key.path: message; ...``."""
-    return "; ".join(f"{path}" + (f", line {line}" if line else "") + f": {key}: {msg}" for key, line, msg in problems)
+    return "; ".join(_one_line(f"{path}" + (f", line {line}" if line else "") + f": {key}: {msg}") for key, line, msg in problems)
 
 
 def _raise_problems(path: Path | str, found: list[tuple[tuple, str]], key_lines: Mapping[tuple, int]) -> None:
