@@ -1,7 +1,7 @@
 """Reading files with one-line errors that name the file and the limit (shared by laws, results and scenarios).
 
 Every reader here does bounded work: files are capped at ``MAX_FILE_BYTES``; JSON is checked
-for nesting depth (a linear scan before parsing) and for the length of every number literal;
+for nesting depth (a linear scan before parsing) and for the length of number literals;
 YAML is read by a safe loader that refuses duplicate keys, deep nesting and alias expansion
 beyond a budget (a "billion laughs" file is refused before it is expanded).
 """
@@ -72,38 +72,55 @@ def _json_depth_problem(text: str) -> str | None:
     return None
 
 
-def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(literal: str) -> Any:
-        if len(literal) > MAX_NUMBER_CHARS:
-            raise ValueError(f"a number of {len(literal)} characters is longer than the limit of {MAX_NUMBER_CHARS}")
-        value = kind(literal)
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"{literal} is beyond the float range (about 1.8e308)")
-        return value
+def _integer(literal: str) -> int:
+    # int() of a long literal is quadratic (and refused past 4,300 digits): cap it first
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"number too large: an integer of {len(literal)} digits is longer than the limit of {MAX_NUMBER_CHARS}")
+    return int(literal)
 
-    return parse
+
+def _float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(literal)} characters is longer than the limit of {MAX_NUMBER_CHARS}")
+    return float(literal)
+
+
+def _finite_float(literal: str) -> float:
+    value = _float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal[:20]} is out of range: beyond the float range (about 1.8e308)")
+    return value
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (write null for a missing value)")
 
 
-def parse_json(text: str, where: str, error: type[Exception]) -> Any:
-    """Parse JSON text with the depth and number-length caps; errors name ``where`` and the line."""
+def parse_json(text: str, where: str, error: type[Exception], *, finite: bool = False) -> Any:
+    """Parse JSON text with the depth and integer-length caps; errors name ``where`` and the line.
+
+    ``finite=True`` also refuses ``NaN``, ``Infinity`` and numbers beyond the float range (result
+    files, which are written back with ``allow_nan=False``); otherwise they come through as floats
+    for the caller's own checks to name the key (a law file's ``E must be finite``). Number literals
+    longer than ``MAX_NUMBER_CHARS`` are refused (a float needs at most 25 characters).
+    """
     problem = _json_depth_problem(text)
     if problem:
         raise error(f"{where}: invalid JSON at {problem}")
+    hooks: dict[str, Any] = {"parse_int": _integer, "parse_float": _float}
+    if finite:
+        hooks.update(parse_float=_finite_float, parse_constant=_no_constant)
     try:
-        return json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_no_constant)
+        return json.loads(text, **hooks)
     except json.JSONDecodeError as exc:
         raise error(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:
         raise error(f"{where}: invalid JSON: {exc}") from None
 
 
-def read_json(path: Path, what: str, error: type[Exception]) -> Any:
-    """Parsed JSON, with the line and column of a syntax error; depth and number size capped."""
-    return parse_json(read_text(path, what, error), str(path), error)
+def read_json(path: Path, what: str, error: type[Exception], *, finite: bool = False) -> Any:
+    """Parsed JSON, with the line and column of a syntax error; depth and integer size capped (see :func:`parse_json`)."""
+    return parse_json(read_text(path, what, error), str(path), error, finite=finite)
 
 
 # --------------------------------------------------------------------------- YAML
@@ -168,6 +185,44 @@ def _check_yaml_tree(root: Any, where: str, error: type[Exception]) -> None:
                 stack.append((item, depth + 1, False))
 
 
+def _yaml_flow_depth_problem(text: str) -> str | None:
+    """Linear scan: where ``[``/``{`` nesting exceeds ``MAX_YAML_DEPTH`` (quoted text and comments skipped).
+
+    PyYAML's parser takes superlinear time on deep flow collections (3,000 brackets: 30 s), so the
+    depth is checked on the text before it is parsed.
+    """
+    depth = 0
+    quote = ""
+    previous = "\n"
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            if quote == '"' and ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                if quote == "'" and i + 1 < n and text[i + 1] == "'":
+                    i += 2
+                    continue
+                quote = ""
+        elif ch in "\"'" and previous in " \t\n[{,:-?":
+            quote = ch
+        elif ch == "#" and previous in " \t\n":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return f"line {text.count(chr(10), 0, i) + 1}: invalid YAML: nested deeper than the limit of {MAX_YAML_DEPTH} levels"
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        previous = ch
+        i += 1
+    return None
+
+
 def parse_yaml(text: str, where: str, error: type[Exception]) -> tuple[Any, Any]:
     """Safely parse one YAML document: ``(data, root_node)``; the node keeps line numbers.
 
@@ -176,7 +231,13 @@ def parse_yaml(text: str, where: str, error: type[Exception]) -> tuple[Any, Any]
     """
     import yaml
 
-    loader = _capped_loader()(text)
+    problem = _yaml_flow_depth_problem(text)
+    if problem:
+        raise error(f"{where}, {problem}")
+    try:
+        loader = _capped_loader()(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
+        raise error(f"{where}: invalid YAML: {' '.join(str(exc).split())}") from None
     try:
         try:
             root = loader.get_single_node()

@@ -1,9 +1,13 @@
 """The ``planner`` command line: a thin layer that parses, calls the Python API and writes.
 
 Commands: ``run``, ``sweep``, ``design``, ``validate``, ``fit``, ``forms``, ``schema``, ``report``.
-Exit codes: 0 ok; 1 infeasible or failed plan; 2 bad input (bad scenario, bad runs, bad fit
-options, missing files), reported as one line on stderr without a traceback
-(``--verbose`` adds the traceback).
+Exit codes: 0 ok; 1 a plan that is not optimal (infeasible, failed, inaccurate) or a failed fit;
+2 bad input (bad scenario, runs, law or result file, bad options, missing files), reported as one
+line on stderr without a traceback (``--verbose`` adds the traceback).
+
+Options shared by commands are module-level decorators (:func:`run_options`, the verbosity flags);
+quantities, ``NAME=VALUE`` lists, name lists and report formats are parsed by click parameter types,
+so a bad value fails before the command body runs. Commands import what they need when they run.
 """
 
 from __future__ import annotations

@@ -202,6 +202,24 @@ def test_run_infeasible_exits_1_and_still_reports(runner, scenario, tmp_path):
     assert json.loads((out / "allocation.json").read_text())["status"] == "infeasible"
 
 
+def test_a_plan_that_is_not_optimal_exits_1_with_the_reason(runner, scenario, tmp_path, monkeypatch):
+    import dataclasses
+
+    import planner.allocate
+
+    real = planner.allocate.optimize
+
+    def inaccurate(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), status="optimal_inaccurate", message="the solver stopped at its iteration limit")
+
+    monkeypatch.setattr(planner.allocate, "optimize", inaccurate)
+    out = tmp_path / "out"
+    result = invoke(runner, "run", scenario, "-o", out, "--format", "json")
+    assert result.exit_code == EXIT_FAILED
+    assert_one_line_error(result, "the plan is optimal_inaccurate, not optimal: the solver stopped at its iteration limit")
+    assert json.loads((out / "allocation.json").read_text())["status"] == "optimal_inaccurate"
+
+
 def test_run_unexpected_failure_exits_1(runner, scenario, tmp_path, monkeypatch):
     import planner.scenario
 

@@ -207,25 +207,26 @@ def _bind(sc: Any) -> None:
     check_plan_arguments(sc, law_argument(sc, fitted, own) if fitted is not None else None)
 
 
-def check_scenario_case(case: tuple[str, str]) -> None:
+def _scenario_file(folder: Path, case: tuple[str, str]) -> Path:
+    """The case written as ``plan.toml``/``plan.yaml`` beside a law file and a run table."""
     suffix, text = case
+    _files(folder)
+    path = folder / f"plan{suffix}"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check_scenario_case(case: tuple[str, str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        _files(folder)
-        path = folder / f"plan{suffix}"
-        path.write_text(text, encoding="utf-8")
+        path = _scenario_file(Path(tmp), case)
         sc = _only_planner_errors(lambda: load_scenario(path))
         if sc is not None:
             _only_planner_errors(lambda: _bind(sc))
 
 
 def check_validate_case(case: tuple[str, str]) -> None:
-    suffix, text = case
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        _files(folder)
-        path = folder / f"plan{suffix}"
-        path.write_text(text, encoding="utf-8")
+        path = _scenario_file(Path(tmp), case)
         result = CliRunner().invoke(cli, ["validate", str(path)])
         assert result.exit_code in (0, 2), (result.exit_code, result.stderr, result.exception)
         if result.exit_code == 2:

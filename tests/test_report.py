@@ -247,6 +247,34 @@ def test_a_failure_at_any_step_leaves_the_old_set_or_the_new_set(result, tmp_pat
     assert outcomes[-1] == "done" and outcomes.count("failed") >= 5
 
 
+def test_sigterm_while_writing_leaves_the_old_set_and_no_temporary_folder(result, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from planner.report import writing
+
+    out = tmp_path / "out"
+    write_reports(make_result(sweep=False), out, ["json", "md"])
+    old = _snapshot(out)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    real_write = writing._write_file
+    calls = {"n": 0}
+
+    def write_then_terminate(path, text):
+        calls["n"] += 1
+        real_write(path, text)
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler installed while writing raises SystemExit
+
+    monkeypatch.setattr(writing, "_write_file", write_then_terminate)
+    with pytest.raises(SystemExit) as info:
+        write_reports(result, out, ["json", "md", "csv"])
+    assert info.value.code == 128 + signal.SIGTERM
+    assert _snapshot(out) == old
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the handler is restored
+
+
 def test_write_reports_refuses_a_folder_of_folders_and_the_current_folder(result, tmp_path, monkeypatch):
     (tmp_path / "project" / "src").mkdir(parents=True)
     with pytest.raises(ReportError, match="holds a folder"):

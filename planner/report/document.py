@@ -62,6 +62,19 @@ def build_result(
     return doc
 
 
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _numbers(path: Path, where: str, d: Mapping[str, Any], keys: Sequence[str] | None) -> None:
+    """The values at ``keys`` (all values when None) are numbers or null."""
+    if not isinstance(d, dict):
+        raise ReportError(f"{path}: {where}: expected an object")
+    for key in d if keys is None else keys:
+        if not _is_number(d.get(key)):
+            raise ReportError(f"{path}: {where}.{key}: expected a number or null, got {type(d.get(key)).__name__}")
+
+
 def _check_plan(d: Any, where: str, path: Path) -> None:
     """The keys and types the renderers read, so a malformed file fails here with its key, not inside a renderer."""
     if not isinstance(d, dict):
@@ -73,6 +86,10 @@ def _check_plan(d: Any, where: str, path: Path) -> None:
         v = d.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise ReportError(f"{path}: {where}{'.' if where else ''}{key}: expected a number or null, got {type(v).__name__}")
+    for key in ("status", "message", "path", "strategy", "mode"):
+        v = d.get(key)
+        if v is not None and not isinstance(v, str):
+            raise ReportError(f"{path}: {where}{'.' if where else ''}{key}: expected a string, got {type(v).__name__}")
     for key in ("domains", "baselines", "binding", "warnings"):
         v = d.get(key)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
@@ -89,6 +106,15 @@ def _check_plan(d: Any, where: str, path: Path) -> None:
         v = d.get(key)
         if v is not None and not isinstance(v, dict):
             raise ReportError(f"{path}: {where}{'.' if where else ''}{key}: expected an object")
+    prefix = f"{where}." if where else ""
+    flops = dict(d.get("flops") or {})
+    _numbers(path, f"{prefix}flops.by_domain", flops.pop("by_domain", None) or {}, None)
+    _numbers(path, f"{prefix}flops", flops, None)
+    _numbers(path, f"{prefix}spec_tokens", d.get("spec_tokens") or {}, None)
+    for i, b in enumerate(d.get("baselines") or []):
+        _numbers(path, f"{prefix}baselines[{i}]", b, ("objective", "compute_multiplier"))
+    for i, c in enumerate(d.get("binding") or []):
+        _numbers(path, f"{prefix}binding[{i}]", c, ("value", "limit", "slack"))
     try:
         from ..allocate.model import Allocation
 
@@ -103,7 +129,7 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     Every malformed file raises :class:`ReportError` naming the file and the key.
     """
     path = Path(path)
-    doc = read_json(path, "result file", ReportError)
+    doc = read_json(path, "result file", ReportError, finite=True)
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("planner.allocation/"):
         raise ReportError(f"{path}: not a planner result (expected a JSON object with \"schema\": \"{ALLOCATION_SCHEMA}\")")
     major = str(doc["schema"]).split("/", 1)[1]

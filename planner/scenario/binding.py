@@ -171,25 +171,18 @@ def constraints_for(scenario: Scenario) -> dict[str, Any]:
 
 def optimize_options_for(scenario: Scenario) -> dict[str, Any]:
     """Keyword options of ``planner.optimize`` that the scenario sets (only those it sets)."""
-    out: dict[str, Any] = {}
-    if scenario.compare.fixed_fraction is not None:
-        out["fixed_fraction"] = scenario.compare.fixed_fraction
-    opt = scenario.optimizer
-    if opt.path != "auto":
-        out["path"] = opt.path
-    if opt.robust is not None:
-        out["robust"] = opt.robust
-    if opt.seed:
-        out["seed"] = opt.seed
-    if opt.objective != "loss":
-        out["objective"] = opt.objective
-    if scenario.constraints.mode != "min-loss":
-        out["mode"] = scenario.constraints.mode
-    inf = scenario.inference
-    if inf.accounting != "in-budget":
-        out["inference"] = inf.accounting
-    if inf.flops_limit is not None:
-        out["inference_budget"] = inf.flops_limit
+    opt, inf = scenario.optimizer, scenario.inference
+    chosen = {  # option -> (the scenario's value, the value that leaves the optimizer's default)
+        "fixed_fraction": (scenario.compare.fixed_fraction, None),
+        "path": (opt.path, "auto"),
+        "robust": (opt.robust, None),
+        "seed": (opt.seed, 0),
+        "objective": (opt.objective, "loss"),
+        "mode": (scenario.constraints.mode, "min-loss"),
+        "inference": (inf.accounting, "in-budget"),
+        "inference_budget": (inf.flops_limit, None),
+    }
+    out: dict[str, Any] = {key: value for key, (value, unset) in chosen.items() if value != unset}
     cost = scenario.cost
     if cost.n_layers is not None:
         from ..allocate import AttentionFlops

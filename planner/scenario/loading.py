@@ -194,7 +194,12 @@ def _cross_problems(data: Any, base_dir: Path | None, check_files: bool) -> list
         if check_files and isinstance(rel, str) and rel:
             p = Path(rel).expanduser()
             p = p if p.is_absolute() else base / p
-            if not p.is_file():
+            try:
+                found = p.is_file()
+            except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+                out.append((loc, f"not a usable file name ({getattr(exc, 'strerror', None) or exc})"))
+                return
+            if not found:
                 out.append((loc, f"file not found: {p}"))
 
     for key in ("file", "runs"):
@@ -238,9 +243,14 @@ def _cross_problems(data: Any, base_dir: Path | None, check_files: bool) -> list
     return out
 
 
+def _one_line(text: Any) -> str:
+    """Line breaks shown as ``\\n`` (a file name may hold one): an error stays on one line."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def format_problems(path: Path | str, problems: Iterable[Problem]) -> str:
     """One line: ``<file>, line N: key.path: message; ...``."""
-    return "; ".join(f"{path}" + (f", line {line}" if line else "") + f": {key}: {msg}" for key, line, msg in problems)
+    return "; ".join(_one_line(f"{path}" + (f", line {line}" if line else "") + f": {key}: {msg}") for key, line, msg in problems)
 
 
 def _raise_problems(path: Path | str, found: list[tuple[tuple, str]], key_lines: Mapping[tuple, int]) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..constants import SOLUTION_PRESENT
+from ..errors import PlannerWarning
 from ..fitting import FittedLaw
 from .binding import check_domains, constraints_for, domain_laws, domains_for, law_argument, optimize_options_for, resolve_law
 from .loading import load_scenario
@@ -134,6 +136,17 @@ def _objective(a: "Allocation") -> float | None:
     return a.objective if a.status in SOLUTION_PRESENT and math.isfinite(a.objective) else None
 
 
+def _curve_plans(optimize: Callable[..., Any], sweep_plans: Callable[..., Any], law_arg: Any, plan: "Allocation", primary: float,
+                 budgets: list[float], domains: list[dict[str, Any]], constraints: Any, strategy: str,
+                 options: Mapping[str, Any]) -> list["Allocation"]:
+    """One strategy's plan at every curve budget (a compiled sweep; in error, one error-optimal plan per budget)."""
+    if options.get("objective") == "error":
+        return [plan if (strategy == "split" and b == primary) else
+                optimize(law_arg, b, domains, constraints, strategy=strategy, baselines=False, **options) for b in budgets]
+    return list(sweep_plans(law_arg, budgets, domains, constraints, strategy=strategy, baselines=False,
+                            **{**options, "marginal": strategy == "split"}))
+
+
 def run_scenario(
     scenario: Scenario | str | Path,
     *,
@@ -176,17 +189,14 @@ def run_scenario(
         progress("solve", 1, steps)
     curve_options = {**options, "check": False}
     by_strategy: dict[str, list[Allocation]] = {}
-    for i, strategy in enumerate(["split"] + strategies):
-        if options.get("objective") == "error":
-            # no compiled sweep in error: each strategy's error-optimal plan at every curve budget
-            plans = [plan if (strategy == "split" and b == primary) else
-                     optimize(law_arg, b, domains, constraints, strategy=strategy, baselines=False, **curve_options) for b in budgets]
-        else:
-            plans = sweep_plans(law_arg, budgets, domains, constraints, strategy=strategy, baselines=False,
-                                **{**curve_options, "marginal": strategy == "split"})
-        by_strategy[strategy] = list(plans)
-        if progress:
-            progress("solve", 2 + i, steps)
+    with warnings.catch_warnings():
+        # the curve's plans are context for the plot: their warnings would repeat the plan's, once per budget
+        warnings.simplefilter("ignore", PlannerWarning)
+        for i, strategy in enumerate(["split"] + strategies):
+            by_strategy[strategy] = _curve_plans(optimize, sweep_plans, law_arg, plan, primary, budgets, domains, constraints,
+                                                 strategy, curve_options)
+            if progress:
+                progress("solve", 2 + i, steps)
     solve_seconds = time.perf_counter() - t1
     split = [plan if b == primary else p for b, p in zip(budgets, by_strategy["split"])]
     curve = tuple(
