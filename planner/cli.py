@@ -388,18 +388,20 @@ def design(scenario: str, experiment_budget: str | None, out_dir: str | None, si
     config.json/.yaml; with a [progress] section also replan.json/.md.
     Example: planner design scenarios/three-domains.toml --experiment-budget 1e20 -o out/design
     """
-    from .experiments.report import write_design
-    from .experiments.scenario_io import design_from_scenario, write_replan
+    from .experiments.report import design_texts
+    from .experiments.scenario_io import design_from_scenario, replan_texts
+    from .report.writing import write_file_set
 
     result, rp = design_from_scenario(scenario, experiment_budget, simulations=simulations, truths=truths, seed=seed)
     out = Path(out_dir) if out_dir else Path("out") / f"{Path(scenario).stem}-design"
-    written = []
+    texts: dict[str, str] = {}
     if result is not None:
-        written += write_design(result, out)
+        texts.update(design_texts(result))
         _say(result.summary())
     if rp is not None:
-        written += write_replan(rp, out)
+        texts.update(replan_texts(rp))  # both go to one folder, swapped in as one set
         _say(rp.summary())
+    written = write_file_set(out, texts)
     _say("wrote " + ", ".join(str(p) for p in written))
     if (result is not None and result.status != "ok") or (rp is not None and rp.status != "ok"):
         raise _Fail((result.message if result is not None and result.status != "ok" else rp.message), EXIT_FAILED)

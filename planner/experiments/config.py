@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from ..allocate.model import Allocation, SixN
 from .shapes import shape
 
-__all__ = ["CONFIG_SCHEMA", "design_config", "plan_config", "write_config", "to_yaml"]
+__all__ = ["CONFIG_SCHEMA", "config_texts", "design_config", "plan_config", "write_config", "to_yaml"]
 
 CONFIG_SCHEMA = "planner.training-config/1"
 _FRACTIONS = (0.125, 0.25, 0.5, 1.0)
@@ -111,13 +111,15 @@ def to_yaml(obj: Any, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def write_config(config: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
-    """``config.json`` and ``config.yaml`` in ``out_dir``."""
+def config_texts(config: Mapping[str, Any]) -> dict[str, str]:
+    """``config.json`` and ``config.yaml`` as ``{file name: text}``."""
     import json
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pj, py = out / "config.json", out / "config.yaml"
-    pj.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    py.write_text(to_yaml(config) + "\n", encoding="utf-8")
-    return [pj, py]
+    return {"config.json": json.dumps(config, indent=2) + "\n", "config.yaml": to_yaml(config) + "\n"}
+
+
+def write_config(config: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
+    """``config.json`` and ``config.yaml`` in ``out_dir`` (one all-or-nothing set; other files kept)."""
+    from ..report.writing import write_file_set
+
+    return write_file_set(out_dir, config_texts(config))

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import design_config, write_config
+from .config import config_texts, design_config
 
-__all__ = ["write_design", "render_design_markdown", "render_design_html", "regret_curve_svg"]
+__all__ = ["design_texts", "write_design", "render_design_markdown", "render_design_html", "regret_curve_svg"]
 
 _NAMES = {"designed": "designed ladder", "default": "default (Choshen et al.)", "uniform": "uniform grid"}
 
@@ -135,27 +135,24 @@ def render_design_html(d: Mapping[str, Any], svg: str | None = None) -> str:
     return "\n".join(parts)
 
 
-def write_design(design: Any, out_dir: str | Path, context: int = 2048) -> list[Path]:
-    """Write every output of ``planner design`` into ``out_dir``; returns the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def design_texts(design: Any, context: int = 2048) -> dict[str, str]:
+    """Every output file of ``planner design`` as ``{file name: text}``, rendered in memory."""
     d = design.to_dict()
-    paths = []
-    p = out / "runs.csv"
-    design.runs_frame().to_csv(p, index=False)
-    paths.append(p)
-    p = out / "design.json"
-    p.write_text(json.dumps(d, indent=2) + "\n", encoding="utf-8")
-    paths.append(p)
-    p = out / "design.md"
-    p.write_text(render_design_markdown(d), encoding="utf-8")
-    paths.append(p)
-    p = out / "design.html"
-    p.write_text(render_design_html(d, regret_curve_svg(d)), encoding="utf-8")
-    paths.append(p)
+    texts = {
+        "runs.csv": design.runs_frame().to_csv(index=False),
+        "design.json": json.dumps(d, indent=2) + "\n",
+        "design.md": render_design_markdown(d),
+        "design.html": render_design_html(d, regret_curve_svg(d)),
+    }
     if design.ladder is not None:
-        p = out / "measurements.csv"  # one row per checkpoint to evaluate: fill in `loss`, then `planner fit`
-        design.ladder.measurement_table(list(design.domains) or ["general"]).to_csv(p, index=False)
-        paths.append(p)
-        paths += write_config(design_config(design, context), out)
-    return paths
+        # one row per checkpoint to evaluate: fill in `loss`, then `planner fit`
+        texts["measurements.csv"] = design.ladder.measurement_table(list(design.domains) or ["general"]).to_csv(index=False)
+        texts.update(config_texts(design_config(design, context)))
+    return texts
+
+
+def write_design(design: Any, out_dir: str | Path, context: int = 2048) -> list[Path]:
+    """Write every output of ``planner design`` into ``out_dir`` as one all-or-nothing set; returns the paths."""
+    from ..report.writing import write_file_set
+
+    return write_file_set(out_dir, design_texts(design, context))

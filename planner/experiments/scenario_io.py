@@ -138,19 +138,21 @@ def design_from_scenario(path: str | Path, experiment_budget: Any = None, *, sim
     return result, rp
 
 
-def write_replan(rp: Any, out_dir: str | Path) -> list[Path]:
-    """``replan.json``, ``replan.md`` and the target run's ``config.json``/``config.yaml``."""
+def replan_texts(rp: Any) -> dict[str, str]:
+    """``replan.json``, ``replan.md`` and the target run's ``config.json``/``config.yaml``, in memory."""
     import json
 
-    from .config import plan_config, write_config
+    from .config import config_texts, plan_config
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    d = rp.to_dict()
-    pj, pm = out / "replan.json", out / "replan.md"
-    pj.write_text(json.dumps(d, indent=2, default=float) + "\n", encoding="utf-8")
-    pm.write_text("# Re-plan of the target run under way\n\n```\n" + rp.summary() + "\n```\n", encoding="utf-8")
-    paths = [pj, pm]
+    texts = {"replan.json": json.dumps(rp.to_dict(), indent=2, default=float) + "\n",
+             "replan.md": "# Re-plan of the target run under way\n\n```\n" + rp.summary() + "\n```\n"}
     if rp.after.feasible:
-        paths += write_config(plan_config(rp.after, branch_from=rp.after.pretrain_tokens), out)
-    return paths
+        texts.update(config_texts(plan_config(rp.after, branch_from=rp.after.pretrain_tokens)))
+    return texts
+
+
+def write_replan(rp: Any, out_dir: str | Path) -> list[Path]:
+    """Write :func:`replan_texts` into ``out_dir`` as one all-or-nothing set; returns the paths."""
+    from ..report.writing import write_file_set
+
+    return write_file_set(out_dir, replan_texts(rp))

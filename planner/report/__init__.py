@@ -10,9 +10,9 @@
 from ..constants import ALLOCATION_SCHEMA
 from .document import ReportError, build_result, law_objects, load_result
 from .render import render_csv, render_html, render_markdown
-from .writing import FORMATS, REPORT_FILES, check_formats, render, write_reports
+from .writing import FORMATS, REPORT_FILES, check_formats, render, write_file_set, write_reports
 
 __all__ = [
     "ALLOCATION_SCHEMA", "FORMATS", "REPORT_FILES", "ReportError", "build_result", "load_result", "law_objects", "render",
-    "check_formats", "write_reports", "render_markdown", "render_csv", "render_html",
+    "check_formats", "write_reports", "write_file_set", "render_markdown", "render_csv", "render_html",
 ]

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from .document import ReportError, law_objects
 from .render import render_csv, render_html, render_markdown
 
-__all__ = ["FORMATS", "REPORT_FILES", "render", "write_reports", "check_formats", "TEMP_PREFIX"]
+__all__ = ["FORMATS", "REPORT_FILES", "render", "write_reports", "write_file_set", "check_formats", "TEMP_PREFIX"]
 
 #: report format -> file name
 REPORT_FILES: dict[str, str] = {"json": "allocation.json", "md": "report.md", "csv": "allocation.csv", "html": "report.html"}
@@ -167,8 +167,15 @@ def write_reports(result: Mapping[str, Any], out_dir: str | os.PathLike[str], fo
     Files of ``out_dir`` that this call does not rewrite are kept (e.g. ``allocation.json`` when
     only the HTML is re-rendered). See the module docstring for the scheme.
     """
+    return write_file_set(out_dir, render(result, formats))
+
+
+def write_file_set(out_dir: str | os.PathLike[str], texts: Mapping[str, str]) -> list[Path]:
+    """Write ``{file name: text}`` into ``out_dir`` as one all-or-nothing set (the module docstring's
+    scheme); files of ``out_dir`` not named in ``texts`` are kept. Every output folder planner writes
+    (reports, ``planner design``) goes through here."""
     out = Path(out_dir)
-    texts = render(result, formats)
+    texts = dict(texts)
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: the output path is a file, not a folder")
     resolved = out.resolve()
