@@ -239,14 +239,15 @@ def _progress(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_all(n_jobs: int | None = -1, parts: tuple[str, ...] = ("split_lab", "finetune", "adequacy")) -> dict[str, Any]:
+def run_all(n_jobs: int | None = -1, parts: tuple[str, ...] = ("split_lab", "finetune", "adequacy"),
+            families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "split_lab" in parts:
         _progress("split_lab extrapolation")
         out["split_lab"] = split_lab_extrapolation(n_jobs=n_jobs)
     if "finetune" in parts:
         out["finetune"] = []
-        for f in FAMILIES:
+        for f in families:
             for d in FINETUNE_DOMAINS:
                 _progress(f"finetune {f} {d}")
                 out["finetune"].append(finetune_extrapolation(f, d, n_jobs=n_jobs))
@@ -261,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     ap.add_argument("--n-jobs", type=int, default=-1)
     ap.add_argument("--parts", default="split_lab,finetune,adequacy", help="comma-separated: split_lab, finetune, adequacy")
+    ap.add_argument("--families", default=",".join(FAMILIES), help="finetune families, comma-separated")
     args = ap.parse_args(argv)
-    results = run_all(n_jobs=args.n_jobs, parts=tuple(p.strip() for p in args.parts.split(",")))
+    results = run_all(n_jobs=args.n_jobs, parts=tuple(p.strip() for p in args.parts.split(",")),
+                      families=tuple(f.strip() for f in args.families.split(",")))
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))
