@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= scenarios/three-domains.toml
 OUT ?= out
+PYTEST_ARGS ?=
 
-.PHONY: run test venv bench validate clean
+.PHONY: run test test-fast venv bench validate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
+# Reinstalled whenever pyproject.toml changes (new dependency, extra, entry point).
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -20,12 +22,19 @@ venv: $(VENV)/.installed
 run: venv
 	$(BIN)/planner run $(SCENARIO) -o $(OUT)
 
+# The whole suite (published data is in data/published; only the browser test may skip, when chromium is missing).
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Everything but the tests marked slow (under a minute on 2 cores).
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Medians, printed: fit (and the chinchilla package), optimizer scaling in K, whole scenarios and start-up.
 bench: venv
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_allocate.py
+	$(BIN)/python benchmarks/bench_scenario.py
 
 validate: venv
 	$(BIN)/python benchmarks/validate.py --write docs/validation.md

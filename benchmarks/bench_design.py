@@ -65,25 +65,38 @@ def truth_prior(form: str, params: dict, domains: tuple[str, ...]) -> Prior:
     return Prior((FormPrior(vec, 1.0, theta, cov, gaussian_sampler(theta, cov)),), f"{form} around the given law", 0.01)
 
 
-def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int) -> dict:
+def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25) -> dict:
     form, params, domains, weights = SETTINGS[setting]
     doms = [planner.Domain(d, weight=w) for d, w in zip(domains, weights)]
     t0 = time.perf_counter()
+    print(f"== {setting}: designing ...", flush=True)
     des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs)
     t_design = time.perf_counter() - t0
     ladders = [s.ladder for s in des.comparison]
     prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
+    tp = truth_prior(form, params, domains)
+    truths = tp.draw(n_truths, seed + 7)
+    fit_prior = published_prior(domains, seed=seed)
+    per_truth: list[dict] = []
     t0 = time.perf_counter()
-    sim = simulate_ladders(ladders, published_prior(domains, seed=seed), prob, n_truths=n_truths, seed=seed,
-                           truth_prior=truth_prior(form, params, domains), noise=0.01, n_jobs=n_jobs)
+    for start in range(0, n_truths, chunk):
+        sim = simulate_ladders(ladders, fit_prior, prob, truths=truths[start:start + chunk], seed=seed + start, truth_prior=tp,
+                               noise=0.01, n_jobs=n_jobs)
+        per_truth.extend(sim.per_truth)
+        if start + chunk < n_truths:
+            w = {n: np.mean([r["waste"][n] for r in per_truth]) for n in ("designed", "default")}
+            print(f"   ... {len(per_truth)} truths: designed {100 * w['designed']:.3g} %, default {100 * w['default']:.3g} % "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     t_sim = time.perf_counter() - t0
-    out = {"setting": setting, "truth_form": form, "n_truths": sim.n_truths, "design_seconds": t_design, "simulation_seconds": t_sim,
+    out = {"setting": setting, "truth_form": form, "n_truths": len(per_truth), "design_seconds": t_design, "simulation_seconds": t_sim,
            "spec": des.spec.label(), "ladders": {}}
+    from planner.design.simulate import _boot_interval
+
     for s in des.comparison:
-        w = np.array([r["waste"][s.name] for r in sim.per_truth])
-        out["ladders"][s.name] = {"flops": s.flops, "runs": s.n_new_runs, "linearized": s.linearized, "mean": sim.mean_waste[s.name],
-                                  "interval": sim.waste_interval[s.name], "median": float(np.median(w)),
-                                  "form_right": sim.selected_true_form[s.name]}
+        w = np.array([r["waste"][s.name] for r in per_truth])
+        out["ladders"][s.name] = {"flops": s.flops, "runs": s.n_new_runs, "linearized": s.linearized, "mean": float(np.mean(w)),
+                                  "interval": _boot_interval(w, seed), "median": float(np.median(w)),
+                                  "form_right": float(np.mean([r["selected"][s.name] == r["form"] for r in per_truth]))}
     L = out["ladders"]
     out["ratio_mean"] = L["designed"]["mean"] / L["default"]["mean"]
     out["ratio_median"] = L["designed"]["median"] / L["default"]["median"]
@@ -97,14 +110,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--fraction", type=float, default=0.01)
-    ap.add_argument("--design-truths", type=int, default=24)
+    ap.add_argument("--design-truths", type=int, default=16)
+    ap.add_argument("--chunk", type=int, default=25, help="print running means every CHUNK truths")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     results = []
     for setting in a.settings.split(","):
-        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths)
+        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk)
         results.append(r)
-        print(f"\n== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
+        print(f"== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
               f"(design {r['design_seconds']:.0f} s, simulation {r['simulation_seconds']:.0f} s)")
         print(f"   designed: {r['spec']}")
         for name, v in r["ladders"].items():

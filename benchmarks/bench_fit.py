@@ -1,7 +1,19 @@
-"""Benchmark: our default Chinchilla fit vs the `chinchilla` PyPI package (0.2.0) on Epoch's points.
+"""Benchmark: fitting speed paths, and our default Chinchilla fit vs the `chinchilla` PyPI package (0.2.0).
 
-    python benchmarks/bench_fit.py                # full 4,500-start grid for the package (minutes)
-    python benchmarks/bench_fit.py --grid small   # 243-start grid, for a quick look
+    python benchmarks/bench_fit.py                # speed paths, then the package's full 4,500-start grid (minutes)
+    python benchmarks/bench_fit.py --grid small   # 243-start grid for the package, for a quick look
+    python benchmarks/bench_fit.py --only speed   # speed paths only (about a minute)
+    python benchmarks/bench_fit.py --only package # package comparison only
+
+Speed paths (medians of ``--repeats`` calls, wall and CPU seconds, each beside the previous L-BFGS-B
+polish or the serial run measured in the same process, with the ratio):
+
+* Epoch's 240 points, default options, polish least squares vs L-BFGS-B;
+* the three-domain runs (``scenarios/data/three_domain_runs.csv``, 525 rows) with
+  ``form="split-additive"`` and with ``form="auto"`` (holdout "auto"), ``max_starts=32`` as in
+  ``scenarios/three-domains.toml``, both polishes;
+* ``calibrate=True`` on the three-domain runs (4 size backtests), both polishes, and n_jobs=1 vs -1;
+* 200 bootstrap draws on the three-domain runs, ``n_jobs=1`` vs ``n_jobs=-1`` (one run each).
 
 Both sides get the same 240 points (Epoch's digitised Chinchilla points minus the 5 highest
 losses), the same objective (mean Huber loss with delta = 1e-3 on log-loss residuals: the
@@ -164,12 +176,78 @@ def report(r: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+THREE_DOMAIN = HERE.parent / "scenarios" / "data" / "three_domain_runs.csv"
+
+
+def _timed(call, repeats: int) -> tuple[float, float, object]:
+    """Median wall and CPU seconds of ``repeats`` calls, and the last result."""
+    walls, cpus, out = [], [], None
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = call()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus), out
+
+
+def speed(repeats: int = 5, n_boot: int = 200) -> list[str]:
+    """The speed-path table (see the module docstring)."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
+    say(f"{'case':<44}{'new wall':>10}{'new CPU':>9}{'old wall':>10}{'old CPU':>9}{'wall x':>8}{'CPU x':>7}  same result")
+    say(f"{'':<44}{'(s)':>10}{'(s)':>9}{'(s)':>10}{'(s)':>9}")
+
+    def row(name: str, new, old, reps: int, same) -> None:
+        nw, nc, a = _timed(new, reps)
+        ow, oc, b = _timed(old, reps)
+        say(f"{name:<44}{nw:>10.3f}{nc:>9.3f}{ow:>10.3f}{oc:>9.3f}{ow / nw:>8.1f}{oc / nc:>7.1f}  {same(a, b)}")
+
+    def same_objective(a, b) -> str:
+        return f"objective rel. diff {abs(a.objective - b.objective) / b.objective:.1e}"
+
+    try:
+        epoch = load_epoch()
+        row("Epoch 240 points: lsq vs L-BFGS-B polish", lambda: planner.fit(epoch, polish="auto"),
+            lambda: planner.fit(epoch, polish="l-bfgs-b"), repeats, same_objective)
+    except DataMissing as exc:
+        say(f"Epoch points: skipped ({exc})")
+    runs = planner.load_runs(THREE_DOMAIN)
+    opts = dict(max_starts=32, n_jobs=1)
+    row("3-domain split-additive: lsq vs L-BFGS-B", lambda: planner.fit(runs, "split-additive", **opts),
+        lambda: planner.fit(runs, "split-additive", polish="l-bfgs-b", **opts), repeats, same_objective)
+    row("3-domain auto (holdout auto): lsq vs L-BFGS-B", lambda: planner.fit(runs, "auto", train_on="auto", **opts),
+        lambda: planner.fit(runs, "auto", train_on="auto", polish="l-bfgs-b", **opts), max(1, repeats // 2),
+        lambda a, b: f"{a.form.name} / {b.form.name}, " + same_objective(a, b))
+    row("3-domain calibrate: lsq vs L-BFGS-B (n_jobs=1)", lambda: planner.fit(runs, "split-additive", calibrate=True, **opts),
+        lambda: planner.fit(runs, "split-additive", calibrate=True, polish="l-bfgs-b", **opts), max(1, repeats // 2),
+        lambda a, b: f"slope {a.calibration['slope_per_decade']:.4g} / {b.calibration['slope_per_decade']:.4g}")
+    row("3-domain calibrate: n_jobs=-1 vs 1", lambda: planner.fit(runs, "split-additive", max_starts=32, calibrate=True, n_jobs=-1),
+        lambda: planner.fit(runs, "split-additive", calibrate=True, **opts), max(1, repeats // 2),
+        lambda a, b: f"identical: {a.calibration == b.calibration}")
+    row(f"3-domain bootstrap {n_boot}: n_jobs=-1 vs 1", lambda: planner.fit(runs, "split-additive", max_starts=32, bootstrap=n_boot, n_jobs=-1),
+        lambda: planner.fit(runs, "split-additive", bootstrap=n_boot, **opts), 1,
+        lambda a, b: f"identical draws: {np.array_equal(a.draws, b.draws, equal_nan=True)}")
+    say(f"{os.cpu_count()} cores; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (wall times on a shared machine: compare CPU)")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--grid", choices=("full", "small"), default="full", help="package start grid: Hoffmann's 4,500 (full) or 243 (small)")
     ap.add_argument("--repeats", type=int, default=7, help="repeats of our fit (median reported)")
     ap.add_argument("--serial", action="store_true", help="run the package without its multiprocessing pool")
+    ap.add_argument("--only", choices=("speed", "package"), help="run one part only")
+    ap.add_argument("--bootstrap", type=int, default=200, help="draws in the bootstrap timing")
     args = ap.parse_args(argv)
+    if args.only != "package":
+        speed(max(1, min(args.repeats, 5)), args.bootstrap)
+        print()
+    if args.only == "speed":
+        return 0
     try:
         r = run(args.grid, args.repeats, parallel=not args.serial)
     except DataMissing as exc:

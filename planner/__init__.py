@@ -1,4 +1,8 @@
-"""planner: fit scaling laws to your runs and plan a FLOP budget across pretraining and specialization."""
+"""planner: fit scaling laws to your runs and plan a FLOP budget across pretraining and specialization.
+
+``import planner`` is light: the optimizer (cvxpy) and the plots (matplotlib) are imported
+when first used, not here.
+"""
 
 from .constants import package_version as _package_version
 from .errors import PlannerError

@@ -8,9 +8,10 @@ options, missing files), reported as one line on stderr without a traceback
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from .constants import SOLUTION_PRESENT
+from .constants import MAX_BOOTSTRAP, MAX_STARTS
 from .errors import PlannerWarning
 
 __all__ = ["cli", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
@@ -83,14 +84,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _guard(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Map exceptions to exit codes: bad input 2, failed plan 1, with a one-line message."""
-    import functools
+    """Map exceptions to exit codes: bad input 2, failed plan 1, with a one-line message.
+
+    The command runs with one BLAS thread (``planner._threads``): the fitter and the optimizer
+    do many tiny dense operations, which a spinning BLAS thread pool slows down.
+    """
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ._threads import single_blas_thread
+
         settings = _settings()
         try:
-            with warnings.catch_warnings():
+            with single_blas_thread(), warnings.catch_warnings():
                 # the CLI prints fit and plan warnings from the results (law.warnings): not twice
                 warnings.simplefilter("ignore", PlannerWarning)
                 return f(*args, **kwargs)
@@ -170,41 +176,108 @@ def _split_list(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
-def _parse_formats(text: str | None, default: Sequence[str]) -> list[str]:
-    from .report import FORMATS
+# --------------------------------------------------------------------------- parameter types
+class QuantityType(click.ParamType):
+    """A quantity as people write it (``1e10``, ``"10B"``, ``"1.2T tokens"``), parsed by click."""
 
-    if not text:
-        return list(default)
-    out = []
-    for f in _split_list(text):
-        f = {"markdown": "md"}.get(f.lower(), f.lower())
-        if f not in FORMATS:
-            raise click.BadParameter(f"unknown format {f!r}; choose from {', '.join(FORMATS)}", param_hint="--format")
-        out.append(f)
-    return out
+    name = "quantity"
 
+    def __init__(self, unit: str = "") -> None:
+        self.unit = unit
 
-def _fmt_count(x: Any) -> str:
-    from .report.render import fmt_count
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from .quantities import parse_quantity
 
-    return fmt_count(x)
+        try:
+            return parse_quantity(value, self.unit)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def limit_blas_threads(threads: int = 1) -> bool:
-    """Run BLAS with ``threads`` threads for this process (unless ``OPENBLAS_NUM_THREADS`` is set).
+class AssignmentsType(click.ParamType):
+    """``NAME=VALUE,...`` -> ``{name: value}``, values as quantities (``alpha=0.34,B[code]=300M``)."""
 
-    The fitter and the optimizer do many tiny dense operations; on a busy machine OpenBLAS's
-    thread pool spins and made a fit about 8x slower than one thread (measured: 8.3 s vs 1.0 s).
-    The library calls limit themselves per call; this also covers the report's plotting and
-    re-evaluation. Returns True if a limit was set.
-    """
-    if "OPENBLAS_NUM_THREADS" in os.environ or "OMP_NUM_THREADS" in os.environ:
-        return False
-    import scipy.optimize  # noqa: F401  (load scipy's BLAS first)
-    from threadpoolctl import threadpool_limits
+    name = "name=value,..."
 
-    threadpool_limits(limits=threads, user_api="blas")
-    return True
+    def convert(self, value: Any, param: Any, ctx: Any) -> dict[str, float]:
+        from .quantities import parse_quantity
+
+        if isinstance(value, dict):
+            return value
+        out: dict[str, float] = {}
+        for piece in _split_list(value):
+            name, sep, text = piece.partition("=")
+            if not sep or not name.strip():
+                self.fail(f"expected name=value, got {piece!r}", param, ctx)
+            try:
+                out[name.strip()] = parse_quantity(text.strip())
+            except ValueError as exc:
+                self.fail(f"{piece!r}: {exc}", param, ctx)
+        return out
+
+
+class NameListType(click.ParamType):
+    """``a,b,c`` -> ``["a", "b", "c"]``."""
+
+    name = "name,..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[str]:
+        return value if isinstance(value, list) else _split_list(value)
+
+
+class FormatListType(click.ParamType):
+    """``md,html`` -> ``["md", "html"]``, each a report format."""
+
+    name = "list"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[str]:
+        from .report.writing import FORMATS
+
+        if isinstance(value, list):
+            return value
+        out: list[str] = []
+        for f in _split_list(value):
+            f = {"markdown": "md"}.get(f.lower(), f.lower())
+            if f not in FORMATS:
+                self.fail(f"unknown format {f!r}; choose from {', '.join(FORMATS)}", param, ctx)
+            if f not in out:
+                out.append(f)
+        if not out:
+            self.fail("give at least one format", param, ctx)
+        return out
+
+
+class BorrowType(click.ParamType):
+    """``LAW.json:NAME,...`` -> ``(path, [names])`` (no names: every parameter)."""
+
+    name = "law.json:name,..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, list[str]]:
+        if isinstance(value, tuple):
+            return value
+        path, sep, names = str(value).rpartition(":")
+        if not sep or not path:
+            path, names = str(value), ""
+        return path, _split_list(names)
+
+
+def _renamed(new: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            raise click.BadParameter(f"renamed: write {new} RULE (the rule selects the rows that are fitted; the rest are held out)")
+
+    return callback
+
+
+# --------------------------------------------------------------------------- shared option blocks
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The arguments and options shared by ``run`` and ``sweep``."""
+    f = click.option("--format", "formats", type=FormatListType(), default=None, metavar="LIST",
+                     help="Comma-separated report formats: md,json,csv,html (default: the scenario's).")(f)
+    f = click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+                     help="Output folder (default: out/<scenario name>), replaced as a set.")(f)
+    f = click.argument("scenario", type=click.Path(dir_okay=False))(f)
+    return f
 
 
 # --------------------------------------------------------------------------- group
@@ -218,72 +291,74 @@ def cli() -> None:
     \b
     Exit codes: 0 ok, 1 infeasible or failed plan, 2 bad input.
     Docs: docs/user-guide.md, docs/cli.md, docs/scenario-reference.md.
+    Shell completion: eval "$(_PLANNER_COMPLETE=bash_source planner)".
     """
-    limit_blas_threads()
 
 
 # --------------------------------------------------------------------------- run / sweep
-def _plan_summary(result: Any) -> str:
-    from .report.render import fmt_flops, fmt_loss, fmt_mult, fmt_pct
-
-    d = result.to_dict() if hasattr(result, "to_dict") else result
-    lines = []
-    status = d.get("status")
-    ok = status in SOLUTION_PRESENT
-    lines.append(f"plan for {fmt_flops(d.get('budget'))} FLOPs: {status}" + (f" ({d.get('message')})" if d.get("message") and not ok else ""))
-    if ok:
-        lines.append(f"  model size N = {_fmt_count(d.get('model_size'))} params, pretraining D = {_fmt_count(d.get('pretrain_tokens'))} tokens "
-                     f"({fmt_pct(d.get('pretrain_fraction'))} of training compute)")
-        for dom in d.get("domains") or []:
-            lines.append(f"  {dom.get('name'):<14} D' = {_fmt_count(dom.get('spec_tokens')):>7}  loss {fmt_loss(dom.get('loss'))}")
-        lines.append(f"  objective {fmt_loss(d.get('objective'), 5)}  certified {'yes' if d.get('certified') else 'no'}  path {d.get('path')}")
-        for b in d.get("baselines") or []:
-            lines.append(f"  vs {str(b.get('strategy')):<18} objective {fmt_loss(b.get('objective'), 5)}  needs {fmt_mult(b.get('compute_multiplier'))} the compute")
-    for w in d.get("warnings") or []:
-        lines.append(f"  warning [{w.get('source', 'plan')}/{w.get('code')}]: {w.get('message')}")
-    return "\n".join(lines)
-
-
 def _default_out_dir(scenario_path: str) -> Path:
     return Path("out") / Path(scenario_path).stem
 
 
-def _run(scenario_path: str, out_dir: str | None, formats: str | None, sweep: bool) -> None:
-    from .report import write_reports
+def _refuse_inputs_as_outputs(outputs: Sequence[Path], inputs: Sequence[Path], option: str = "-o") -> None:
+    """An output path that is an input file would overwrite it: refuse (exit 2)."""
+    resolved = {p.resolve() for p in inputs if p is not None}
+    for out in outputs:
+        if out.resolve() in resolved:
+            raise _Fail(f"{option} {out}: this is an input of the command; write the output elsewhere", EXIT_BAD_INPUT)
+
+
+def _refuse_special_file(path: Path, option: str = "-o") -> None:
+    """The law file is written atomically (a new file renamed over the old): refuse anything but a regular file.
+
+    Renaming over ``/dev/null`` would replace the device with a plain file.
+    """
+    if path.exists() and not path.is_file():
+        raise _Fail(f"{option} {path}: not a regular file; write the output to a file path", EXIT_BAD_INPUT)
+
+
+def _scenario_inputs(scenario: Any) -> list[Path]:
+    found = [scenario.path]
+    for rel in (scenario.law.file, scenario.law.runs):
+        if rel:
+            found.append(scenario.resolve(rel))
+    for d in scenario.domains:
+        for rel in (d.law, d.downstream):
+            if rel:
+                found.append(scenario.resolve(rel))
+    return [p for p in found if p is not None]
+
+
+def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, sweep: bool) -> None:
+    from .report import REPORT_FILES, write_reports
     from .scenario import load_scenario, run_scenario
 
     scenario = load_scenario(scenario_path)
+    chosen = formats or list(scenario.report.formats)
+    out = Path(out_dir) if out_dir else _default_out_dir(scenario_path)
+    _refuse_inputs_as_outputs([out] + [out / REPORT_FILES[f] for f in chosen], _scenario_inputs(scenario))
     _detail(f"scenario {scenario.path}: {len(scenario.domains)} domain(s), budget(s) {', '.join(f'{b:.3g}' for b in scenario.budget.budgets)}")
-    chosen = _parse_formats(formats, scenario.report.formats)
     progress = _Progress()
     try:
         result = run_scenario(scenario, sweep=sweep, progress=progress)
     finally:
         progress.close()
-    if _settings().verbose:
-        _detail(result.law.summary() if hasattr(result.law, "summary") else "")
-        _detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
-    doc = result.to_dict()
-    out = Path(out_dir) if out_dir else _default_out_dir(scenario_path)
-    written = write_reports(doc, out, chosen)
-    _say(_plan_summary(doc))
-    if doc.get("sweep"):
-        _say("sweep:")
-        for p in doc["sweep"]:
-            _say(f"  {p.get('budget'):.3g} FLOPs: N = {_fmt_count(p.get('model_size'))}, D = {_fmt_count(p.get('pretrain_tokens'))}, "
-                 f"objective {p.get('objective') if p.get('objective') is None else round(p['objective'], 5)} ({p.get('status')})")
+    _detail(result.law.summary())
+    t0 = time.perf_counter()
+    written = write_reports(result.to_dict(), out, chosen)
+    timings = {**result.timings, "report_seconds": time.perf_counter() - t0}
+    _detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    _say(result.summary())
     _say("wrote " + ", ".join(str(p) for p in written))
     if not result.ok:
-        raise _Fail(f"the plan is {doc.get('status')}: {doc.get('message') or 'no feasible allocation'}", EXIT_FAILED)
+        raise _Fail(f"the plan is {result.status}, not optimal: {result.message or 'no feasible allocation'}", EXIT_FAILED)
 
 
 @cli.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>).")
-@click.option("--format", "formats", metavar="LIST", help="Comma-separated report formats: md,json,csv,html (default: the scenario's).")
+@run_options
 @_verbosity_options
 @_guard
-def run(scenario: str, out_dir: str | None, formats: str | None) -> None:
+def run(scenario: str, out_dir: str | None, formats: list[str] | None) -> None:
     """Plan the budget of SCENARIO and write the reports.
 
     \b
@@ -327,12 +402,10 @@ def design(scenario: str, experiment_budget: str | None, out_dir: str | None, si
 
 
 @cli.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: out/<scenario name>).")
-@click.option("--format", "formats", metavar="LIST", help="Comma-separated report formats: md,json,csv,html.")
+@run_options
 @_verbosity_options
 @_guard
-def sweep(scenario: str, out_dir: str | None, formats: str | None) -> None:
+def sweep(scenario: str, out_dir: str | None, formats: list[str] | None) -> None:
     """Plan SCENARIO at every budget of a sweep and write the reports.
 
     A list budget (flops = [1e21, 1e22, 1e23]) is swept as given; a single budget is swept
@@ -347,18 +420,22 @@ def sweep(scenario: str, out_dir: str | None, formats: str | None) -> None:
 @_verbosity_options
 @_guard
 def validate(scenario: str) -> None:
-    """Check SCENARIO without solving: schema, files, form, domains against the law or runs."""
+    """Check SCENARIO without solving: every check `planner run` makes before it solves.
+
+    Schema, files, forms, options that do not apply, the law (loaded or built; runs are read
+    and checked, the fit itself waits for `planner run`), domains against the law or the runs,
+    per-domain and downstream laws, and the optimizer's own argument checks.
+    """
     from .runs import load_runs
-    from .scenario import ScenarioError, check_domains, check_scenario, domain_laws, load_scenario, resolve_law
+    from .scenario import ScenarioError, check_domains, check_plan_arguments, domain_laws, law_argument, load_scenario, resolve_law
 
     sc = load_scenario(scenario)
-    problems = check_scenario(sc)
-    if problems:
-        raise ScenarioError(f"{sc.path}: " + "; ".join(problems))
     own = domain_laws(sc)
     names = [d.name for d in sc.domains]
+    fitted = None
     if sc.law.source in ("file", "params"):
-        check_domains(sc, resolve_law(sc), own)
+        fitted = resolve_law(sc)
+        check_domains(sc, fitted, own)
         law_note = f"law from {sc.law.source}"
     else:
         table = load_runs(sc.resolve(sc.law.runs), columns=sc.law.columns)  # type: ignore[arg-type]
@@ -367,103 +444,63 @@ def validate(scenario: str) -> None:
         if missing and len(have) > 1:
             raise ScenarioError(f"{sc.path}: domains: the runs have domains {', '.join(have)}, not {', '.join(missing)}")
         law_note = f"runs {sc.law.runs}: {len(table)} rows, domains {', '.join(have)}; form {sc.law.form} is fitted at run time"
+    check_plan_arguments(sc, law_argument(sc, fitted, own) if fitted is not None else None)
     budgets = ", ".join(f"{b:.3g}" for b in sc.budget.budgets)
-    _say(f"ok: {sc.path}: budget(s) {budgets} FLOPs; domains {', '.join(names)}; {law_note}")
+    _say(f"ok: {sc.path}: budget(s) {budgets} FLOPs; domains {', '.join(names) or '(none: one general model)'}; {law_note}")
 
 
 # --------------------------------------------------------------------------- fit
-def _parse_assignments(text: str | None, option: str) -> dict[str, float]:
-    from .scenario import parse_quantity
-
-    out: dict[str, float] = {}
-    for piece in _split_list(text):
-        name, sep, value = piece.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"expected name=value, got {piece!r}", param_hint=option)
-        try:
-            try:
-                out[name.strip()] = float(value)
-            except ValueError:
-                out[name.strip()] = parse_quantity(value.strip())  # "1e9", "300M"
-        except ValueError as exc:
-            raise click.BadParameter(f"{piece!r}: {exc}", param_hint=option) from None
-    return out
-
-
-def _borrowed(spec: str) -> dict[str, float]:
-    """``LAW.json:alpha,beta`` -> the named parameters of that law (all slots of a per-domain name)."""
-    from .fitting import FitError, load_law
-    from .fitting.layout import parse_slot_name
-
-    path, sep, names_text = spec.rpartition(":")
-    if not sep or not path:
-        path, names_text = spec, ""
-    src = load_law(path)
-    names = _split_list(names_text) or list(src.params)
-    out: dict[str, float] = {}
-    for name in names:
-        if name in src.params:
-            out[name] = float(src.params[name])
-            continue
-        slots = {k: float(v) for k, v in src.params.items() if parse_slot_name(k)[0] == name}
-        if not slots:
-            raise FitError(f"--borrow: the law in {path} has no parameter {name!r} (it has {', '.join(src.params)})")
-        out.update(slots)
-    return out
-
-
 @cli.command()
 @click.argument("runs", type=click.Path(dir_okay=False))
 @click.option("--form", required=True, help='Form name (see `planner forms`), or "auto" to pick by held-out error.')
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fitted law JSON here.")
-@click.option("--holdout", help='Held-out rule, e.g. "model_size <= 1e9", "token_fraction <= 0.7" or "auto".')
-@click.option("--bootstrap", type=click.IntRange(0, 100000), default=0, show_default=True, help="Bootstrap draws for intervals.")
+@click.option("--train-on", "train_on", metavar="RULE",
+              help='Rows to fit; the rest are held out and scored, e.g. "model_size <= 1e9", "token_fraction <= 0.7" or "auto".')
+@click.option("--holdout", hidden=True, expose_value=False, callback=_renamed("--train-on"), help="Renamed: --train-on.")
+@click.option("--bootstrap", type=click.IntRange(0, MAX_BOOTSTRAP), default=0, show_default=True, help="Bootstrap draws for intervals.")
 @click.option("--calibrate", is_flag=True, help="Calibrate extrapolation intervals on size backtests (fit small, predict large).")
 @click.option("--columns", metavar="OLD=NEW,...", help="Rename run-table columns onto canonical names.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--min-tokens", metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
+@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True, help="Random seed (>= 0).")
+@click.option("--min-tokens", type=QuantityType("tokens"), default=None, metavar="X", help='Drop checkpoints with fewer tokens (D + D\'), e.g. 1e10 or "10B".')
 @click.option("--max-token-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="Keep each run's checkpoints up to this fraction of its tokens (fit on a partially trained target).")
 @click.option("--where", metavar="RULE", help='Fit only the rows a row-selection rule selects, e.g. "model_size <= 1e9" (see docs/methods.md).')
 @click.option("--domain", "domains", multiple=True, help="Fit only this evaluation domain (repeatable).")
 @click.option("--loss", type=click.Choice(["huber", "ls", "over"]), default="huber", show_default=True, help="Fitting loss on log residuals.")
-@click.option("--fix", metavar="NAME=VALUE,...", help="Hold parameters fixed, e.g. alpha=0.34,B[code]=300.")
-@click.option("--borrow", metavar="LAW.json:NAME,...", help="Take (and fix) parameters from a fitted law, e.g. big.json:alpha,beta.")
-@click.option("--tie", metavar="NAME,...", help="Per-domain parameters shared across domains, e.g. eta,gamma.")
-@click.option("--max-starts", type=click.IntRange(1, 100000), default=None, help="Multi-start budget (default: the fitter's).")
+@click.option("--fix", type=AssignmentsType(), default=None, metavar="NAME=VALUE,...", help="Hold parameters fixed, e.g. alpha=0.34,B[code]=300.")
+@click.option("--borrow", type=BorrowType(), default=None, metavar="LAW.json:NAME,...",
+              help="Take (and fix) parameters from a fitted law, e.g. big.json:alpha,beta (all of them without names).")
+@click.option("--tie", type=NameListType(), default=None, metavar="NAME,...", help="Per-domain parameters shared across domains, e.g. eta,gamma.")
+@click.option("--max-starts", type=click.IntRange(1, MAX_STARTS), default=None, help="Multi-start budget (default: the fitter's).")
 @_verbosity_options
 @_guard
-def fit(runs: str, form: str, output: str | None, holdout: str | None, bootstrap: int, calibrate: bool, columns: str | None, seed: int,
-        min_tokens: str | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
-        fix: str | None, borrow: str | None, tie: str | None, max_starts: int | None) -> None:
+def fit(runs: str, form: str, output: str | None, train_on: str | None, bootstrap: int, calibrate: bool, columns: str | None, seed: int,
+        min_tokens: float | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
+        fix: dict[str, float] | None, borrow: tuple[str, list[str]] | None, tie: list[str] | None, max_starts: int | None) -> None:
     """Fit a law to RUNS; print parameters with intervals, held-out errors and warnings."""
-    from .fitting import fit as fit_law
-    from .scenario import parse_quantity
+    from .fitting import fit as fit_law, load_law
 
+    inputs = [Path(runs)] + ([Path(borrow[0])] if borrow else [])
+    if output:
+        _refuse_inputs_as_outputs([Path(output)], inputs)
+        _refuse_special_file(Path(output))
     options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate}
-    if holdout:
-        options["train_on"] = holdout
-    if columns:
-        options["columns"] = columns
-    if min_tokens:
-        try:
-            options["min_tokens"] = parse_quantity(min_tokens, "tokens")
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--min-tokens") from None
-    if max_token_fraction is not None:
-        options["max_token_fraction"] = max_token_fraction
-    if where:
-        options["where"] = where
+    for key, value in (("train_on", train_on), ("columns", columns), ("min_tokens", min_tokens),
+                       ("max_token_fraction", max_token_fraction), ("where", where), ("max_starts", max_starts)):
+        if value is not None:
+            options[key] = value
     if domains:
         options["domain"] = domains[0] if len(domains) == 1 else list(domains)
-    fixed = _borrowed(borrow) if borrow else {}
-    fixed.update(_parse_assignments(fix, "--fix"))
-    if fixed:
-        options["fix"] = fixed
+    if borrow and fix:
+        raise _Fail("--fix and --borrow: give one of them (write the borrowed values in --fix)", EXIT_BAD_INPUT)
+    if borrow:
+        options["fix"] = load_law(borrow[0])
+        if borrow[1]:
+            options["borrow"] = borrow[1]
+    elif fix:
+        options["fix"] = fix
     if tie:
-        options["tie"] = _split_list(tie)
-    if max_starts:
-        options["max_starts"] = max_starts
+        options["tie"] = tie
     progress = _Progress()
     if bootstrap:
         options["progress"] = progress.for_fit()
@@ -518,16 +555,17 @@ def schema(markdown: bool) -> None:
 # --------------------------------------------------------------------------- report
 @cli.command()
 @click.argument("result", type=click.Path(dir_okay=False))
-@click.option("--format", "formats", metavar="LIST", default="html", show_default=True, help="Comma-separated: md,json,csv,html.")
+@click.option("--format", "formats", type=FormatListType(), default="html", show_default=True, metavar="LIST",
+              help="Comma-separated: md,json,csv,html.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: the result file's folder).")
 @_verbosity_options
 @_guard
-def report(result: str, formats: str, out_dir: str | None) -> None:
+def report(result: str, formats: list[str], out_dir: str | None) -> None:
     """Re-render the reports of RESULT (an allocation.json) without re-solving."""
     from .report import load_result, write_reports
 
     doc = load_result(result)
-    chosen = _parse_formats(formats, ["html"])
+    chosen = list(formats)
     out = Path(out_dir) if out_dir else Path(result).resolve().parent
     if "json" in chosen and (out / "allocation.json").resolve() == Path(result).resolve():
         chosen.remove("json")  # rewriting the source with itself is a no-op

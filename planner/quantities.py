@@ -10,6 +10,8 @@ import math
 import re
 from typing import Any
 
+from .constants import MAX_QUANTITY_CHARS
+
 __all__ = ["parse_quantity"]
 
 _SUFFIXES = {"K": 1e3, "k": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
@@ -30,9 +32,15 @@ def parse_quantity(value: Any, unit: str = "") -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**308:
+        raise ValueError("a number beyond the float range (about 1.8e308)")
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
+        if len(value) > MAX_QUANTITY_CHARS:
+            # checked before matching, so the work is bounded however long the text
+            raise ValueError(f"a quantity of {len(value)} characters is longer than the limit of {MAX_QUANTITY_CHARS} "
+                             "(planner.constants.MAX_QUANTITY_CHARS)")
         m = _QUANTITY.match(value)
         if not m:
             raise ValueError(

@@ -288,6 +288,11 @@ class _Evaluator:
 
     def eval(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
+            if isinstance(node.value, int) and not isinstance(node.value, bool):
+                try:
+                    return float(node.value)
+                except OverflowError:
+                    raise self.fail("number too large", node) from None
             return node.value
         if isinstance(node, ast.Name):
             return self.column(node.id, node)
@@ -367,7 +372,10 @@ class _Evaluator:
                 left = self.number(node.left, None)
                 unit = self._unit_of(node.left)
                 values = [self._literal(e) for e in items.elts]
-                nums = [self.quantity(x, unit, items) if isinstance(x, str) else float(x) for x in values]
+                try:
+                    nums = [self.quantity(x, unit, items) if isinstance(x, str) else float(x) for x in values]
+                except OverflowError:
+                    raise self.fail("number too large", items) from None
                 out = np.isin(np.asarray(left, dtype=float), np.asarray(nums, dtype=float))
             return np.logical_not(out) if isinstance(node.ops[0], ast.NotIn) else out
         result: Any = None
@@ -386,6 +394,8 @@ class _Evaluator:
                     part = ~part
             else:
                 if self._is_bool(left) or self._is_bool(right):
+                    if not (self._is_bool(left) and self._is_bool(right)):
+                        raise self.fail("True/False is compared with a number", node)
                     if not isinstance(op, (ast.Eq, ast.NotEq)):
                         raise self.fail("True/False can only be compared with == or !=", node)
                     part = _COMPARE[type(op)](np.asarray(left, dtype=bool), np.asarray(right, dtype=bool))

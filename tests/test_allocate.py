@@ -296,6 +296,7 @@ def test_attention_flops_model() -> None:
     assert SixN().per_token(1e9) == 6e9
 
 
+@pytest.mark.slow
 def test_repetition_effective_tokens_beat_hard_cap() -> None:
     law = additive(1e9)
     doms = [Domain("code", 1.0, unique_tokens=2e9, max_epochs=1), Domain("math", 0.5)]
@@ -329,6 +330,7 @@ def test_downstream_error_is_reported() -> None:
     assert plan.domain("math").error is None
 
 
+@pytest.mark.slow
 def test_min_compute_meets_targets() -> None:
     doms = [Domain("code", 1.0, target_loss=1.7), Domain("math", 0.5, target_loss=1.7)]
     plan = optimize(additive(0.0), None, doms, mode="min-compute")
@@ -396,6 +398,7 @@ def test_bad_input_raises_allocation_error(call, match: str) -> None:
 
 
 # ------------------------------------------------------------------------ strategies and multipliers
+@pytest.mark.slow
 def test_split_beats_baselines_and_multipliers_are_consistent() -> None:
     law = additive(1e9)
     plan = optimize(law, 1e21, DOMS2)
@@ -498,7 +501,7 @@ def test_sweep_equals_individual_optimizes() -> None:
     assert sweep(law, [], DOMS2) == []
 
 
-@pytest.mark.parametrize("d0, path", [(0.0, "auto"), (1e9, "auto"), (0.0, "multistart")])
+@pytest.mark.parametrize("d0, path", [(0.0, "auto"), (1e9, "auto"), pytest.param(0.0, "multistart", marks=pytest.mark.slow)])
 def test_marginal_value_matches_finite_difference(d0: float, path: str) -> None:
     law = additive(d0)
     plan = optimize(law, 1e22, DOMS2, path=path, baselines=False)
@@ -597,6 +600,7 @@ def test_error_objective_needs_downstream_laws() -> None:
         optimize(additive(0.0), 1e21, [Domain("code")], objective="accuracy")
 
 
+@pytest.mark.slow
 def test_calibrated_law_gives_extrapolation_intervals() -> None:
     from synthetic import grid_table
 

@@ -6,29 +6,25 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from planner.cli import EXIT_OK, cli, limit_blas_threads
-
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-PLOT_IDS = ["plot-compute", "plot-flops", "plot-fit-parity", "plot-fit-residuals", "plot-isoloss"]
+from conftest import PLOT_IDS, SCENARIOS
+from planner.cli import EXIT_OK, cli
 
 
 def run(name: str, out: Path, *extra: str) -> tuple[dict, str]:
-    limit_blas_threads()
     result = CliRunner().invoke(cli, ["run", str(SCENARIOS / f"{name}.toml"), "-o", str(out), *extra], catch_exceptions=False)
     assert result.exit_code == EXIT_OK, result.stderr
     return json.loads((out / "allocation.json").read_text()), result.stdout
 
 
+@pytest.mark.slow
 def test_three_domains_main_job(tmp_path):
-    start = time.perf_counter()
+    # how long it takes is measured by benchmarks/bench_scenario.py, not asserted here
     doc, stdout = run("three-domains", tmp_path)
-    assert time.perf_counter() - start < 60, "the README's main job must run well under a minute"
     law = doc["laws"]["law"]
     ranked = [s["form"] for s in law["selection"] if s.get("are") is not None]
     assert law["form"] == ranked[0] and len(ranked) >= 2  # form = "auto": the lowest held-out error wins
@@ -40,9 +36,10 @@ def test_three_domains_main_job(tmp_path):
     assert all(b["objective"] >= doc["objective"] - 1e-6 for b in doc["baselines"])
     html = (tmp_path / "report.html").read_text()
     assert all(re.search(rf'<figure class="plot" id="{p}">', html) for p in PLOT_IDS)
-    assert "plan for 1e+22 FLOPs: optimal" in stdout
+    assert stdout.startswith("budget 1e+22 FLOPs -> N = ") and "status optimal" in stdout
 
 
+@pytest.mark.slow
 def test_data_limited_cap_binds(tmp_path):
     doc, _ = run("data-limited", tmp_path, "--format", "json,md")
     legal = next(d for d in doc["domains"] if d["name"] == "legal")
@@ -52,6 +49,7 @@ def test_data_limited_cap_binds(tmp_path):
     assert "token_cap[legal]" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_inference_heavy_counts_inference_in_the_budget(tmp_path):
     doc, _ = run("inference-heavy", tmp_path, "--format", "json,csv")
     flops = doc["flops"]

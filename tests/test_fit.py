@@ -32,7 +32,7 @@ def _extrapolation_table(form: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("form", list(TRUTHS))
+@pytest.mark.parametrize("form", [pytest.param(f, marks=pytest.mark.slow) if f.startswith("split") or f == "repetition" else f for f in TRUTHS])
 def test_recovers_known_law_from_noisy_runs(form):
     runs, truth = grid_table(form, noise=0.01, seed=0)
     # the additive form's (E_k, C_k, gamma_k, D0_k) trade off within 1 % noise when gamma is per
@@ -52,6 +52,7 @@ def test_recovers_known_law_from_noisy_runs(form):
     assert rel.max() < 0.01, f"{form}: max relative error {rel.max():.4f} at 10x compute"
 
 
+@pytest.mark.slow
 def test_fit_is_deterministic_for_a_seed():
     runs, _ = grid_table("split-effective", seed=3)
     a = planner.fit(runs, "split-effective", seed=7, bootstrap=3)
@@ -86,6 +87,7 @@ def test_objective_gradient_matches_finite_differences(form, loss):
 # (the epoch_runs fixture, 240 Epoch points from data/published, is in conftest.py)
 
 
+@pytest.mark.slow
 def test_epoch_points_land_within_published_standard_errors(epoch_runs):
     assert len(epoch_runs) == 240
     fitted = planner.fit(epoch_runs, "chinchilla", bootstrap=60, seed=0)
@@ -100,6 +102,7 @@ def test_epoch_points_land_within_published_standard_errors(epoch_runs):
         assert lo < fitted.params[name] < hi
 
 
+@pytest.mark.slow
 def test_holdout_on_epoch_points_reports_are_and_r2(epoch_runs):
     fitted = planner.fit(epoch_runs, "chinchilla", train_on="model_size <= 1.1e9")
     h = fitted.holdout
@@ -124,6 +127,7 @@ def test_fix_and_borrow_exponents_from_another_fit():
         planner.fit(runs, "chinchilla", fix=donor, borrow=["eta"])
 
 
+@pytest.mark.slow
 def test_tie_shares_a_per_domain_parameter():
     runs, _ = grid_table("split-effective", seed=4)
     fitted = planner.fit(runs, "split-effective", tie=["eta"])
@@ -133,6 +137,7 @@ def test_tie_shares_a_per_domain_parameter():
         planner.fit(runs, "split-effective", tie=["alpha"])
 
 
+@pytest.mark.slow
 def test_bounds_and_bound_hit_warning():
     runs, _ = grid_table("chinchilla", seed=5)
     fitted = planner.fit(runs, "chinchilla", bounds={"alpha": (0.4, 0.6)})
@@ -147,6 +152,7 @@ def test_few_model_sizes_warns():
     assert any(w.code == "few-model-sizes" for w in fitted.warnings)
 
 
+@pytest.mark.slow
 def test_unidentified_spec_parameters_are_fixed_and_reported():
     runs, _ = grid_table("split-effective", seed=8)
     general = runs[(runs["domain"] == "math") | (runs["spec_tokens"] > 0)].copy()
@@ -156,6 +162,7 @@ def test_unidentified_spec_parameters_are_fixed_and_reported():
     assert "s[math]" in fitted.fixed
 
 
+@pytest.mark.slow
 def test_multi_domain_runs_need_a_per_domain_form():
     runs, _ = grid_table("split-effective", seed=9)
     with pytest.raises(planner.FitError, match="no per-domain parameters.*domain="):
@@ -164,6 +171,7 @@ def test_multi_domain_runs_need_a_per_domain_form():
     assert only.status == "converged"
 
 
+@pytest.mark.slow
 def test_weights_are_validated():
     runs, _ = grid_table("chinchilla", seed=10)
     with pytest.raises(planner.FitError, match="weights"):
@@ -179,6 +187,7 @@ def test_bad_holdout_rule_is_explained():
         planner.fit(runs, "chinchilla", train_on="model_size > 0")
 
 
+@pytest.mark.slow
 def test_auto_keeps_every_candidate_weighted_by_size_backtests():
     # new contract (issue 11): auto ranks by ensemble weight (stacking of size backtests), not one held-out split
     runs, _ = grid_table("split-interaction", seed=12)
@@ -190,6 +199,7 @@ def test_auto_keeps_every_candidate_weighted_by_size_backtests():
     assert "form selection" in fitted.summary()
 
 
+@pytest.mark.slow
 def test_checkpoint_filters_are_fit_options():
     runs, _ = grid_table("chinchilla", seed=13)
     fitted = planner.fit(runs, "chinchilla", min_tokens=1e9)
@@ -198,6 +208,7 @@ def test_checkpoint_filters_are_fit_options():
 
 
 # ------------------------------------------------------------------ serialization
+@pytest.mark.slow
 def test_json_round_trip_is_lossless(tmp_path):
     runs, _ = grid_table("split-additive", seed=14)
     fitted = planner.fit(runs, "split-additive", bootstrap=4, train_on="model_size < 3e9")
@@ -253,6 +264,7 @@ def test_law_from_parameters_checks_them():
         split.predict(model_size=1e9, pretrain_tokens=2e10, spec_tokens=1e9, domain="law")
 
 
+@pytest.mark.slow
 def test_prediction_intervals_cover_run_scatter_parameter_intervals_do_not():
     runs, truth = grid_table("chinchilla", noise=0.02, seed=21)
     fitted = planner.fit(runs, "chinchilla", bootstrap=40, seed=0)
@@ -269,6 +281,7 @@ def test_prediction_intervals_cover_run_scatter_parameter_intervals_do_not():
         fitted.predict_interval(fresh, kind="posterior")
 
 
+@pytest.mark.slow
 def test_calibrated_extrapolation_interval(tmp_path):
     runs, truth = grid_table("chinchilla", noise=0.01, seed=31)
     small = planner.load_runs(runs[runs["model_size"] <= 3e8])
@@ -292,6 +305,7 @@ def test_calibrated_extrapolation_interval(tmp_path):
         planner.fit(small, "chinchilla").predict_interval(big, kind="extrapolation")
 
 
+@pytest.mark.slow
 def test_calibration_needs_four_sizes():
     runs, _ = grid_table("chinchilla", seed=32)
     three = planner.load_runs(runs[runs["model_size"] <= 1e8])
@@ -316,6 +330,7 @@ def test_calibration_slope_is_the_smallest_that_covers_the_level():
     assert (errors <= cal["q0"] + cal["slope_per_decade"] * distances).mean() >= 0.9
 
 
+@pytest.mark.slow
 def test_bootstrap_on_few_runs_warns():
     runs, _ = grid_table("chinchilla", seed=33)
     few = planner.load_runs(runs[(runs["pretrain_tokens"] / runs["model_size"]).isin([5.0, 80.0])].head(8))

@@ -28,6 +28,8 @@ from planner.fitting import load_law
 from planner.runs import load_runs
 from planner.selection import select_rows
 
+pytestmark = pytest.mark.fuzz
+
 HEADER = ["model_size", "pretrain_tokens", "spec_tokens", "domain", "loss", "run", "step"]
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LONG = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -244,7 +246,7 @@ RULE_TOKENS = st.sampled_from([
     "model_size", "tokens", "token_fraction", "compute", "largest", "domain", "loss", "run", "__class__", "os", "pd",
     "1e9", "-", "+", "*", "/", "**", "%", "<", "<=", "==", "!=", ">", "and", "or", "not", "in", "is", "(", ")", "[", "]",
     "{", "}", ",", ".", "@", "'code'", '"3.5B"', "'1e21 FLOPs'", "lambda", ":", "if", "else", "~", "&", "|", "True", "None",
-    "1", "0", "nan", "inf", "\\", "#", ";", "`", "import", "x",
+    "1", "0", "nan", "inf", "\\", "#", ";", "`", "import", "x", "1" + "0" * 400, "1e400", "'1" + "0" * 70 + "'",
 ])
 
 

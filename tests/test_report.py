@@ -117,6 +117,7 @@ def test_html_escapes_text():
 
 
 # --------------------------------------------------------------------------- plots
+@pytest.mark.slow
 def test_plot_functions(result):
     law = make_law()
     svgs = plots.render_plots(result, {"law": law})
@@ -129,6 +130,7 @@ def test_plot_functions(result):
 
 
 # --------------------------------------------------------------------------- writing
+@pytest.mark.slow
 def test_write_reports_every_format(result, tmp_path):
     written = write_reports(result, tmp_path / "out")
     assert [p.name for p in written] == list(REPORT_FILES.values())
@@ -143,11 +145,12 @@ def test_write_reports_rejects_unknown_format(result, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_failed_renderer_leaves_no_file(result, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("renderer failed mid-way")
 
-    monkeypatch.setattr(report, "render_html", broken)
+    monkeypatch.setattr(report.writing, "render_html", broken)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="mid-way"):
         write_reports(result, out)
@@ -161,6 +164,7 @@ def test_failed_renderer_leaves_no_file(result, tmp_path, monkeypatch):
     assert (out / "report.md").read_text() == "old report"
 
 
+@pytest.mark.slow
 def test_failure_while_writing_files_leaves_no_file(result, tmp_path, monkeypatch):
     import os
 
@@ -173,12 +177,118 @@ def test_failure_while_writing_files_leaves_no_file(result, tmp_path, monkeypatc
             raise OSError(28, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(report.os, "fsync", failing_fsync)
+    monkeypatch.setattr(report.writing.os, "fsync", failing_fsync)
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(OSError, match="No space left"):
         write_reports(result, out)
     assert list(out.iterdir()) == []
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else None
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
+def test_a_failure_at_any_step_leaves_the_old_set_or_the_new_set(result, tmp_path, monkeypatch, exchange):
+    """Fail the k-th file-system operation of a write, for every k: the folder holds the complete old set
+    or the complete new set, and no temporary folder is left beside it."""
+    import os
+    import shutil
+    import tempfile
+
+    from planner.report import writing
+
+    formats = ["json", "md", "csv"]
+    out = tmp_path / "out"
+    old_doc = make_result(sweep=False)
+    write_reports(old_doc, out, formats)
+    (out / "notes.txt").write_text("a file of the user's, carried over")
+    old = _snapshot(out)
+    new = {**{name: text.encode() for name, text in render(result, formats).items()}, "notes.txt": old["notes.txt"]}
+    assert new != old
+    if not exchange:
+        monkeypatch.setattr(writing, "_exchange", lambda a, b: False)
+    state = {"calls": 0, "fail_at": 0}
+
+    def failing(module, name):
+        real = getattr(module, name)
+
+        def op(*args, **kwargs):
+            state["calls"] += 1
+            if state["calls"] == state["fail_at"]:
+                # alternate between an I/O error and an interrupt (what SIGINT raises; SIGTERM raises SystemExit)
+                raise KeyboardInterrupt() if state["fail_at"] % 2 else OSError(5, "simulated failure")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, op)
+
+    for module, name in [(os, "link"), (shutil, "copy2"), (os, "fsync"), (os, "rename"), (tempfile, "mkdtemp"), (writing, "_exchange")]:
+        failing(module, name)
+    outcomes = []
+    for k in range(1, 60):
+        state.update(calls=0, fail_at=k)
+        try:
+            write_reports(result, out, formats)
+            outcomes.append("done")
+        except (OSError, KeyboardInterrupt):
+            outcomes.append("failed")
+        now = _snapshot(out)
+        assert now in (old, new), f"mixed set after failing operation {k}"
+        assert [p.name for p in tmp_path.iterdir() if p.name != "out"] == [], f"temporary folder left after operation {k}"
+        if outcomes[-1] == "done" and state["calls"] < k:
+            break  # every operation of a whole write has been failed once
+        if now == new:  # start the next attempt from the old set again
+            state["fail_at"] = 0
+            shutil.rmtree(out)
+            write_reports(old_doc, out, formats)
+            (out / "notes.txt").write_text("a file of the user's, carried over")
+    assert outcomes[-1] == "done" and outcomes.count("failed") >= 5
+
+
+def test_write_reports_refuses_a_folder_of_folders_and_the_current_folder(result, tmp_path, monkeypatch):
+    (tmp_path / "project" / "src").mkdir(parents=True)
+    with pytest.raises(ReportError, match="holds a folder"):
+        write_reports(result, tmp_path / "project", ["md"])
+    monkeypatch.chdir(tmp_path / "project")
+    with pytest.raises(ReportError, match="current folder"):
+        write_reports(result, ".", ["md"])
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["src"]
+
+
+def test_csv_is_the_allocations_own_frame_and_neutralises_formulas():
+    from planner.allocate import Allocation
+
+    doc = make_result()
+    doc["domains"][0]["name"] = "=cmd|' /C calc'!A0"
+    doc["spec_tokens"] = {d["name"]: d["spec_tokens"] for d in doc["domains"]}
+    rows = list(csv.reader(io.StringIO(render_csv(doc))))
+    frame = Allocation.from_dict(doc).to_frame()
+    assert len(rows) == 1 + len(frame)
+    assert rows[2][2] == "'=cmd|' /C calc'!A0"  # text, not a formula
+    assert [float(r[4]) for r in rows[1:]] == pytest.approx(list(frame["tokens"]))
+    for name in ("+1", "-x", "@SUM(A1)", "\tx", "\rx"):
+        doc["domains"][0]["name"] = name
+        assert list(csv.reader(io.StringIO(render_csv(doc), newline="")))[2][2] == "'" + name.replace("\r", "\n")
+    doc["domains"][0]["loss"] = -0.5  # a negative number stays a number
+    assert list(csv.reader(io.StringIO(render_csv(doc))))[2][6] == "-0.5"
+
+
+def test_markdown_escapes_html():
+    doc = make_result()
+    doc["title"] = "<script>alert(1)</script>"
+    doc["domains"][0]["name"] = "<img src=x onerror=alert(1)>"
+    md = render_markdown(doc)
+    assert "<script>" not in md and "<img" not in md
+    assert "&lt;script&gt;" in md and "&lt;img src=x onerror=alert(1)&gt;" in md
+
+
+def test_dollar_signs_in_names_are_plain_text_in_plots():
+    doc = make_result(sweep=True)
+    doc["domains"][0]["name"] = "$x^$ \\frac{"
+    page = render(doc, ["html"])["report.html"]  # mathtext would fail to parse this label
+    assert 'id="plot-flops"' in page and 'id="plot-fit-parity"' in page
+    assert "$x^$" in page  # drawn as text
 
 
 def test_load_result_errors(tmp_path):

@@ -174,6 +174,12 @@ def test_type_errors_are_clear():
         select_rows(table, "model_size < '1B tokens'")
     with pytest.raises(SelectionError, match="parentheses"):
         select_rows(table, "model_size > 1e9 & domain == 'code'")
+    with pytest.raises(SelectionError, match="True/False is compared with a number"):
+        select_rows(table, "largest == 1")
+    with pytest.raises(SelectionError, match="number too large"):
+        select_rows(table, "model_size < 1" + "0" * 400)
+    with pytest.raises(SelectionError, match="number too large"):
+        select_rows(table, "model_size in (-1" + "0" * 400 + ", 2)")
     with pytest.raises(SelectionError, match="must be a string"):
         parse_rule(42)
     with pytest.raises(SelectionError, match="empty rule"):
@@ -227,10 +233,12 @@ def test_cli_fit_where_attack_exits_2_without_running(runs_csv, tmp_path, monkey
     from planner.cli import cli
 
     monkeypatch.chdir(tmp_path)
-    for option in ("--where", "--holdout"):
+    for option in ("--where", "--train-on"):
         result = CliRunner().invoke(cli, ["fit", str(runs_csv), "--form", "chinchilla", option, ATTACKS[0]])
         assert result.exit_code == 2, result.output
         assert "'@'" in result.output + (result.stderr if result.stderr_bytes is not None else "")
+    # the old flag is refused before anything runs
+    assert CliRunner().invoke(cli, ["fit", str(runs_csv), "--form", "chinchilla", "--holdout", ATTACKS[0]]).exit_code == 2
     assert not (tmp_path / PWNED).exists()
 
 

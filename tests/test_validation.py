@@ -83,18 +83,21 @@ def muennighoff():
 
 
 # ------------------------------------------------------------------------------- 1. Epoch
+@pytest.mark.slow
 def test_epoch_params_match_published_fit(epoch):
     assert epoch["status"] == "converged" and not epoch["warnings"]
     for k, z in epoch["z_vs_epoch"].items():
         assert abs(z) < 0.25, f"{k}: {epoch['params'][k]:.5g} is {z:+.2f} Epoch SEs from {V.EPOCH_PUBLISHED[k]}"  # measured |z| <= 0.07
 
 
+@pytest.mark.slow
 def test_epoch_bootstrap_standard_errors_same_order_as_epoch(epoch):
     for k, se in epoch["se"].items():
         ratio = se / V.EPOCH_SE[k]
         assert 0.5 < ratio < 2.0, f"{k}: our bootstrap SE {se:.3g} vs Epoch {V.EPOCH_SE[k]}"  # measured 0.9-1.0
 
 
+@pytest.mark.slow
 def test_epoch_held_out(epoch):
     assert epoch["n_train"] == 125 and epoch["n_test"] == 115
     assert epoch["are"] < 0.0105  # measured 0.957%
@@ -102,6 +105,7 @@ def test_epoch_held_out(epoch):
     assert epoch["baseline_are"] > epoch["are"]  # Hoffmann constants: 1.82%
 
 
+@pytest.mark.slow
 def test_epoch_interval_coverage(epoch):
     # Parameter-only intervals are known to be too narrow (about 1/3 coverage, see docs/validation.md);
     # adding the residual spread must widen them and raise the coverage.
@@ -115,6 +119,7 @@ def test_epoch_interval_coverage(epoch):
 
 
 # ------------------------------------------------------------------------------- 2. Gadre
+@pytest.mark.slow
 def test_gadre_loss_extrapolation(gadre):
     assert len(gadre["rows"]) == 6
     assert gadre["max_rel_overtrain_1b"] < 0.016  # measured 1.32% (c4 M=80)
@@ -123,6 +128,7 @@ def test_gadre_loss_extrapolation(gadre):
     assert gadre["max_rel_powerlaw_1b"] > 5 * gadre["max_rel_overtrain_1b"]
 
 
+@pytest.mark.slow
 def test_gadre_downstream_error_chained(gadre):
     assert gadre["max_rel_error_chained_1b"] < 0.09  # measured 8.21%
     assert gadre["max_rel_error_chained_7b"] < 0.05  # 4.44%
@@ -132,6 +138,7 @@ def test_gadre_downstream_error_chained(gadre):
     assert (rows["error_low"] <= rows["error_chained"]).all() and (rows["error_chained"] <= rows["error_high"]).all()
 
 
+@pytest.mark.slow
 def test_gadre_interval_coverage(gadre):
     assert gadre["n_cover"] == 6
     assert gadre["coverage_loss"] >= 4 / 6  # measured 6/6
@@ -146,6 +153,7 @@ HITCHHIKER_BOUNDS = {  # ARE bounds; measured: GPT-3 0.55% / 2.49%, OPT 1.79% / 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(HITCHHIKER_BOUNDS), ids=lambda k: f"{k[0]}{'+30%' if k[1] else ''}")
 def test_hitchhiker_are(hitchhiker, key):
     r = hitchhiker[key]
@@ -155,17 +163,20 @@ def test_hitchhiker_are(hitchhiker, key):
     assert r["are"] <= r["baseline_fixed_exponents_are"] + 1e-3
 
 
+@pytest.mark.slow
 def test_hitchhiker_olmo_borrows_when_one_size(hitchhiker):
     assert hitchhiker[("OLMo", False)]["borrowed"] == ["A", "alpha"]
     assert hitchhiker[("OLMo", True)]["borrowed"] == []
 
 
 # -------------------------------------------------------------------------- 4. Muennighoff
+@pytest.mark.slow
 def test_muennighoff_reproduces_published_r2(muennighoff):
     assert muennighoff["r2_published_params"] == pytest.approx(0.7722, abs=5e-4)
     assert muennighoff["r2_chinchilla"] == pytest.approx(0.4452, abs=5e-4)
 
 
+@pytest.mark.slow
 def test_muennighoff_fit(muennighoff):
     assert muennighoff["status"] == "converged"
     assert muennighoff["r2"] >= 0.78  # measured 0.7872
@@ -187,6 +198,7 @@ def test_amber_task_to_task():
     assert r["wins_vs_last_value"] >= 9
 
 
+@pytest.mark.slow
 def test_report_renders(epoch, gadre, hitchhiker, muennighoff):
     res = {"epoch": epoch, "gadre": gadre, "hitchhiker": list(hitchhiker.values()), "muennighoff": muennighoff,
            "opt_bounded": V.validate_hitchhiker("OPT", bounds={"E": (1.0, 20.0)}),

@@ -22,6 +22,8 @@ from .model import (
     Domain,
     DomainPlan,
     FlopModel,
+    PLAN_PRESENT,
+    PLAN_STATUSES,
     SixN,
 )
 from .optimize import optimize, sweep
@@ -29,6 +31,6 @@ from .problem import ParameterDraw
 
 __all__ = [
     "Allocation", "AllocationError", "AllocationWarning", "AttentionFlops", "Baseline", "ConstraintRecord",
-    "Constraints", "DEFAULT_FIXED_FRACTION", "Domain", "DomainPlan", "FlopModel", "OPTION_RULES", "OptimizeOptions",
+    "Constraints", "DEFAULT_FIXED_FRACTION", "Domain", "DomainPlan", "FlopModel", "OPTION_RULES", "OptimizeOptions", "PLAN_PRESENT", "PLAN_STATUSES",
     "ParameterDraw", "SixN", "STRATEGIES", "optimize", "sweep",
 ]

@@ -35,6 +35,10 @@ from .strategies import StrategySolver
 __all__ = ["PlanRecord", "solve_and_assemble", "infeasible_allocation", "path_message"]
 
 
+#: relative disagreement between the law's prediction and the solver's objective beyond which a plan is "inaccurate"
+MISMATCH_TOL = 1e-5
+
+
 @dataclass(frozen=True)
 class PlanRecord:
     """A solved plan on its way to an :class:`Allocation`.
@@ -79,6 +83,10 @@ def path_message(path: str, why: str, status: str) -> str:
         msg += "; best size of the menu"
     if status == "optimal_inaccurate":
         msg += "; solver reported an inaccurate solution"
+    elif status == "inaccurate":
+        msg = "NOT an optimum: the law's prediction and the solver's objective disagree beyond tolerance (path: " + msg + ")"
+    elif status == "limit":
+        msg = "NOT an optimum: the plan sits at an internal limit of the solver, see the binding constraints (path: " + msg + ")"
     return msg
 
 
@@ -96,8 +104,10 @@ def flop_dict(fm: FlopModel) -> dict[str, Any]:
     return fm.to_dict() if hasattr(fm, "to_dict") else {"model": type(fm).__name__, "terms": [list(t) for t in fm.terms()]}
 
 
-def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, draws: bool = True) -> Allocation:
-    """The plan of ``ctx.strategy`` at ``ctx.budget`` (the budget lives in the context's problem)."""
+def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, draws: bool = True, warm: bool = False) -> Allocation:
+    """The plan of ``ctx.strategy`` at ``ctx.budget`` (the budget lives in the context's problem).
+
+    ``warm``: start the search over N near the strategy's last plan (a sweep's previous budget)."""
     prob = ctx.problem
     budget = prob.budget
     baselines = ctx.options.baselines
@@ -105,7 +115,7 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
     pre = precheck(prob if ctx.strategy != "no-split" else prob.no_split(), budget)
     if pre is not None:
         return infeasible_allocation(ctx, budget, pre, main.path)
-    value, sols = main.solve(budget)
+    value, sols = main.solve(budget, warm=warm)
     warnings_: list[AllocationWarning] = []
     if ctx.strategy == "separate":
         return assemble_separate(ctx, strategies, budget, value, sols, baselines)
@@ -154,9 +164,10 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
             if math.isfinite(sol.solver_value):
                 rel = abs(sol.solver_value - predicted) / max(abs(predicted), 1e-12)
                 check["relative_difference"] = rel
-                if rel > 1e-5:
+                if rel > MISMATCH_TOL:
                     certified = False
-                    warnings_.append(AllocationWarning("check-mismatch", f"the solver's objective {sol.solver_value:.8g} differs from the law's prediction {predicted:.8g} (relative {rel:.2e}); certificate withdrawn"))
+                    status = "inaccurate"
+                    warnings_.append(AllocationWarning("check-mismatch", f"the solver's objective {sol.solver_value:.8g} differs from the law's prediction {predicted:.8g} (relative {rel:.2e} > {MISMATCH_TOL:g}); the plan is not a verified optimum (status 'inaccurate')"))
             pert = perturbation_check(eng_prob, budget, N, D, S, value, ctx.options.seed)
             point = pert.pop("point", None)
             check.update(pert)
@@ -169,8 +180,9 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
         else:
             check["targets_met"] = bool(np.all(losses[np.isfinite(eng_prob.targets)] <= eng_prob.targets[np.isfinite(eng_prob.targets)] * (1 + 1e-6)))
             if not check["targets_met"]:
-                warnings_.append(AllocationWarning("check-mismatch", "the law's prediction misses a target loss at the returned plan"))
+                warnings_.append(AllocationWarning("check-mismatch", "the law's prediction misses a target loss at the returned plan (status 'inaccurate')"))
                 certified = False
+                status = "inaccurate"
     if status == "optimal_inaccurate":
         certified = False
         warnings_.append(AllocationWarning("solver-inaccurate", "the conic solver reported an inaccurate solution"))
@@ -225,6 +237,15 @@ def finish(ctx: Context, strategies: dict[str, StrategySolver], rec: PlanRecord,
                 kw["spec_tokens"] = [0.0]
             general_loss = float(gl.predict(**kw)[0])
     binding = binding_records(prob, budget, N, D, S, losses)
+    limits = [r.name.removeprefix("internal limit: ") for r in binding if r.binding and r.name.startswith("internal limit")]
+    if limits and status in ("optimal", "optimal_inaccurate", "inaccurate"):
+        status = "limit"
+        certified = False
+        warnings_.append(AllocationWarning(
+            "internal-limit",
+            f"the plan sits at the solver's internal limit {', '.join(limits)} (N = {N:.4g}, D = {D:.4g}): the law keeps improving "
+            "beyond it, so this is not an optimum (status 'limit'); check the law and the budget (extrapolation far from the data?) "
+            "or set min_model_size/max_model_size"))
     if prob.inference == "ignore" and prob.total_inference_tokens > 0:
         warnings_.append(AllocationWarning(
             "inference-ignored",

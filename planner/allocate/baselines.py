@@ -69,7 +69,7 @@ def compute_multiplier(value_at: Callable[[float], float], target: float, budget
         return (v if math.isfinite(v) else big) - target
 
     g0 = g(0.0)
-    tol = 1e-9 * max(1.0, abs(target))
+    tol = 1e-9 * abs(target)  # relative: a common scale of the weights changes nothing
     if abs(g0) <= tol:
         return 1.0
     lo_lim, hi_lim = math.log(MULTIPLIER_RANGE[0]), math.log(MULTIPLIER_RANGE[1])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .model import AllocationWarning, ConstraintRecord, Constraints
-from .problem import SPEC_FLOOR, Problem
+from .problem import MIN_PRETRAIN_TOKENS, N_RANGE, SPEC_FLOOR, Problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._context import Context
@@ -34,9 +34,10 @@ def precheck(prob: Problem, budget: float | None) -> str | None:
     """Analytic infeasibility checks; a message naming the conflicting constraints, or None."""
     c = prob.constraints
     lo, hi = prob.model_size_bounds()
-    if prob.inference == "separate" and prob.inference_budget is not None and prob.total_inference_tokens > 0 and c.min_model_size is not None and hi < c.min_model_size:
-        return (f"inference_budget {prob.inference_budget:.4g} FLOPs serves {prob.total_inference_tokens:.4g} tokens only with N <= {hi:.4g}, "
-                f"below min_model_size {c.min_model_size:.4g}")
+    if prob.inference == "separate" and prob.inference_budget is not None and prob.total_inference_tokens > 0 and hi < lo:
+        floor = f"min_model_size {c.min_model_size:.4g}" if c.min_model_size is not None else f"the smallest model the planner considers ({N_RANGE[0]:.0e} parameters, an internal limit)"
+        return (f"inference_budget {prob.inference_budget:.4g} FLOPs serves {prob.total_inference_tokens:.4g} inference tokens only with N <= {hi:.4g} "
+                f"parameters (2 N FLOPs per token), below {floor}: the inference_budget and the inference tokens conflict")
     if c.model_sizes is not None:
         inside = [s for s in c.model_sizes if lo * (1 - 1e-12) <= s <= hi * (1 + 1e-12)]
         if not inside:
@@ -68,13 +69,15 @@ def precheck(prob: Problem, budget: float | None) -> str | None:
                     f"{'; '.join(limits) if limits else 'any budget'}")
     if budget is not None:
         fpt = float(prob.flops_per_token(lo))
-        min_tokens = (c.min_tokens_per_param or 0.0) * lo
+        min_tokens = max((c.min_tokens_per_param or 0.0) * lo, MIN_PRETRAIN_TOKENS)
         infer = float(prob.inference_flops(lo)) if prob.inference_in_budget else 0.0
         need = fpt * min_tokens + infer
         if need > budget:
             parts = []
             if c.min_model_size is not None or c.model_sizes is not None:
                 parts.append(f"smallest allowed model N = {lo:.4g}")
+            else:
+                parts.append(f"the smallest model the planner considers (N = {lo:.4g} parameters, an internal limit) trained on at least {min_tokens:.4g} token(s)")
             if c.min_tokens_per_param is not None:
                 parts.append(f"min_tokens_per_param {c.min_tokens_per_param:g}")
             if infer:
@@ -115,6 +118,8 @@ def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, 
     rng = np.random.default_rng(seed)
     K = prob.K
     spec = prob.spec_index
+    # the cost is n x K law evaluations: keep it near 12,000 for many domains (at least 40 points)
+    n = n if K <= 50 else max(40, 4 * (12_000 // K // 4))
     scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
     lo, hi = prob.model_size_bounds()
     menu = prob.constraints.model_sizes is not None
@@ -154,7 +159,7 @@ def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, 
     vals = np.asarray(prob.objective(Np[ok], Dp[ok], Sp[ok]), dtype=float)
     j = int(np.argmin(vals))
     best = float(vals[j])
-    improved = best < value - 1e-9 * max(1.0, abs(value))
+    improved = best < value - 1e-9 * abs(value)  # relative: a common scale of the weights changes nothing
     out: dict[str, Any] = {"n_perturbations": int(ok.sum()), "best_perturbed": best, "improved": bool(improved)}
     if improved:
         idx = np.flatnonzero(ok)[j]
@@ -216,6 +221,8 @@ def binding_records(prob: Problem, budget: float | None, N: float, D: float, S: 
         if not math.isfinite(limit):
             return
         slack = (limit - value) / abs(limit) if kind == "upper" else (value - limit) / abs(limit) if limit != 0 else value
+        if name.startswith("internal limit") and slack > BINDING_TOL:
+            return  # listed only when reached
         recs.append(ConstraintRecord(name, kind, float(value), float(limit), bool(slack <= BINDING_TOL), float(slack)))
 
     c = prob.constraints
@@ -243,6 +250,14 @@ def binding_records(prob: Problem, budget: float | None, N: float, D: float, S: 
         add("min_tokens_per_param", "lower", D / N, c.min_tokens_per_param)
     if c.max_tokens_per_param is not None:
         add("max_tokens_per_param", "upper", D / N, c.max_tokens_per_param)
+    # the solver's internal limits (no user bound there): touching one means the plan is not an optimum
+    lo_n, hi_n = prob.model_size_bounds()
+    if c.min_model_size is None and c.model_sizes is None and lo_n <= N_RANGE[0] * (1 + 1e-9):
+        add(f"internal limit: model_size >= {N_RANGE[0]:.0e}", "lower", N, N_RANGE[0])
+    if c.max_model_size is None and c.model_sizes is None and hi_n >= N_RANGE[1] * (1 - 1e-9):
+        add(f"internal limit: model_size <= {N_RANGE[1]:.0e}", "upper", N, N_RANGE[1])
+    if c.min_tokens_per_param is None:
+        add("internal limit: pretrain_tokens >= 1", "lower", D, MIN_PRETRAIN_TOKENS)
     for k in range(prob.K):
         if prob.pseudo_general:
             break

@@ -21,6 +21,8 @@ import math
 from dataclasses import replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from ._options import OptimizeOptions
 from .common import Solution, infeasible_solution
 from .dcp import TokenModel, dcp_applicable, search_log_model_size
@@ -193,6 +195,15 @@ class PlanSolver:
     def __init__(self, prob: Problem, options: OptimizeOptions) -> None:
         self.prob = prob
         self.options = options
+        # the solvers see weights normalised to sum 1 (a common scale of the weights must not change the
+        # plan: solver tolerances are partly absolute); values come back in the caller's units
+        self.weight_scale = 1.0
+        self._solver_prob = prob
+        if prob.mode == "min-loss":
+            total = float(np.sum(prob.weights))
+            if total > 0 and math.isfinite(total) and total != 1.0:
+                self.weight_scale = total
+                self._solver_prob = replace(prob, weights=prob.weights / total)
         self.route, self.why = choose_path(prob, options.path)
         self.path = self.route.name
         self._compiled: Compiled | None = None
@@ -214,7 +225,15 @@ class PlanSolver:
         return sol
 
     def _solve(self, budget: float | None, warm: bool) -> Solution:
-        prob = self.prob.with_budget(budget) if budget != self.prob.budget else self.prob
+        sol = self._solve_normalised(budget, warm)
+        s = self.weight_scale
+        if s == 1.0:
+            return sol
+        return replace(sol, value=sol.value * s, solver_value=sol.solver_value * s, d_value_d_log_budget=sol.d_value_d_log_budget * s)
+
+    def _solve_normalised(self, budget: float | None, warm: bool) -> Solution:
+        base = self._solver_prob
+        prob = base.with_budget(budget) if budget != base.budget else base
         last = self._last if warm else None
         menu = self._menu()
         if menu is not None and not menu:

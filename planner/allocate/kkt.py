@@ -66,6 +66,7 @@ class TokenTerms:
     coef: np.ndarray  # (n_vars, width) padded with zeros
     power: np.ndarray
     offset: np.ndarray
+    infinite: tuple[str, ...] = ()  # domains whose loss is infinite without specialization
 
     def a(self, N: float) -> float:
         return float(np.sum(self.n_coef * N ** self.n_exp))
@@ -119,7 +120,7 @@ def _domain_terms(form: Any, p: dict[str, float], can_spec: bool) -> list[tuple[
             else:
                 if not can_spec:
                     if g < 0:
-                        raise _NotSeparable("infinite loss without specialization")
+                        out.append(("inf", c, 0.0, 0.0))  # C D'^-gamma at D' = 0: infinite loss
                     continue  # D'^g with g > 0 is 0 at D' = 0
                 if g > 0:
                     raise _NotSeparable("a term increasing in the tokens")
@@ -144,15 +145,23 @@ def build_terms(prob: Problem) -> TokenTerms:
     draws = [d.params for d in prob.draws] if (prob.robust == "mean" and prob.draws) else [prob.params]
     share = 1.0 / len(draws)
     n_terms: dict[float, float] = {}
+    infinite: list[str] = []
     const = 0.0
     by_var: list[dict[tuple[float, float], float]] = [dict() for _ in range(1 + len(spec))]
+    memo: dict[tuple, list[tuple[str, float, float, float]]] = {}  # a shared law: one expansion for every domain
     for params in draws:
         for k in range(prob.K):
             w = float(prob.weights[k]) * share
             if w == 0.0:
                 continue
-            for kind, c, e, o in _domain_terms(prob.forms[k], params[k], bool(prob.can_spec[k])):
-                if kind == "const":
+            key = (id(prob.forms[k]), tuple(params[k].items()), bool(prob.can_spec[k]))
+            terms = memo.get(key)
+            if terms is None:
+                terms = memo[key] = _domain_terms(prob.forms[k], params[k], bool(prob.can_spec[k]))
+            for kind, c, e, o in terms:
+                if kind == "inf":
+                    infinite.append(prob.names[k])
+                elif kind == "const":
                     const += w * c
                 elif kind == "N":
                     n_terms[e] = n_terms.get(e, 0.0) + w * c
@@ -167,7 +176,7 @@ def build_terms(prob: Problem) -> TokenTerms:
     for j, terms in enumerate(by_var):
         for t, ((e, o), c) in enumerate(terms.items()):
             coef[j, t], power[j, t], offset[j, t] = c, e, o
-    return TokenTerms(np.array(list(n_terms.values())), np.array(list(n_terms.keys())), const, n, coef, power, offset)
+    return TokenTerms(np.array(list(n_terms.values())), np.array(list(n_terms.keys())), const, n, coef, power, offset, tuple(sorted(set(infinite))))
 
 
 def kkt_applicable(prob: Problem) -> tuple[bool, str]:
@@ -183,10 +192,21 @@ def kkt_applicable(prob: Problem) -> tuple[bool, str]:
     if any("unique_tokens" in f.inputs for f in prob.forms):
         return False, "the law depends on unique tokens"
     try:
-        build_terms(prob)
+        _TERMS_CACHE[id(prob)] = (prob, build_terms(prob))
     except _NotSeparable as exc:
         return False, str(exc)
     return True, ""
+
+
+#: the terms built by the last applicability check, reused by the solver (keyed by the problem object)
+_TERMS_CACHE: dict[int, tuple[Problem, TokenTerms]] = {}
+
+
+def _terms_of(prob: Problem) -> TokenTerms:
+    hit = _TERMS_CACHE.pop(id(prob), None)
+    if hit is not None and hit[0] is prob:
+        return hit[1]
+    return build_terms(prob)
 
 
 @dataclass(frozen=True)
@@ -210,7 +230,7 @@ class KKTSolver:
         self.prob = prob
         self.path = path
         self.certified_class = certified
-        self.terms = build_terms(prob)
+        self.terms = _terms_of(prob)
         self.n_spec = len(prob.spec_index)
         Ks = self.n_spec
         self.phi = prob.fixed_fraction if (prob.fixed_fraction is not None and Ks) else None
@@ -258,6 +278,7 @@ class KKTSolver:
                 "idx": idx, "has": has, "cp": np.where(has, t.coef[idx, 0] * t.power[idx, 0], 1.0),
                 "expo": -1.0 / (t.power[idx, 0] + 1.0), "off": t.offset[idx, 0], "multi": multi,
                 "sub": TokenTerms(t.n_coef, t.n_exp, 0.0, len(multi), t.coef[idx][multi], t.power[idx][multi], t.offset[idx][multi]),
+                "unbounded": bool(np.any(has & ~np.isfinite(self.hi0[idx]))),
             }
             self._slots[key] = got
         return got
@@ -314,11 +335,12 @@ class KKTSolver:
         """
         sl = self._slot(idx)
         lo, hi = lo_all[idx], hi_all[idx]
-        if float(np.sum(lo)) > T * (1 + 1e-12):
+        if float(lo.sum()) > T * (1 + 1e-12):
             return None
-        x_cap, _ = self._x_of_lam(0.0, sl, lo, hi)
-        if float(np.sum(x_cap)) <= T:
-            return x_cap, 0.0
+        if not sl["unbounded"]:  # every variable with a term has a finite cap: the budget may not bind
+            x_cap, _ = self._x_of_lam(0.0, sl, lo, hi)
+            if float(x_cap.sum()) <= T:
+                return x_cap, 0.0
         guess = None
         prev = self._lam_guess[slot]
         if prev is not None:
@@ -411,7 +433,10 @@ class KKTSolver:
         slope = self.terms.n_da(N) - dT
         # D at an N-dependent bound (tokens per parameter): its multiplier enters dV/dlog N
         d = x[0]
-        g0 = float(self.terms.g(np.concatenate([[d], np.zeros(nvar - 1)]))[0]) if nvar else 0.0
+        if self.r_min is None and self.r_max is None:
+            return _Inner(True, x, lams, value, slope)
+        t = self.terms
+        g0 = float(np.sum(np.where(t.coef[0] > 0, t.coef[0] * t.power[0] * (d + t.offset[0]) ** (-t.power[0] - 1.0), 0.0)))
         if self.r_min is not None and d <= self.r_min * N * (1 + 1e-12) and self.r_min * N >= self.lo0[0]:
             slope += (lam_d - g0) * self.r_min * N
         elif self.r_max is not None and d >= self.r_max * N * (1 - 1e-12) and self.r_max * N <= self.hi0[0]:
@@ -432,7 +457,14 @@ class KKTSolver:
             dv = -(inn.lam[0] * self.phi + inn.lam[1] * (1 - self.phi)) * budget / f
         return Solution(N, D, S, value, "optimal", self.path, self.certified_class, solver_value=inn.value, d_value_d_log_budget=float(dv), notes=notes)
 
+    def _infinite(self) -> Solution | None:
+        if not self.terms.infinite:
+            return None
+        return infeasible_solution(self.prob.K, self.path, f"the law predicts an infinite loss for domain {self.terms.infinite[0]!r} without specialization (its specialization term C/D'^gamma has no offset, D0 = 0)")
+
     def solve_at(self, N: float, budget: float) -> Solution:
+        if self._infinite() is not None:
+            return self._infinite()  # type: ignore[return-value]
         inn = self.inner(N, budget)
         if not inn.ok:
             return infeasible_solution(self.prob.K, self.path, f"{inn.message} (N = {N:.4g})")
@@ -440,6 +472,8 @@ class KKTSolver:
 
     def solve(self, budget: float, last: tuple[float | None, Solution] | None = None) -> Solution:
         """The optimal plan over N (bounds from the problem), from a scan of dV/dlog N and Brent on its root."""
+        if self._infinite() is not None:
+            return self._infinite()  # type: ignore[return-value]
         prob = self.prob.with_budget(budget)
         lo, hi, hard_lo, hard_hi = prob.search_bounds(budget)
         cache: dict[float, _Inner] = {}
@@ -453,34 +487,31 @@ class KKTSolver:
             inn = at(math.log(lo))
             return self._solution(lo, budget, inn) if inn.ok else infeasible_solution(prob.K, self.path, inn.message)
         a, b = math.log(lo), math.log(hi)
+        # how far each edge may move: to the problem's bound, or (a soft bound) to the internal limits of N
+        floor = a if hard_lo else min(a, math.log(N_RANGE[0]))
+        ceil = b if hard_hi else max(b, math.log(N_RANGE[1]))
         points = 13
         if last is not None and last[0] is not None:
             guess = math.log(last[1].model_size * math.sqrt(budget / last[0]))
             a2, b2 = max(a, guess - math.log(4)), min(b, guess + math.log(4))
             if a2 < b2:
-                hard_lo = hard_lo or a2 > a + 1e-9
-                hard_hi = hard_hi or b2 < b - 1e-9
-                a, b, points = a2, b2, 5
-        n_floor, n_ceil = math.log(N_RANGE[0]), math.log(N_RANGE[1])
-        for _ in range(12):
+                a, b, points = a2, b2, 3
+        for _ in range(24):
             grid = np.linspace(a, b, points)
             inns = [at(float(x)) for x in grid]
             ok = [i for i, r in enumerate(inns) if r.ok]
             if not ok:
                 break
-            first, last_ok = ok[0], ok[-1]
-            # extend a soft edge where the profile still falls towards it
-            if first == 0 and inns[0].slope > 0 and not hard_lo and a > n_floor + 1e-9:
+            # extend an edge where the profile still falls towards it (a soft or a narrowed edge)
+            if ok[0] == 0 and inns[0].slope > 0 and a > floor + 1e-9:
                 span = b - a
-                a, b = max(n_floor, a - span), grid[min(2, points - 1)]
+                a, b = max(floor, a - span), grid[min(2, points - 1)]
                 continue
-            if last_ok == points - 1 and inns[-1].slope < 0 and not hard_hi and b < n_ceil - 1e-9:
+            if ok[-1] == points - 1 and inns[-1].slope < 0 and b < ceil - 1e-9:
                 span = b - a
-                a, b = grid[max(points - 3, 0)], min(n_ceil, b + span)
+                a, b = grid[max(points - 3, 0)], min(ceil, b + span)
                 continue
             break
-        else:  # pragma: no cover - the bracket is finite
-            pass
         feas = [(float(x), cache[float(x)]) for x in sorted(cache) if cache[float(x)].ok]
         if not feas:
             msgs = sorted({r.message for r in cache.values() if r.message})

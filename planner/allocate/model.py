@@ -37,11 +37,24 @@ __all__ = [
     "Baseline",
     "Allocation",
     "ALLOCATION_SCHEMA",
+    "PLAN_STATUSES",
+    "PLAN_PRESENT",
 ]
 
 from ..constants import ALLOCATION_SCHEMA, SOLUTION_PRESENT
 from ..errors import PlannerError
 from ..quantities import parse_quantity
+
+
+#: every status a plan can have (docs/optimizer.md, "Statuses"): "optimal" (an optimum to the solver's
+#: tolerance, re-checked with the law); "optimal_inaccurate" (the conic solver flagged its own answer
+#: as inaccurate); "inaccurate" (the law's prediction and the solver's objective disagree beyond
+#: tolerance, or a target is missed at the plan); "limit" (the plan sits at an internal limit of the
+#: solver, e.g. N = 1e16: not an optimum); "infeasible" (no plan meets the constraints; the message
+#: names them); "failed" (the solver failed).
+PLAN_STATUSES = ("optimal", "optimal_inaccurate", "inaccurate", "limit", "infeasible", "failed")
+#: statuses that come with a plan (a point that meets the constraints); only "optimal" is an optimum
+PLAN_PRESENT = ("optimal", "optimal_inaccurate", "inaccurate", "limit")
 
 
 class AllocationError(PlannerError):
@@ -467,7 +480,8 @@ class Allocation:
     certified: the optimum is global by convexity (geometric program solved to
         optimality and checked); False for the N-search and multi-start paths.
     path: "gp", "dcp+search", "multistart" (with "+menu" when a size menu was searched).
-    status: "optimal", "optimal_inaccurate", "infeasible" or "failed".
+    status: one of ``PLAN_STATUSES``: "optimal", "optimal_inaccurate", "inaccurate", "limit",
+        "infeasible" or "failed" (only "optimal" is an optimum; see :attr:`optimal`).
     message: one line of explanation (for infeasible plans: the conflicting constraints).
     domains: one :class:`DomainPlan` per domain (empty for plain pretraining).
     flops: FLOPs per phase: pretrain, specialization (sum), inference, training, total, and by_domain.
@@ -510,7 +524,14 @@ class Allocation:
     # ------------------------------------------------------------------ access
     @property
     def feasible(self) -> bool:
-        return self.status in SOLUTION_PRESENT
+        """A plan is present (it meets the constraints); see :attr:`optimal` for whether it is an optimum."""
+        return self.status in PLAN_PRESENT
+
+    @property
+    def optimal(self) -> bool:
+        """The plan is an optimum to the solver's tolerance, confirmed by the law's own prediction
+        (status "optimal"). Every other status is not: exit non-zero in pipelines."""
+        return self.status == "optimal"
 
     @property
     def training_flops(self) -> float:

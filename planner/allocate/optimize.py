@@ -185,6 +185,6 @@ def sweep(
     else:
         ctx = build_context(law, checked[0], domains, constraints, opts, constraint_fields)
         strategies = {opts.strategy: StrategySolver(ctx, opts.strategy)}
-        plans = [solve_and_assemble(ctx.at_budget(b), strategies) for b in checked]
+        plans = [solve_and_assemble(ctx.at_budget(b), strategies, warm=i > 0) for i, b in enumerate(checked)]
     _raise_plan_warnings(plans)
     return plans

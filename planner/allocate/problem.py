@@ -33,8 +33,11 @@ __all__ = ["Problem", "ParameterDraw", "TOKEN_SCALE", "SPEC_FLOOR"]
 TOKEN_SCALE = 1e9
 #: smallest specialization in tokens the log-space paths represent; a branch at the floor is "not worth specializing"
 SPEC_FLOOR = 1e3
-#: default search range of N when no bounds are given (parameters)
+#: internal limits of N when no bounds are given (parameters); a plan that reaches one is reported
+#: with the limit as a binding constraint and status "limit" (not an optimum)
 N_RANGE = (1e3, 1e16)
+#: internal floor of the general pretraining tokens D (tokens)
+MIN_PRETRAIN_TOKENS = 1.0
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,9 @@ class Problem:
             if self.inference_in_budget:
                 g_hi = min(g_hi, budget / (2.0 * self.total_inference_tokens))
             if not hard_lo:
-                lo = max(lo, g_lo)
+                lo = min(max(lo, g_lo), N_RANGE[1])  # never beyond the internal limits of N
             if not hard_hi:
-                hi = min(hi, g_hi)
+                hi = max(min(hi, g_hi), N_RANGE[0])
             if lo > hi:
                 lo, hi = (hi, hi) if hard_hi else (lo, lo)
         else:
@@ -259,14 +262,10 @@ class Problem:
     # -------------------------------------------------------------- checks
     def infinite_without_spec(self) -> list[str]:
         """Domains whose law predicts an infinite loss at D' = 0 although they cannot specialize."""
-        bad = []
-        for k in range(self.K):
-            if self.can_spec[k]:
-                continue
-            val = self.losses(1e9, 1e10, np.zeros(self.K))[k]
-            if not np.isfinite(val):
-                bad.append(self.names[k])
-        return bad
+        if np.all(self.can_spec):
+            return []
+        vals = self.losses(1e9, 1e10, np.zeros(self.K))  # one evaluation for every domain (O(K), not O(K^2))
+        return [self.names[k] for k in range(self.K) if not self.can_spec[k] and not np.isfinite(vals[k])]
 
     def loss_floor(self, k: int) -> float:
         """Infimum of L_k over the allowed region with unlimited compute (for target pre-checks)."""

@@ -49,6 +49,9 @@ from .simulate import SimulationSummary, simulate_ladders
 __all__ = ["design", "Design", "LadderScore", "DESIGN_SCHEMA", "SEARCH_SPACE", "CURVE_FRACTIONS", "runs_to_points"]
 
 DESIGN_SCHEMA = "planner.design/1"
+#: ladder sizes searched without a ``sizes`` option: from 10M parameters (smaller models deviate from the
+#: laws fitted at scale; Gadre et al.'s and Choshen et al.'s ladders start at 11M-70M) up
+DEFAULT_SIZE_RANGE = (1e7, 1e13)
 CURVE_FRACTIONS = (0.001, 0.003, 0.01, 0.03, 0.1)
 SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "n_sizes": (3, 4, 5, 6),
@@ -209,6 +212,18 @@ def _prior_from_law(law: FittedLaw, domains: Sequence[str], noise: float, seed: 
     return Prior((FormPrior(vec, 1.0, theta, cov, gaussian_sampler(theta, cov)),), src, noise)
 
 
+def _baseline(builder: Any, budget: float, domains: Sequence[str], kw: Mapping[str, Any]) -> Ladder | None:
+    """A baseline ladder at the budget; when it cannot fit above the smallest size, smaller sizes (down to 1e6), said in its description."""
+    lad = builder(budget, domains, **kw)
+    floor = float(kw["min_size"])
+    while lad is None and floor > 1e6:
+        floor = max(floor / 3.0, 1e6)
+        lad = builder(budget, domains, **{**kw, "min_size": floor})
+        if lad is not None:
+            lad = replace(lad, description=lad.description + f" (smallest size lowered to {lad.pretrain[0].model_size:.3g} to fit the budget)")
+    return lad
+
+
 def _interval(x: np.ndarray, seed: int) -> tuple[float, float]:
     from .simulate import _boot_interval
 
@@ -280,7 +295,8 @@ def design(
     budget: the target training budget C (FLOPs). experiment_budget: FLOPs for the ladder (a cap).
     runs: existing runs (path or DataFrame) -> the prior is their posterior; law: a law to centre the
     prior on (its bootstrap draws when it has them) when there are no runs.
-    sizes: a menu of model sizes (list of >= 3 values) or a range ``(low, high)`` for the ladder.
+    sizes: a menu of model sizes (list of >= 3 values) or a range ``(low, high)`` for the ladder
+        (default 1e7 .. 1e13 parameters).
     noise: sd of a run's log loss (default: from the runs' residuals, else 0.01).
     n_truths: truths of the linearized criterion; n_simulations: truths of the verification (0: none).
     spend_options: shares of the experiment budget the search may use.
@@ -317,7 +333,7 @@ def design(
     if not spend_options or any(not 0 < float(s) <= 1 for s in spend_options):
         raise DesignError(f"spend_options must be shares in (0, 1], got {spend_options!r}")
     menu: list[float] | None = None
-    min_size, max_size = 1e6, 1e13
+    min_size, max_size = DEFAULT_SIZE_RANGE
     if sizes is not None:
         vals = [float(s) for s in sizes]
         if any(not math.isfinite(v) or v <= 0 for v in vals):
@@ -357,7 +373,8 @@ def design(
         return Design("infeasible", f"no ladder of at least 3 sizes from {min_size:.3g} parameters fits {experiment_budget:.3g} FLOPs",
                       budget, experiment_budget, names, weights, sigma, prior.source, "constant", None, None, flop_model=fm)
     base_kw = dict(flop_model=fm, min_size=min_size, max_size=max_size)
-    ladders = [lad] + [x for x in (default_ladder(experiment_budget, ev_doms, **base_kw), uniform_grid(experiment_budget, ev_doms, **base_kw)) if x is not None]
+    ladders = [lad] + [x for x in (_baseline(default_ladder, experiment_budget, ev_doms, base_kw),
+                                   _baseline(uniform_grid, experiment_budget, ev_doms, base_kw)) if x is not None]
 
     def score(l: Ladder) -> tuple[float, tuple[float, float]]:
         per = linearized_regret(l, sens, sigma, per_truth=True)
@@ -388,7 +405,7 @@ def design(
                 vals.append(linearized_regret(l3, sens, sigma))
         row["designed"] = min(vals) if vals else None
         for name, builder in (("default", default_ladder), ("uniform", uniform_grid)):
-            lb = builder(b, ev_doms, **base_kw)
+            lb = _baseline(builder, b, ev_doms, base_kw)
             row[name] = None if lb is None else linearized_regret(lb, sens, sigma)
         curve.append(row)
 

@@ -184,8 +184,9 @@ class LadderSpec:
 
     def label(self) -> str:
         bp = ",".join(f"{100 * p:g}%" for p in self.branch_points)
-        return (f"{self.n_sizes} sizes x{self.size_step:g} apart to {self.tokens_per_param:g} tok/param; "
-                f"branches on the top {self.branch_top} at {bp} to D'={self.branch_ratio:g} D_b; spend {100 * self.spend:g} %")
+        which = "no branches" if not self.branch_top else (
+            f"branches on {'every size' if self.branch_top >= self.n_sizes else f'the top {self.branch_top}'} at {bp} to D'={self.branch_ratio:g} D_b")
+        return f"{self.n_sizes} sizes x{self.size_step:g} apart to {self.tokens_per_param:g} tok/param; {which}; spend {100 * self.spend:g} %"
 
 
 def _structure(sizes: Sequence[float], tokens_per_param: Sequence[float] | float, domains: Sequence[str], branch_sizes: Sequence[float],

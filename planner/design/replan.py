@@ -164,7 +164,11 @@ def replan(
         law_before = law
         if prog.checkpoints is not None:
             keep = {k: v for k, v in law.params.items() if not (k == "E" or k.startswith("E["))}
-            law_after = fit(prog.checkpoints, law.form.name, fix=keep, **{k: v for k, v in opts.items() if k != "fix"})
+            import warnings
+
+            with warnings.catch_warnings():  # one model size by construction: only E_k is free here
+                warnings.simplefilter("ignore")
+                law_after = fit(prog.checkpoints, law.form.name, fix=keep, **{k: v for k, v in opts.items() if k != "fix"})
             law_after = law.with_params(**{k: v for k, v in law_after.params.items() if k == "E" or k.startswith("E[")})
         else:
             law_after = law

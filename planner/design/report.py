@@ -1,4 +1,5 @@
-"""Write a :class:`~planner.design.Design`: ``runs.csv``, ``design.json``, ``design.md``, ``design.html`` (regret plot inline), configs.
+"""Write a :class:`~planner.design.Design`: ``runs.csv``, ``design.json``, ``design.md``, ``design.html`` (regret plot inline),
+``measurements.csv`` (one row per checkpoint to evaluate, ``loss`` empty: fill it in and fit), configs.
 
 Rendering works on the JSON dict (``Design.to_dict()``), so a saved ``design.json`` re-renders.
 """
@@ -153,5 +154,8 @@ def write_design(design: Any, out_dir: str | Path, context: int = 2048) -> list[
     p.write_text(render_design_html(d, regret_curve_svg(d)), encoding="utf-8")
     paths.append(p)
     if design.ladder is not None:
+        p = out / "measurements.csv"  # one row per checkpoint to evaluate: fill in `loss`, then `planner fit`
+        design.ladder.measurement_table(list(design.domains) or ["general"]).to_csv(p, index=False)
+        paths.append(p)
         paths += write_config(design_config(design, context), out)
     return paths

@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form, list_forms
-from .._threads import blas_single_threaded
 from .._parallel import parallel_map
+from .._threads import blas_single_threaded
 from .._warnings import warn_user
 from ..constants import MAX_BOOTSTRAP, MAX_STARTS
 from ..runs import SANITY_CODES, load_runs, summarize_runs
@@ -199,6 +199,12 @@ class _OneOf:
         return None
 
 
+class _NJobs:
+    def problem(self, value: Any) -> str | None:
+        ok = value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value != 0)
+        return None if ok else "must be a nonzero integer (-1: every core, 1: in this process) or None"
+
+
 class _CallableOrNone:
     def problem(self, value: Any) -> str | None:
         return None if value is None or callable(value) else "must be a callable(done, total) or None"
@@ -218,6 +224,8 @@ OPTION_RULES: dict[str, Any] = {
     "n_polish": _Interval(int, 1, MAX_STARTS),
     "seed": _Interval(int, 0, 2**63 - 1),
     "progress": _CallableOrNone(),
+    "polish": _OneOf(POLISH_METHODS),
+    "n_jobs": _NJobs(),
     "ensemble": _OneOf(WEIGHTING_METHODS),
 }
 
@@ -450,8 +458,6 @@ class LawFitter:
                            "add runs, fix parameters (fix=) or tie per-domain ones (tie=)")
         loss = make_loss(self.loss, self.delta, self.over_weight)
         obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
-        if self.polish not in POLISH_METHODS:
-            raise FitError(f"polish must be one of {', '.join(POLISH_METHODS)}, not {self.polish!r}")
         if quick and start is not None:
             res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)
             n_starts = 1
@@ -568,8 +574,16 @@ class LawFitter:
             pts = pts.sample(5000, random_state=0).sort_index()
         return pts
 
+    def _worker(self) -> "LawFitter":
+        """A copy for one task of a parallel map: no progress callback, no nested bootstrap or backtests."""
+        return self._clone(self.form, bootstrap=0, calibrate=False, progress=None, n_jobs=1)
+
     def _calibrate(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> tuple[dict[str, Any] | None, FitWarning | None]:
-        """Size backtests inside the data: up to 4 cutoffs, each fit on sizes <= cutoff, scored above it."""
+        """Size backtests inside the data: up to 4 cutoffs, each fit on sizes <= cutoff, scored above it.
+
+        The backtest fits are independent: they run through :func:`~planner._parallel.parallel_map`
+        (``n_jobs``), each with the fit's seed, so the result does not depend on ``n_jobs``.
+        """
         if "model_size" not in form.inputs:
             return None, FitWarning("no-calibration", f"calibrate: form {form.name!r} does not extrapolate in model size")
         sizes = np.unique(prep.x.model_size)
@@ -578,22 +592,12 @@ class LawFitter:
         # keep at least 3 sizes in every backtest fit and at least one size above it
         candidates = sizes[2:-1]
         picks = candidates[np.unique(np.linspace(0, len(candidates) - 1, min(4, len(candidates))).round().astype(int))]
+        task = _Backtest(self._worker(), form, _without_table(prep))
         distances, errors = [], []
-        for cut in picks:
-            below = prep.x.model_size <= cut
-            sub = _Prepared(prep.table[below], prep.x.subset(np.flatnonzero(below)), prep.observed[below], prep.domain_index[below],
-                            prep.domains, prep.weights[below], ())
-            if len(set(sub.domain_index.tolist())) < len(prep.domains):
-                continue
-            try:
-                small, _ = self._solve(form, sub, self.seed)
-            except FitError:
-                continue
-            above = np.flatnonzero(~below)
-            x_above = prep.x.subset(above)
-            pred = small._predict_values(small.params, x_above, prep.domain_index[above])
-            errors.append(np.abs(np.log(pred) - np.log(prep.observed[above])))
-            distances.append(extrapolation_distance(x_above, float(cut), float(np.max(_compute(sub.x)))))
+        for result in parallel_map(task, [float(c) for c in picks], n_jobs=self.n_jobs):
+            if result is not None:
+                distances.append(result[0])
+                errors.append(result[1])
         if not errors:
             return None, FitWarning("no-calibration", "calibrate: no backtest could be fitted")
         return calibrate_extrapolation(np.abs(fitted.residuals), np.concatenate(distances), np.concatenate(errors),
@@ -602,44 +606,24 @@ class LawFitter:
                                        cutoffs=[float(c) for c in picks]), None
 
     def _bootstrap(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> np.ndarray:
-        """B refits on tables resampled by whole runs within each domain; returns (B, n_slots)."""
+        """B refits on tables resampled by whole runs within each domain; returns (B, n_slots).
+
+        Draw b resamples with its own generator, ``SeedSequence(seed + 1, spawn_key=(b,))``, and
+        the draws run through :func:`~planner._parallel.parallel_map` (``n_jobs``): the draws are
+        identical whether they run serially, on local processes or on a Dask cluster.
+        """
         table = prep.table
-        rng = np.random.default_rng(self.seed + 1)
         run_ids = table["run"].astype(str).to_numpy() if "run" in table else np.arange(len(table)).astype(str)
         strata = table["domain"].astype(str).to_numpy() if "domain" in table else np.full(len(table), "general")
-        groups: dict[str, dict[str, np.ndarray]] = {}
+        groups: list[list[np.ndarray]] = []
         for stratum in np.unique(strata):
             sel = strata == stratum
-            ids = np.unique(run_ids[sel])
-            groups[stratum] = {rid: np.flatnonzero(sel & (run_ids == rid)) for rid in ids}
+            groups.append([np.flatnonzero(sel & (run_ids == rid)) for rid in np.unique(run_ids[sel])])
         names = list(fitted.params)
-        out = np.full((self.bootstrap, len(names)), np.nan)
-        n_free = sum(1 for name in names if name not in fitted.fixed)
-        total_runs = sum(len(r) for r in groups.values())
-        for b in range(self.bootstrap):
-            # a resample with fewer distinct runs than free parameters cannot determine them:
-            # draw again (a few tries), as a degenerate resample would only add spurious spread
-            for _attempt in range(20):
-                rows, distinct = [], 0
-                for stratum, runs in groups.items():
-                    keys = list(runs)
-                    picks = rng.choice(len(keys), size=len(keys), replace=True)
-                    distinct += len(set(picks.tolist()))
-                    rows += [runs[keys[k]] for k in picks]
-                if distinct >= min(n_free, total_runs):
-                    break
-            idx = np.concatenate(rows)
-            sub = _Prepared(table.iloc[idx], prep.x.subset(idx), prep.observed[idx], prep.domain_index[idx], prep.domains, prep.weights[idx], ())
-            try:
-                # each draw is polished from the full-data optimum (warm start): the draws measure the
-                # spread around that basin, at the cost of one L-BFGS-B run each
-                draw, _ = self._solve(form, sub, self.seed + 2 + b, start=fitted.params, quick=True)
-                out[b] = [draw.params[n] for n in names]
-            except FitError:
-                pass
-            if self.progress is not None:
-                self.progress(b + 1, self.bootstrap)
-        return out
+        task = _BootstrapDraw(self._worker(), form, _without_table(prep), dict(fitted.params), tuple(names),
+                              tuple(groups), n_free=sum(1 for name in names if name not in fitted.fixed), seed=self.seed)
+        rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress)
+        return np.array(rows, dtype=float).reshape(self.bootstrap, len(names))
 
     def _applicable(self, form: Form) -> dict[str, Any]:
         names = set(form.param_names)
@@ -840,6 +824,78 @@ def _ensemble_holdout(ensemble: LawEnsemble, table: pd.DataFrame, train_mask: np
     mix = np.asarray(ws) @ np.vstack(preds) / float(np.sum(ws))
     return {"rule": rule if isinstance(rule, str) else "<custom>", "n_train": int(train_mask.sum()),
             **holdout_metrics(test[ensemble.candidates[0].form.target].to_numpy(dtype=float), mix)}
+
+
+
+# ------------------------------------------------------------ parallel tasks
+def _without_table(prep: _Prepared) -> _Prepared:
+    """The prepared arrays without the run table (tasks only need the arrays: less to send to workers)."""
+    return replace(prep, table=prep.table.iloc[:0])
+
+
+def _subset(prep: _Prepared, rows: np.ndarray) -> _Prepared:
+    return _Prepared(prep.table.iloc[:0], prep.x.subset(rows), prep.observed[rows], prep.domain_index[rows], prep.domains, prep.weights[rows], ())
+
+
+@dataclass(frozen=True)
+class _Backtest:
+    """One size backtest: fit on sizes <= cutoff, log errors and extrapolation distances above it (None if unfit)."""
+
+    fitter: LawFitter
+    form: Form
+    prep: _Prepared
+
+    def __call__(self, cutoff: float) -> tuple[np.ndarray, np.ndarray] | None:
+        prep = self.prep
+        below = prep.x.model_size <= cutoff
+        sub = _subset(prep, np.flatnonzero(below))
+        if len(set(sub.domain_index.tolist())) < len(prep.domains):
+            return None
+        try:
+            small, _ = self.fitter._solve(self.form, sub, self.fitter.seed)
+        except FitError:
+            return None
+        above = np.flatnonzero(~below)
+        x_above = prep.x.subset(above)
+        pred = small._predict_values(small.params, x_above, prep.domain_index[above])
+        error = np.abs(np.log(pred) - np.log(prep.observed[above]))
+        return extrapolation_distance(x_above, cutoff, float(np.max(_compute(sub.x)))), error
+
+
+@dataclass(frozen=True)
+class _BootstrapDraw:
+    """Bootstrap draw b: resample whole runs within each domain with generator b, refit from the optimum."""
+
+    fitter: LawFitter
+    form: Form
+    prep: _Prepared
+    start: dict[str, float]
+    names: tuple[str, ...]
+    groups: tuple[list[np.ndarray], ...]  # per domain: the row indices of each run
+    n_free: int
+    seed: int
+
+    def __call__(self, b: int) -> list[float]:
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed + 1, spawn_key=(b,)))
+        total_runs = sum(len(runs) for runs in self.groups)
+        # a resample with fewer distinct runs than free parameters cannot determine them:
+        # draw again (a few tries), as a degenerate resample would only add spurious spread
+        for _attempt in range(20):
+            rows, distinct = [], 0
+            for runs in self.groups:
+                picks = rng.choice(len(runs), size=len(runs), replace=True)
+                distinct += len(set(picks.tolist()))
+                rows += [runs[k] for k in picks]
+            if distinct >= min(self.n_free, total_runs):
+                break
+        idx = np.concatenate(rows)
+        try:
+            # each draw is polished from the full-data optimum (warm start): the draws measure the
+            # spread around that basin, at the cost of one polish each
+            draw, _ = self.fitter._solve(self.form, _subset(self.prep, idx), self.seed + 2 + b, start=self.start, quick=True)
+        except FitError:
+            return [float("nan")] * len(self.names)
+        return [float(draw.params[n]) for n in self.names]
 
 
 def fit(runs: Any, form: Form | str = "chinchilla", **options: Any) -> FittedLaw:

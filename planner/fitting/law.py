@@ -359,7 +359,7 @@ class FittedLaw:
             draws=_draws(d.get("draws"), params, source),
             interval_level=interval_level,
             intervals=_intervals(d.get("intervals"), params, source),
-            data=_mapping(d.get("data"), source, "data", optional=True),
+            data=_data(d.get("data"), source),
             options=options,
             holdout=_holdout(d.get("holdout"), source),
             selection=_selection(d.get("selection"), source),
@@ -567,6 +567,18 @@ def _points(v: Any, source: str) -> pd.DataFrame | None:
 _CALIBRATION_NUMBERS = ("level", "q0", "slope_per_decade", "reference_model_size", "reference_compute", "n_backtest_points")
 #: numbers of a held-out evaluation that reports print (null allowed: R^2 of one row)
 _HOLDOUT_NUMBERS = ("are", "max_rel_error", "r2", "rmse_log", "n_test", "n_train")
+
+
+def _data(v: Any, source: str) -> dict[str, Any]:
+    """The summary of the fitted data; the lists that summaries, reports and plan warnings read are checked."""
+    data = _mapping(v, source, "data", optional=True)
+    if "domains" in data:
+        _list(data["domains"], source, "data.domains")
+    for key in ("model_sizes", "pretrain_token_range", "spec_token_range", "loss_range"):
+        if data.get(key) is not None:
+            for i, x in enumerate(_list(data[key], source, f"data.{key}")):
+                _number(x, source, f"data.{key}[{i}]", finite=False, allow_none=True)
+    return data
 
 
 def _holdout(v: Any, source: str) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ PLOTS: dict[str, tuple[str, str]] = {
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 _RC = {
     "svg.fonttype": "none",
+    "text.parse_math": False,  # labels are plain text: a domain named "$x^$" is not mathtext
     "font.size": 9,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -50,12 +51,13 @@ _RC = {
 def figure_to_svg(fig: Figure, plot_id: str) -> str:
     """The figure as an ``<svg>`` element string (no XML prolog), ids salted by ``plot_id``.
 
-    Salting keeps element ids unique when several SVGs are inlined in one HTML page
+    Salting keeps element ids unique and deterministic when several SVGs are inlined in one HTML page
     (matplotlib references clip paths and markers by id).
     """
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": plot_id, "svg.fonttype": "none"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+    # a fixed salt and no date: the same plot gives the same bytes on every run
+    with matplotlib.rc_context({"svg.hashsalt": plot_id, "svg.fonttype": "none", "text.parse_math": False}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     start = text.find("<svg")
     svg = text[start:] if start >= 0 else text

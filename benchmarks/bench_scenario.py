@@ -1,0 +1,200 @@
+"""Benchmark what a user waits for: whole scenarios end to end, and the CLI's start-up.
+
+Run:  .venv/bin/python benchmarks/bench_scenario.py [--repeats 3] [--heavy-repeats 1] [--skip-heavy]
+      (``make bench`` runs it after bench_fit.py and bench_allocate.py)
+
+Every measurement is a fresh subprocess of this checkout's code (``python -m planner`` with the
+repository first on ``PYTHONPATH``), timed by wall clock; the script prints the median over the
+repeats, in seconds:
+
+1. ``planner run scenarios/three-domains.toml`` end to end (fit with ``form = "auto"``, calibrated
+   intervals, the plan, three baselines, a three-budget sweep, all four report formats);
+2. the same scenario with ``bootstrap = 200`` under ``[law]`` and ``robust = "mean"`` under
+   ``[optimizer]`` (``calibrate = true`` is already set), written to a temporary folder;
+3. ``planner --help``;
+4. ``import planner`` (``python -c "import planner"``), beside a bare interpreter start
+   (``python -c pass``) and the modules ``-X importtime`` finds slowest to import.
+
+Where the scenario schema accepts ``solver = "cvxpy"`` under ``[optimizer]`` (the cvxpy reference
+path of the optimizer), scenarios 1 and 2 are also run on that path and the script prints the ratio
+and the largest relative difference between the two plans (N, D and every D'_k at every budget);
+otherwise it prints the medians alone and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN_SCENARIO = ROOT / "scenarios" / "three-domains.toml"
+TIMEOUT = 3600.0  # seconds per subprocess: generous, a loaded machine is slow but should not fail the run
+
+
+def planner_env() -> dict[str, str]:
+    """The environment of every subprocess: this checkout first on the path, one BLAS thread unless set."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    return env
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=planner_env(), cwd=cwd)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return elapsed, proc
+
+
+def median_wall(cmd: list[str], repeats: int, cwd: Path | None = None) -> tuple[float, list[float]]:
+    times = [timed(cmd, cwd)[0] for _ in range(repeats)]
+    return statistics.median(times), times
+
+
+# ----------------------------------------------------------------------------- scenario variants
+def _set_key(text: str, table: str, key: str, value: str) -> str:
+    """Set ``key = value`` in ``[table]`` of a TOML text (the table is appended if it is missing)."""
+    header = re.compile(rf"^\[{re.escape(table)}\]\s*(#.*)?$", re.M)
+    m = header.search(text)
+    if m is None:
+        return text.rstrip("\n") + f"\n\n[{table}]\n{key} = {value}\n"
+    end = re.compile(r"^\[", re.M).search(text, m.end())
+    body_end = end.start() if end else len(text)
+    body = text[m.end():body_end]
+    line = re.compile(rf"^{re.escape(key)}\s*=.*$", re.M)
+    body = line.sub(f"{key} = {value}", body, count=1) if line.search(body) else f"\n{key} = {value}" + body
+    return text[:m.end()] + body + text[body_end:]
+
+
+def write_variant(folder: Path, name: str, *, uncertain: bool, solver: str | None) -> Path:
+    """The main scenario, optionally with bootstrap 200 + robust "mean", and/or an explicit solver path.
+
+    The runs path is made absolute, so the variant runs from any folder.
+    """
+    text = MAIN_SCENARIO.read_text()
+    runs = tomllib.loads(text)["law"]["runs"]
+    text = _set_key(text, "law", "runs", json.dumps(str((MAIN_SCENARIO.parent / runs).resolve())))
+    if uncertain:
+        text = _set_key(text, "law", "bootstrap", "200")
+        text = _set_key(text, "law", "calibrate", "true")
+        text = _set_key(text, "optimizer", "robust", '"mean"')
+    if solver is not None:
+        text = _set_key(text, "optimizer", "solver", json.dumps(solver))
+    doc = tomllib.loads(text)  # the variant is still valid TOML with what we set
+    assert doc["law"]["runs"].endswith(runs.split("/")[-1])
+    if uncertain:
+        assert doc["law"]["bootstrap"] == 200 and doc["law"]["calibrate"] is True and doc["optimizer"]["robust"] == "mean"
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def planner_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "planner", *args]
+
+
+def accepts_cvxpy_solver(folder: Path) -> bool:
+    """Does this checkout's scenario schema accept ``[optimizer] solver = "cvxpy"``? (``planner validate``)"""
+    def valid(path: Path) -> bool:
+        proc = subprocess.run(planner_cmd("validate", str(path)), capture_output=True, text=True, timeout=TIMEOUT, env=planner_env())
+        return proc.returncode == 0
+
+    if not valid(write_variant(folder, "probe-base", uncertain=False, solver=None)):
+        raise SystemExit(f"planner validate refuses the main scenario variant (runs path made absolute): {MAIN_SCENARIO}")
+    return valid(write_variant(folder, "probe-solver", uncertain=False, solver="cvxpy"))
+
+
+def plan_numbers(out: Path) -> dict[str, float]:
+    """N, D and every D'_k of the plan and of each budget of the sweep, from allocation.json."""
+    doc = json.loads((out / "allocation.json").read_text())
+    numbers: dict[str, float] = {}
+    for i, plan in enumerate([doc, *doc.get("sweep", [])]):
+        numbers[f"{i}:N"] = float(plan["model_size"])
+        numbers[f"{i}:D"] = float(plan["pretrain_tokens"])
+        for dom in plan.get("domains", []):
+            numbers[f"{i}:D'[{dom['name']}]"] = float(dom["spec_tokens"])
+    return numbers
+
+
+def max_rel_diff(a: dict[str, float], b: dict[str, float]) -> float:
+    if set(a) != set(b):
+        return float("inf")
+    return max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-300) if (a[k] or b[k]) else 0.0 for k in a)
+
+
+def bench_scenario(label: str, scenario: Path, repeats: int, work: Path) -> tuple[float, dict[str, float]]:
+    out = work / f"out-{scenario.stem}"
+    med, times = median_wall(planner_cmd("run", str(scenario), "-o", str(out), "-q"), repeats)
+    print(f"{label:<58} median {med:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
+    return med, plan_numbers(out)
+
+
+# ----------------------------------------------------------------------------- start-up
+def slowest_imports(top: int = 6) -> list[tuple[str, float]]:
+    """The top-level packages that take longest to import with ``import planner`` (``-X importtime``, cumulative)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import planner"], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=planner_env())
+    cumulative: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+\s+\|\s+(\d+)\s+\|(\s*)(\S+)", line)
+        if m and len(m.group(2)) == 1:  # top-level imports only (one space of indent)
+            name = m.group(3).split(".")[0]
+            cumulative[name] = cumulative.get(name, 0.0) + int(m.group(1)) / 1e6
+    return sorted(cumulative.items(), key=lambda kv: -kv[1])[:top]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the main scenario (default 3)")
+    ap.add_argument("--heavy-repeats", type=int, default=1, help="repeats of the bootstrap-200 scenario (default 1)")
+    ap.add_argument("--startup-repeats", type=int, default=7, help="repeats of --help and import (default 7)")
+    ap.add_argument("--skip-heavy", action="store_true", help="leave out the bootstrap-200 + calibrate + robust scenario")
+    args = ap.parse_args()
+
+    print(f"benchmarks/bench_scenario.py: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.1f}; wall-clock medians of fresh subprocesses", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-scenario-") as tmp:
+        work = Path(tmp)
+        cvxpy_path = accepts_cvxpy_solver(work)
+
+        print("\n== start-up")
+        bare, _ = median_wall([sys.executable, "-c", "pass"], args.startup_repeats)
+        imp, _ = median_wall([sys.executable, "-c", "import planner"], args.startup_repeats)
+        helpt, _ = median_wall(planner_cmd("--help"), args.startup_repeats)
+        for label, med in (("python -c pass (interpreter start)", bare), ('python -c "import planner"', imp),
+                           ("planner --help (python -m planner --help)", helpt)):
+            print(f"{label:<58} median {med:8.3f} s")
+        print(f"{'import planner alone (difference of the two above)':<58}        {imp - bare:8.3f} s")
+        print("slowest top-level imports under `import planner` (cumulative, one run): "
+              + ", ".join(f"{name} {sec:.3f} s" for name, sec in slowest_imports()))
+
+        cases = [("main", "planner run scenarios/three-domains.toml", False, args.repeats)]
+        if not args.skip_heavy:
+            cases.append(("uncertain", "same + bootstrap 200, calibrate, robust = \"mean\"", True, args.heavy_repeats))
+        print("\n== scenarios end to end (planner run ... -q, all report formats)")
+        if not cvxpy_path:
+            print("(the scenario schema has no [optimizer] solver = \"cvxpy\" reference path here: medians alone)")
+        for name, label, uncertain, repeats in cases:
+            scenario = MAIN_SCENARIO if not uncertain else write_variant(work, "three-domains-uncertain", uncertain=True, solver=None)
+            med, plan = bench_scenario(label, scenario, repeats, work)
+            if cvxpy_path:
+                ref = write_variant(work, f"{name}-cvxpy", uncertain=uncertain, solver="cvxpy")
+                med_ref, plan_ref = bench_scenario("  the same on the cvxpy reference path", ref, repeats, work)
+                print(f"  ratio cvxpy / default: {med_ref / med:.1f}x; largest relative plan difference "
+                      f"(N, D, D'_k over every budget): {max_rel_diff(plan, plan_ref):.1e}")
+
+
+if __name__ == "__main__":
+    main()
