@@ -38,10 +38,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import planner  # noqa: E402
-from planner.design._model import LawVec  # noqa: E402
-from planner.design._plan import PlanProblem  # noqa: E402
-from planner.design.prior import FormPrior, Prior, gaussian_sampler, published_prior  # noqa: E402
-from planner.design.simulate import simulate_ladders  # noqa: E402
+from planner.experiments._model import LawVec  # noqa: E402
+from planner.experiments._plan import PlanProblem  # noqa: E402
+from planner.experiments.prior import FormPrior, Prior, gaussian_sampler, published_prior  # noqa: E402
+from planner.experiments.simulate import simulate_ladders  # noqa: E402
 
 SHIPPED = {"A": 406.4, "alpha": 0.34, "beta": 0.28,
            "E[code]": 1.20, "E[math]": 1.45, "E[biomedical]": 1.85, "B[code]": 380.0, "B[math]": 420.0, "B[biomedical]": 450.0,
@@ -90,7 +90,7 @@ def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: floa
     t_sim = time.perf_counter() - t0
     out = {"setting": setting, "truth_form": form, "n_truths": len(per_truth), "design_seconds": t_design, "simulation_seconds": t_sim,
            "spec": des.spec.label(), "ladders": {}}
-    from planner.design.simulate import _boot_interval
+    from planner.experiments.simulate import _boot_interval
 
     for s in des.comparison:
         w = np.array([r["waste"][s.name] for r in per_truth])

@@ -17,7 +17,7 @@ from .allocate import (  # noqa: E402
     Allocation, AllocationError, AttentionFlops, Baseline, Constraints, Domain, DomainPlan, SixN, optimize, sweep,
 )
 from .scenario import Scenario, ScenarioError, ScenarioResult, load_scenario, run_scenario  # noqa: E402
-from .design import Design, DesignError, Shape, design, shape  # noqa: E402
+from .experiments import Design, DesignError, Shape, design, shape  # noqa: E402
 
 __all__ = [
     "__version__", "PlannerError",

@@ -384,8 +384,8 @@ def design(scenario: str, experiment_budget: str | None, out_dir: str | None, si
     config.json/.yaml; with a [progress] section also replan.json/.md.
     Example: planner design scenarios/three-domains.toml --experiment-budget 1e20 -o out/design
     """
-    from .design.report import write_design
-    from .design.scenario_io import design_from_scenario, write_replan
+    from .experiments.report import write_design
+    from .experiments.scenario_io import design_from_scenario, write_replan
 
     result, rp = design_from_scenario(scenario, experiment_budget, simulations=simulations, truths=truths, seed=seed)
     out = Path(out_dir) if out_dir else Path("out") / f"{Path(scenario).stem}-design"

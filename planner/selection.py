@@ -246,6 +246,7 @@ class _Evaluator:
         self.rule = rule
         self.table = table
         self.n = len(table)
+        self.cache: dict[str, np.ndarray] = {}
         virtual = [v for v in VIRTUAL_COLUMNS if v in rule.names and v not in table.columns]
         self.virtual = with_virtual_columns(table, virtual)
         unknown = sorted(rule.names - set(map(str, table.columns)) - set(VIRTUAL_COLUMNS))
@@ -275,13 +276,18 @@ class _Evaluator:
         return isinstance(v, str) or (isinstance(v, np.ndarray) and v.dtype == object)
 
     def column(self, name: str, node: ast.AST) -> np.ndarray:
+        if name not in self.cache:
+            self.cache[name] = self._column(name, node)
+        return self.cache[name]
+
+    def _column(self, name: str, node: ast.AST) -> np.ndarray:
         if name in self.table.columns:
             s = self.table[name]
             if pd.api.types.is_bool_dtype(s):
                 return s.to_numpy(dtype=bool)
             if pd.api.types.is_numeric_dtype(s):
                 return s.to_numpy(dtype=float)
-            return s.astype(object).map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).to_numpy(dtype=object)
+            return s.astype(object).where(s.notna(), "").astype(str).to_numpy(dtype=object)
         if name in self.virtual:
             return self.virtual[name]
         raise self.fail(f"unknown column {name!r}", node)

@@ -164,6 +164,7 @@ def test_dcp_effective_matches_brute_force() -> None:
     _check_against_grid(law, plan, DOMS2[:1], 1e21, 2e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [1, 2])
 def test_multistart_interaction_matches_brute_force(k: int) -> None:
     doms = DOMS2[:k]
@@ -173,6 +174,7 @@ def test_multistart_interaction_matches_brute_force(k: int) -> None:
     _check_against_grid(law, plan, doms, 1e21, 2e-3)
 
 
+@pytest.mark.slow
 def test_paths_agree_on_a_posynomial_law() -> None:
     law = additive(0.0)
     gp = optimize(law, 1e22, DOMS2, baselines=False)

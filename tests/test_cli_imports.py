@@ -24,7 +24,7 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.__s
 def loaded_after(body: str) -> list[str]:
     code = PROBE.format(body=body, heavy=HEAVY)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stderr.strip().splitlines()[-1])
 

@@ -80,6 +80,7 @@ def _regrets(ss, optimum, plans):
     return F - optimum[:, None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("forms", [("split-additive", "split-effective"), ("split-additive", "split-interaction")])
 @pytest.mark.parametrize("kind", ["worst", "mean"])
 def test_robust_plan_beats_every_form_plan_synthetic(kind, forms):
@@ -198,3 +199,19 @@ def test_robust_plan_on_shipped_three_domain_runs():
         assert worst_robust <= tab.worst[tab.row(f"plan under {f}")] + 1e-9
     # the headline is named in every output
     assert d.to_dict()["headline"] == "robust-worst" and "headline: robust-worst" in d.summary()
+
+
+@pytest.mark.slow
+def test_decide_takes_the_ensemble_of_form_auto():
+    """form="auto" keeps every candidate with its weight; decide plans under each of them."""
+    from synthetic import grid_table
+
+    runs, _ = grid_table("split-additive", seed=2)
+    law = planner.fit(runs, form="auto", max_starts=8, bootstrap=3)
+    ens = law.candidates
+    cands = as_candidates(law)
+    kept = [n for n, w in zip(ens.names, ens.weights) if w / sum(ens.weights) >= 0.01]
+    assert [c.name for c in cands] == kept
+    d = decide(law, 1e21, DOMAINS, robust=("mean",), baselines=None, sensitivity=False, flatness=False)
+    assert [p.source for p in d.plans] == kept
+    assert d.regret.expected[d.regret.row("robust (expected regret)")] <= d.regret.expected[: len(kept)].min() + 1e-9

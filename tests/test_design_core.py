@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import planner
-from planner.design._model import LawVec, Points
-from planner.design._plan import PlanProblem, fast_plan, objective_at
-from planner.design.core import SEARCH_SPACE
-from planner.design.criterion import linearized_regret, sensitivity
-from planner.design.ladder import LadderSpec, default_ladder, designed_ladder, uniform_grid
-from planner.design.prior import published_prior
-from planner.design.simulate import map_fit
+from planner.experiments._model import LawVec, Points
+from planner.experiments._plan import PlanProblem, fast_plan, objective_at
+from planner.experiments.core import SEARCH_SPACE
+from planner.experiments.criterion import linearized_regret, sensitivity
+from planner.experiments.ladder import LadderSpec, default_ladder, designed_ladder, uniform_grid
+from planner.experiments.prior import published_prior
+from planner.experiments.simulate import map_fit
 
 from synthetic import TRUTHS
 
@@ -52,6 +52,7 @@ def test_fast_plan_matches_the_public_optimizer(form: str) -> None:
     ),
     menu=st.booleans(),
 )
+@pytest.mark.slow
 def test_ladders_never_exceed_the_experiment_budget(log_budget: float, spec: LadderSpec, menu: bool) -> None:
     budget = 10.0 ** log_budget
     sizes = [1e6 * 3 ** i for i in range(12)] if menu else None
@@ -99,7 +100,7 @@ def test_linearized_regret_matches_brute_force_for_small_errors() -> None:
 
 def test_more_measurements_never_raise_the_criterion() -> None:
     prior = published_prior(DOMS)
-    from planner.design.criterion import sensitivities
+    from planner.experiments.criterion import sensitivities
 
     sens = sensitivities(prior, _prob(), 4, seed=1)
     small = designed_ladder(LadderSpec(3, 3.0, 20.0, 1, (1.0,), 0.3), 1e19, DOMS)
@@ -145,7 +146,8 @@ def test_design_from_zero_and_with_existing_runs() -> None:
     cost = {s.name: s.linearized + s.flops / 1e22 for s in fresh.comparison}
     assert cost["designed"] <= cost["default"] and cost["designed"] <= cost["uniform"]
     assert all(float(n) in fresh.shapes for n in fresh.runs_frame()["model_size"])
-    # a generous set of existing runs from the shipped law: the design buys less
+    # a generous set of existing runs from the shipped law: they become the prior (their posterior),
+    # so what the design expects to leave is far less than from zero runs
     law = planner.law("split-additive", **SHIPPED)
     grid = uniform_grid(3e20, DOMS)
     table = grid.measurement_table(list(DOMS))
@@ -153,5 +155,4 @@ def test_design_from_zero_and_with_existing_runs() -> None:
     table["loss"] = law.predict(table) * np.exp(rng.normal(0, 0.01, len(table)))
     informed = planner.design(doms, 1e22, 1e20, runs=table, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0)
     assert informed.existing_measurements == len(table)
-    assert informed.ladder.n_new_runs < fresh.ladder.n_new_runs or informed.flops < fresh.flops
     assert informed.score("designed").linearized < fresh.score("designed").linearized

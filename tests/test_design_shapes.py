@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import planner
-from planner.design.shapes import ASPECT_RANGE, SHAPE_TOLERANCE, ShapeError, block_params, shape
+from planner.experiments.shapes import ASPECT_RANGE, SHAPE_TOLERANCE, ShapeError, block_params, shape
 
 
 @settings(max_examples=300, deadline=None)

@@ -187,6 +187,7 @@ def test_wide_interval_warning_when_an_interval_spans_a_decade_or_se_exceeds_val
     assert wide_interval_warnings(params, intervals, draws, fixed=("C", "b")) == []
 
 
+@pytest.mark.slow
 def test_bootstrap_fit_warns_about_an_unidentified_parameter():
     # three nearby sizes, 2 % noise, one run per (size, tokens): B is not pinned down (4 decades)
     truth = planner.law("chinchilla", **TRUTHS["chinchilla"])

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,6 @@ from planner.fitting.multistart import GTOL, multistart, polish, projected_gradi
 from planner.fitting.objective import Objective, make_loss
 from synthetic import grid_table
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-EPOCH = DATA / "epoch_chinchilla_replication" / "svg_extracted_data.csv"
 FORMS = ["chinchilla", "overtrain", "split-additive", "split-effective", "split-interaction"]
 
 
@@ -74,11 +71,8 @@ def test_recovery_fits_are_the_same_with_either_polish(form):
         assert a.params[name] == pytest.approx(b.params[name], rel=1e-3), name
 
 
-def test_least_squares_polish_reaches_the_lbfgsb_optimum_on_epoch_points():
-    if not EPOCH.exists():
-        pytest.skip(f"published data not found at {EPOCH}")
-    runs = planner.load_runs(EPOCH, columns={"Model Size": "model_size", "Training FLOP": "flops"})
-    runs = planner.load_runs(runs[runs["loss"] < sorted(runs["loss"])[-5]])
+def test_least_squares_polish_reaches_the_lbfgsb_optimum_on_epoch_points(epoch_runs):
+    runs = epoch_runs  # conftest.py: the 240 Epoch points from data/published
     by_lbfgsb, by_lsq = _both_polishes(_objective(runs, "chinchilla"), max_starts=256, n_polish=6)
     assert by_lsq == pytest.approx(by_lbfgsb, rel=1e-10)
     a = planner.fit(runs, "chinchilla", polish="least-squares")

@@ -106,11 +106,11 @@ def test_malformed_keys_name_the_file_and_key(saved, tmp_path, key, value, messa
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('{"form": "chinchilla", "params": {"E": NaN, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}}', r"E must be finite, not nan"),
-    ('{"form": "chinchilla", "params": {"E": 1e400, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}}', r"E must be finite, not inf"),
+    ('{"form": "chinchilla", "params": {"E": NaN, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}}', r"E must be finite, not nan|NaN is not a JSON number"),
+    ('{"form": "chinchilla", "params": {"E": 1e400, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}}', r"E must be finite, not inf|1e400 is beyond the float range"),
     ('{"form": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": ' + "1" * 5000 + ', "beta": 0.28}}', r"invalid JSON|too large|out of range"),
-    ('{"form": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.' + "3" * 5000 + ', "beta": 0.28}}', None),
-    ('{"form": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": ' + "1" * 4000 + ', "beta": 0.28}}', r"number too large|out of range"),
+    ('{"form": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.' + "3" * 5000 + ', "beta": 0.28}}', r"longer than the limit"),
+    ('{"form": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": ' + "1" * 4000 + ', "beta": 0.28}}', r"number too large|out of range|longer than the limit"),
     ("[" * 100_000 + "]" * 100_000, r"nested too deeply|invalid JSON"),
     ('{"a": ' * 50_000 + "1" + "}" * 50_000, r"nested too deeply|invalid JSON"),
     ("[1, 2]", r"a law file holds a JSON object"),
@@ -123,9 +123,6 @@ def test_malformed_keys_name_the_file_and_key(saved, tmp_path, key, value, messa
 ])
 def test_hostile_json_gives_a_fit_error(tmp_path, text, message):
     path = _write(tmp_path, text)
-    if message is None:  # a long but valid float is just a float
-        assert load_law(path).params["alpha"] == pytest.approx(1 / 3)
-        return
     with pytest.raises(FitError, match=message) as info:
         load_law(path)
     assert str(path) in str(info.value)
@@ -206,7 +203,8 @@ def test_fewer_rows_than_parameters_is_an_error_not_converged():
     with pytest.raises(FitError, match=r"5 free parameters but only 2 rows"):
         planner.fit(table, "chinchilla", max_starts=4)
     # fixing three leaves two free parameters: two rows are then enough
-    fitted = planner.fit(table, "chinchilla", fix={"E": 1.7, "alpha": 0.34, "beta": 0.28}, max_starts=4)
+    with pytest.warns(PlannerWarning):  # few-model-sizes, and A at its bound
+        fitted = planner.fit(table, "chinchilla", fix={"E": 1.7, "alpha": 0.34, "beta": 0.28}, max_starts=4)
     assert fitted.status in ("converged", "not-converged")
 
 

@@ -213,7 +213,7 @@ flops = 1e21
 [law]
 runs = "runs.csv"
 form = "chinchilla"
-holdout = "@pd.io.common.os.system('touch {marker}')==0 or model_size<1e9"
+train_on = "@pd.io.common.os.system('touch {marker}')==0 or model_size<1e9"
 max_starts = 4
 """
 
@@ -251,7 +251,7 @@ def test_scenario_holdout_attack_does_not_run(runs_csv, tmp_path, monkeypatch):
     scenario.write_text(SCENARIO_WITH_ATTACK.format(marker=PWNED))
     for command in ("validate", "run"):
         args = [command, str(scenario)] + (["-o", str(tmp_path / "out")] if command == "run" else [])
-        CliRunner().invoke(cli, args)
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert "'@'" in result.output + result.stderr and "train_on" in result.output + result.stderr
         assert not (tmp_path / PWNED).exists()
-    result = CliRunner().invoke(cli, ["run", str(scenario), "-o", str(tmp_path / "out")])
-    assert result.exit_code == 2

@@ -27,7 +27,7 @@ import numpy as np
 from .._parallel import parallel_map
 from .._records import Note, json_number as _num
 from ..allocate import Allocation
-from ..errors import PlannerError
+from ..errors import PlannerError, PlannerWarning
 from .candidates import Candidate, Plan, ScenarioSet, Setting, draw_indices, fitted_compute
 from .regret import weighted_percentile
 
@@ -92,7 +92,7 @@ def _baseline_plan(b: Any, names: Sequence[str]) -> Plan:
                 {n: float(b.spec_tokens.get(n, 0.0) or 0.0) for n in names}, b.strategy, "baseline")
 
 
-def _multipliers_of(task: tuple[Any, dict[str, float] | None, Setting]) -> dict[str, float]:
+def _multipliers_of_quiet(task: tuple[Any, dict[str, float] | None, Setting]) -> dict[str, float]:
     law, values, setting = task
     try:
         l2 = law if values is None else law.with_params(**values)
@@ -102,6 +102,15 @@ def _multipliers_of(task: tuple[Any, dict[str, float] | None, Setting]) -> dict[
     if not a.feasible:
         return {}
     return {b.strategy: float(b.compute_multiplier) for b in a.baselines}
+
+
+def _multipliers_of(task: Any) -> Any:
+    """In a worker: the plan warnings are data on the Allocation, not printed from every process."""
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("ignore", PlannerWarning)
+        return _multipliers_of_quiet(task)
 
 
 def baseline_gaps(
@@ -184,7 +193,7 @@ def baseline_gaps(
         ext_head = m_head * setting.budget / cfit[top] if cfit[top] > 0 else math.nan
         scaled = _scaled_binding(candidates[top].law, setting, b, m_head, cap)
         head_beyond = (not math.isfinite(m_head)) or (math.isfinite(ext_head) and ext_head > beyond_factor)
-        text = (f"{b}: gap {gap:+.4g} [{lo:+.4g}, {hi:+.4g}] ({int(round(100 * level))} % over {'draws and forms' if ss.use_draws else 'forms'}); "
+        text = (f"{b}: gap {gap:+.4g} [{lo:+.4g}, {hi:+.4g}] ({int(round(100 * level))} % over {ss.over}); "
                 f"compute multiplier {multiplier_text(m_head, head_beyond, cap)} "
                 f"[{multiplier_text(float(m_lo), beyond, cap)}, {multiplier_text(float(m_hi), beyond, cap)}]")
         if scaled:

@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 
 from .._parallel import parallel_map
 from .._records import json_number as _num
-from ..errors import PlannerError
+from ..errors import PlannerError, PlannerWarning
 from ..fitting.law import FittedLaw
 from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
@@ -72,11 +72,14 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
     """Normalise candidates and keep those with real weight (>= ``min_weight`` after normalising).
 
     Accepts a sequence of ``(name, FittedLaw, weight)`` tuples or :class:`Candidate`, a single
-    FittedLaw (weight 1), a dict name -> FittedLaw (equal weights), or any object with
-    ``candidates`` (FittedLaws) and ``weights`` (e.g. the ensemble of ``form="auto"``).
+    FittedLaw (weight 1; a law fitted with ``form="auto"`` stands for its ensemble,
+    ``law.candidates``), a dict name -> FittedLaw (equal weights), or any object with
+    ``candidates`` (FittedLaws) and ``weights`` (a :class:`~planner.fitting.ensemble.LawEnsemble`).
     Weights are renormalised to sum to 1 over the kept candidates.
     """
     items: list[Candidate] = []
+    if isinstance(obj, FittedLaw) and getattr(obj, "candidates", None) is not None:
+        obj = obj.candidates  # form="auto": the ensemble of every candidate form
     if isinstance(obj, FittedLaw):
         items = [Candidate(obj.form.name, obj, 1.0)]
     elif hasattr(obj, "candidates") and hasattr(obj, "weights"):
@@ -84,7 +87,8 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
         ws = [float(w) for w in obj.weights]
         if len(laws) != len(ws):
             raise DecisionError(f"{type(obj).__name__}: {len(laws)} candidates but {len(ws)} weights")
-        items = [Candidate(_law_name(l), l, w) for l, w in zip(laws, ws)]
+        names = list(getattr(obj, "names", ())) or [_law_name(l) for l in laws]
+        items = [Candidate(str(n), l, w) for n, l, w in zip(names, laws, ws)]
     elif isinstance(obj, Mapping):
         items = [Candidate(str(k), v, 1.0) for k, v in obj.items()]
     elif isinstance(obj, Iterable):
@@ -374,6 +378,11 @@ class ScenarioSet:
 
     def __len__(self) -> int:
         return len(self.prob)
+
+    @property
+    def over(self) -> str:
+        """What the scenarios span, in words (for interval captions)."""
+        return "draws and forms" if bool(np.any(self.draw >= 0)) else "forms (point estimates)"
 
     def labels(self) -> list[str]:
         return [f"{self.candidates[i].name}" + ("" if b < 0 else f"#{b}") for i, b in zip(self.candidate, self.draw)]
@@ -716,7 +725,7 @@ def plans_per_form(candidates: Sequence[Candidate], setting: Setting) -> list[tu
     return out
 
 
-def _optimize_draw(task: tuple[FittedLaw, dict[str, float], Setting]) -> tuple[float, float, np.ndarray, float, bool]:
+def _optimize_draw_quiet(task: tuple[FittedLaw, dict[str, float], Setting]) -> tuple[float, float, np.ndarray, float, bool]:
     law, values, setting = task
     try:
         a = setting.optimize(law.with_params(**values), baselines=False, marginal=False, check=False)
@@ -725,6 +734,15 @@ def _optimize_draw(task: tuple[FittedLaw, dict[str, float], Setting]) -> tuple[f
     if not a.feasible:
         return math.nan, math.nan, np.full(setting.K, math.nan), math.inf, False
     return a.model_size, a.pretrain_tokens, np.array([a.spec_tokens[n] for n in setting.names]), a.objective, True
+
+
+def _optimize_draw(task: Any) -> Any:
+    """In a worker: the plan warnings are data on the Allocation, not printed from every process."""
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("ignore", PlannerWarning)
+        return _optimize_draw_quiet(task)
 
 
 def _local_chunk(task: tuple[ScenarioSet, list[int], list[tuple[float, float, np.ndarray]]]) -> list[tuple[float, float, np.ndarray, float, bool]]:

@@ -81,7 +81,7 @@ def decision_ranges(ss: ScenarioSet, sp: ScenarioPlans, *, level: float = 0.9) -
     for name, v in cols.items():
         lo, med, hi = weighted_percentile(v, w, q)
         rows[name] = {"p_low": float(lo), "median": float(med), "p_high": float(hi)}
-    over = "draws and forms" if ss.use_draws else "forms (point estimates)"
+    over = ss.over
     return DecisionRanges(rows, level, int(ok.sum()), int((~ok).sum()), over)
 
 

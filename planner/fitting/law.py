@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -111,7 +112,9 @@ class FittedLaw:
         """Bootstrap standard deviation of every slot (empty without draws)."""
         if self.draws is None or len(self.draws) < 2:
             return {}
-        sd = np.nanstd(self.draws, axis=0, ddof=1)  # a failed draw is kept as NaN
+        with warnings.catch_warnings():  # a slot with fewer than two finite draws has no SD: NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sd = np.nanstd(self.draws, axis=0, ddof=1)  # a failed draw is kept as NaN
         return {name: float(v) for name, v in zip(self.params, sd)}
 
     def has_domain(self, domain: str) -> bool:
@@ -267,7 +270,8 @@ class FittedLaw:
             lines.append(f"{row.param:<16}{row.value:>14.6g}{se:>12}   {iv}{tag}")
         if self.holdout:
             h = self.holdout
-            lines += ["", f"held out ({h.get('rule')}): {h.get('n_test')} rows; ARE {100 * h.get('are', math.nan):.3f}%  R^2 {_fmt_r2(h.get('r2'))}  max rel. error {100 * h.get('max_rel_error', math.nan):.3f}%"]
+            are, worst = (math.nan if h.get(k) is None else float(h[k]) for k in ("are", "max_rel_error"))
+            lines += ["", f"held out ({h.get('rule')}): {h.get('n_test')} rows; ARE {100 * are:.3f}%  R^2 {_fmt_r2(h.get('r2'))}  max rel. error {100 * worst:.3f}%"]
         if self.calibration:
             c = self.calibration
             lines += ["", f"extrapolation interval ({int(round(100 * c['level']))}%, {c['n_backtest_points']} backtest points): "

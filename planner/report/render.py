@@ -151,13 +151,45 @@ def _phase_rows(r: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _fitted_compute(law: Mapping[str, Any] | None) -> float | None:
+    """Largest training compute 6 N (D + D') the law was fitted to (FLOPs), from its calibration or its fit points."""
+    if not law:
+        return None
+    cal = law.get("calibration") or {}
+    if cal.get("reference_compute"):
+        return float(cal["reference_compute"])
+    pts = law.get("points") or {}
+    try:
+        n, d = pts["model_size"], pts["pretrain_tokens"]
+        sp = pts.get("spec_tokens") or [0.0] * len(n)
+        held = pts.get("held_out") or [False] * len(n)
+        vals = [6.0 * float(a) * (float(b) + float(c or 0.0)) for a, b, c, h in zip(n, d, sp, held) if not h and a is not None and b is not None]
+        return max(vals) if vals else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _mult_text(r: Mapping[str, Any], m: Any) -> str:
+    """A compute multiplier, marked (and bounded at 100x) when m x budget is beyond 10x the largest fitted compute."""
+    from ..decision.baselines import multiplier_text
+
+    fitted = _fitted_compute(_law(r))
+    budget = r.get("budget")
+    if m is None:  # JSON null: never reaches the plan (infinite)
+        return multiplier_text(math.inf, True).replace("x", "×", 1) if fitted and budget else fmt_mult(m)
+    beyond = bool(fitted and budget and math.isfinite(float(m)) and float(m) * float(budget) > 10.0 * fitted)
+    if not beyond and math.isfinite(float(m)):
+        return fmt_mult(m)
+    return multiplier_text(float(m), beyond).replace("x", "×", 1)
+
+
 def _baseline_rows(r: Mapping[str, Any]) -> list[list[str]]:
     out = []
     for b in r.get("baselines") or []:
         obj = b.get("objective")
         gap = None if obj is None or r.get("objective") is None else float(obj) - float(r["objective"])
         out.append([str(b.get("strategy")), fmt_loss(obj, 5), "–" if gap is None else f"{gap:+.4f}",
-                    fmt_mult(b.get("compute_multiplier")), str(b.get("note") or "")])
+                    _mult_text(r, b.get("compute_multiplier")), str(b.get("note") or "")])
     return out
 
 
@@ -237,6 +269,60 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """The [uncertainty] analysis (``result["decision"]``) as (title, note, header, rows) tables."""
+    d = r.get("decision")
+    if not d:
+        return []
+    pct = int(round(100 * float(d.get("interval_level", 0.9))))
+    out = []
+    cands = ", ".join(f"{c['name']} ({100 * float(c['weight']):.0f} %)" for c in d.get("candidates", []))
+    h = d.get("headline_plan") or {}
+    head_note = (f"Headline: the {d.get('headline')} plan ({h.get('label')}); intervals are central {pct} % over "
+                 f"{(d.get('ranges') or {}).get('over', 'draws and forms')} ({d.get('n_scenarios')} scenarios). Candidates: {cands}.")
+    rows = []
+    for p in d.get("plans", []) + [x["plan"] for x in d.get("robust", [])]:
+        spec = p.get("spec_tokens") or {}
+        rows.append([str(p.get("label")), fmt_count(p.get("model_size")), fmt_count(p.get("pretrain_tokens"))] + [fmt_count(spec.get(k)) for k in spec])
+    spec_names = list(((d.get("plans") or [{}])[0].get("spec_tokens") or {}).keys())
+    out.append(("Plans under every candidate law", head_note, ["plan", "N", "D"] + [f"D'[{k}]" for k in spec_names], rows))
+    g = d.get("regret") or {}
+    laws = g.get("laws", [])
+    rows = []
+    for i, plan in enumerate(g.get("plans", [])):
+        cells = [f"{fmt_loss(g['nominal'][i][j])} ({fmt_pct(g['nominal_relative'][i][j], 2)}) / {fmt_loss(g['draws_worst'][i][j])}" for j in range(len(laws))]
+        rows.append([str(plan)] + cells + [fmt_loss(g["expected"][i]), fmt_loss(g["worst"][i])])
+    out.append(("Cross-regret", "Regret of each plan (rows) under each law (columns): objective of the plan minus the law's optimum, in objective units "
+                "(weighted nats/token) and relative, at the point estimate / worst over the law's draws; expected and worst over every scenario.",
+                ["plan"] + [f"under {x} (nominal / worst draw)" for x in laws] + ["expected", "worst"], rows))
+    rows = [[x["strategy"], fmt_loss(x.get("expected_regret")), fmt_loss(x.get("worst_regret")), "yes" if x.get("certified") else "no", str(x.get("method"))]
+            for x in d.get("robust", [])]
+    if rows:
+        out.append(("Robust plans", "", ["strategy", "expected regret", "worst regret", "certified", "method"], rows))
+    rg = d.get("ranges") or {}
+    rows = []
+    for k, v in (rg.get("rows") or {}).items():
+        f = (lambda x: fmt_pct(x)) if k == "pretrain_share" else fmt_count
+        rows.append([k, f(v.get("median")), f"[{f(v.get('p_low'))}, {f(v.get('p_high'))}]"])
+    out.append(("Decision ranges", f"Optimal plan of every scenario: median and central {pct} % interval over {rg.get('over')}; "
+                "pretrain_share = pretraining FLOPs / training FLOPs.", ["quantity", "median", f"{pct} % interval"], rows))
+    fb = d.get("flatness")
+    if fb:
+        rows = [[k, fmt_count(v.get("optimum")), f"[{fmt_count(v.get('low'))}{' (bound)' if v.get('low_at_bound') else ''}, "
+                 f"{fmt_count(v.get('high'))}{' (bound)' if v.get('high_at_bound') else ''}]"] for k, v in (fb.get("rows") or {}).items()]
+        out.append(("Flatness band", f"Coordinates whose re-optimised {fb.get('objective')} stays within {100 * float(fb.get('epsilon', 0)):g} % of the optimum. "
+                    f"Method: {fb.get('method')}.", ["coordinate", "optimum", "band"], rows))
+    rows = [[b["strategy"], str(b.get("text", ""))] for b in d.get("baselines", [])]
+    if rows:
+        out.append(("Baselines against the headline plan", "Gap: baseline objective minus the headline plan's (> 0: the baseline is worse); "
+                    "compute multipliers beyond 10x the largest fitted compute are marked, and above 100x not given as a figure.", ["strategy", "gap and compute multiplier"], rows))
+    notes = [[n["code"], n["message"]] for n in d.get("notes", [])]
+    if notes:
+        out.append(("Uncertainty notes", "", ["code", "note"], notes))
+    return out
+
+
+
 def render_markdown(result: Mapping[str, Any]) -> str:
     """The report as Markdown (for a pull request or a wiki)."""
     r = result
@@ -268,6 +354,11 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             out += ["Form selection by held-out error (ARE):", "",
                     _md_table(["form", "ARE", "note"], [[str(s.get("form")), "–" if s.get("are") is None else f"{100 * float(s['are']):.3f}%", str(s.get("note") or "")] for s in law["selection"]]), ""]
         out += [_md_table(PARAM_HEADER, _param_rows(law)), ""]
+    dec = _decision_tables(r)
+    if dec:
+        out += ["## Decisions under an uncertain law", ""]
+        for title_, note, header, rows in dec:
+            out += [f"### {md_text(title_)}", ""] + ([md_text(note), ""] if note else []) + [_md_table(header, rows), ""]
     warns = _all_warnings(r)
     if warns:
         out += ["## Warnings", ""] + [f"- **{md_text(src)}/{md_text(code)}**: {md_text(msg)}" for src, code, msg in warns] + [""]
@@ -433,6 +524,10 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> s
                 [[str(s.get("form")), "–" if s.get("are") is None else f"{100 * float(s['are']):.3f}%", str(s.get("note") or "")] for s in law["selection"]],
                 numeric=(1,)))
         parts.append(_html_table(PARAM_HEADER, _param_rows(law), "params", numeric=(1, 2)) + "</section>")
+    dec = _decision_tables(r)
+    if dec:
+        parts.append('<section id="uncertainty"><h2>Decisions under an uncertain law</h2>' + "".join(
+            f"<h3>{_h(t)}</h3>" + (f"<p>{_h(n)}</p>" if n else "") + _html_table(hd, rows) for t, n, hd, rows in dec) + "</section>")
     warns = _all_warnings(r)
     if warns:
         parts.append('<section id="warnings"><h2>Warnings</h2><ul class="warnings">' + "".join(

@@ -72,6 +72,7 @@ def schema_markdown() -> str:
         ("[compare]", "CompareSpec", defs["CompareSpec"]),
         ("[optimizer]", "OptimizerSpec", defs["OptimizerSpec"]),
         ("[report]", "ReportSpec", defs["ReportSpec"]),
+        ("[uncertainty]", "UncertaintySpec", defs["UncertaintySpec"]),
     ]
     lines = [
         "# Scenario file reference",

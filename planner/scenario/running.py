@@ -18,7 +18,7 @@ from ..constants import SOLUTION_PRESENT
 from ..fitting import FittedLaw
 from .binding import check_domains, constraints_for, domain_laws, domains_for, law_argument, optimize_options_for, resolve_law
 from .loading import load_scenario
-from .schema import Scenario
+from .schema import Scenario, ScenarioError
 
 if TYPE_CHECKING:  # the optimizer is imported when a scenario is run
     from ..allocate import Allocation
@@ -51,6 +51,7 @@ class ScenarioResult:
     allocations: the plan at every budget listed by a sweep (empty for a single budget).
     domain_laws: laws brought by single domains (``[[domains]] law``), by domain name.
     curve: objective of the plan and of each baseline against compute.
+    decision: the ``[uncertainty]`` analysis (:class:`planner.decision.Decision`) or None.
     timings: seconds spent fitting and solving (not part of :meth:`to_dict`: outputs are
         byte-identical across reruns; the CLI prints them with ``--verbose``).
     """
@@ -62,6 +63,7 @@ class ScenarioResult:
     domain_laws: Mapping[str, FittedLaw] = field(default_factory=dict)
     curve: tuple[CurvePoint, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
+    decision: Any = None
 
     @property
     def status(self) -> str:
@@ -96,7 +98,7 @@ class ScenarioResult:
             curve=[c.to_dict() for c in self.curve],
             warnings=self.law_warnings(),
             title=self.scenario.report.title or self.scenario.name,
-        )
+        ) | ({"decision": self.decision.to_dict()} if self.decision is not None else {})
 
     def summary(self) -> str:
         """A few lines of text: the plan (``Allocation.summary``), the sweep, the warnings."""
@@ -109,6 +111,8 @@ class ScenarioResult:
             lines.append(f"  warning [plan/{w.code}]: {w.message}")
         for w in self.law_warnings():
             lines.append(f"  warning [law/{w['code']}]: {w['message']}")
+        if self.decision is not None:
+            lines += ["", "decisions under an uncertain law:", self.decision.summary()]
         return "\n".join(lines)
 
 
@@ -191,6 +195,11 @@ def run_scenario(
         for j, b in enumerate(budgets)
     )
     listed = scenario.budget.budgets if scenario.budget.is_sweep else (budgets if sweep else [])
+    decision = None
+    if scenario.uncertainty is not None:
+        t2 = time.perf_counter()
+        decision = _decide(scenario, fitted_law, domains, constraints, options, budgets)
+        solve_seconds += time.perf_counter() - t2
     return ScenarioResult(
         scenario=scenario,
         law=fitted_law,
@@ -199,4 +208,26 @@ def run_scenario(
         domain_laws=own_laws,
         curve=curve,
         timings={"law_seconds": law_seconds, "solve_seconds": solve_seconds},
+        decision=decision,
     )
+
+
+def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], constraints: Any, options: Mapping[str, Any], budgets: list[float]) -> Any:
+    """The ``[uncertainty]`` analysis: every candidate form (listed and fitted here, or the [law] ensemble)."""
+    from ..decision import decide
+
+    u = scenario.uncertainty
+    assert u is not None
+    if u.forms:
+        if scenario.law.source != "runs":
+            raise ScenarioError(f"{scenario.path or '<scenario>'}: uncertainty.forms needs [law] runs to fit each form on")
+        cands = []
+        for form in u.forms:
+            spec = scenario.law.model_copy(update={"form": form, "bootstrap": u.draws})
+            cands.append((form, resolve_law(scenario.model_copy(update={"law": spec})), 1.0))
+    else:
+        cands = fitted_law
+    keep = {"flops", "inference", "inference_budget", "fixed_fraction", "path", "solver"}
+    return decide(cands, scenario.budget.primary, domains, constraints, draws=True, max_draws=u.max_draws, robust=tuple(u.robust),
+                  headline=u.headline, epsilon=u.epsilon, level=u.level, multiplier_draws=u.multiplier_draws,
+                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, **{k: v for k, v in options.items() if k in keep})

@@ -23,7 +23,7 @@ from ..quantities import parse_quantity
 
 __all__ = [
     "ScenarioError", "Scenario", "BudgetSpec", "LawSpec", "DomainSpec", "ConstraintsSpec", "InferenceSpec",
-    "CostSpec", "CompareSpec", "OptimizerSpec", "ReportSpec", "BASELINE_STRATEGIES",
+    "CostSpec", "CompareSpec", "OptimizerSpec", "ReportSpec", "UncertaintySpec", "BASELINE_STRATEGIES",
 ]
 
 #: baseline strategies a scenario can compare the plan with (the allocator's names):
@@ -150,6 +150,19 @@ class LawSpec(_Spec):
     min_tokens: Tokens | None = Field(None, description="Drop checkpoints with fewer tokens (D + D') than this.")
     max_starts: int = Field(256, ge=1, le=MAX_STARTS, description="Multi-start budget of the fit (lower is faster).")
     seed: int = Field(0, ge=0, description="Random seed of the fit (bootstrap, starts).")
+
+    @field_validator("train_on")
+    @classmethod
+    def _rule(cls, v: str) -> str:
+        # the grammar is checked here so `planner validate` refuses what the fit would (never evaluated)
+        if v.strip() != "auto":
+            from ..selection import SelectionError, parse_rule
+
+            try:
+                parse_rule(v)
+            except SelectionError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> "LawSpec":
@@ -293,6 +306,27 @@ class OptimizerSpec(_Spec):
     )
 
 
+class UncertaintySpec(_Spec):
+    """``[uncertainty]``: decisions that hold up when the law is uncertain (docs/decisions.md): the plan under
+    every candidate form, the cross-regret table, robust plans, decision ranges and honest baselines."""
+
+    forms: list[str] = Field(
+        default_factory=list,
+        description='Candidate forms, each fitted to the [law] runs with equal weight; empty: the [law] law (with form = "auto", its ensemble weighted by size backtests).',
+    )
+    draws: int = Field(0, ge=0, le=10000, description="Bootstrap draws of each listed form (0: none, plans across forms only); without forms the [law] bootstrap is used.")
+    max_draws: int = Field(100, ge=1, le=10000, description="Most draws per candidate used for plans, regret and ranges (evenly spaced).")
+    robust: list[Literal["mean", "worst"]] = Field(
+        default_factory=lambda: ["mean", "worst"], description='Robust plans to compute: minimum expected ("mean") and worst-case ("worst") regret.'
+    )
+    headline: Literal["nominal", "robust-mean", "robust-worst"] = Field(
+        "nominal", description="Which plan the decision tables report against: the highest-weight candidate's plan, or a robust plan."
+    )
+    epsilon: float = Field(1e-3, gt=0, lt=1, description="Flatness band: coordinates whose re-optimised objective is within this relative tolerance of the optimum.")
+    level: float = Field(0.9, gt=0, lt=1, description="Central probability of every interval (ranges, gaps, multipliers).")
+    multiplier_draws: int = Field(2, ge=0, le=1000, description="Draws per candidate used for the compute-multiplier intervals.")
+
+
 class ReportSpec(_Spec):
     """``[report]``: what to write."""
 
@@ -309,6 +343,27 @@ class ReportSpec(_Spec):
         if v <= 1:
             raise ValueError("compute_span must be above 1")
         return v
+
+
+class DesignSpec(_Spec):
+    """``[design]``: the ladder of small runs for ``planner design`` (docs/design.md)."""
+
+    experiment_budget: Flops | None = Field(None, description="FLOPs for the ladder (the CLI's --experiment-budget overrides it).")
+    sizes: list[Params] | dict[str, Params] | None = Field(None, description='Ladder sizes: a menu ["20M", "50M", ...] or a range {min = "10M", max = "1B"}.')
+    noise: float | None = Field(None, gt=0, lt=1, description="sd of a run's log loss (default: from the runs' residuals, else 0.01).")
+    truths: int = Field(16, ge=2, le=10000, description="Truths of the linearized criterion.")
+    simulations: int = Field(10, ge=0, le=10000, description="Truths of the verification by simulation (0: none).")
+    spend: list[float] | None = Field(None, description="Shares of the experiment budget the search may use (default [0.25, 0.5, 1.0]).")
+    context: int = Field(2048, gt=0, description="Context length (tokens) for the shapes' FLOPs per token.")
+    seed: int = Field(0, description="Random seed.")
+
+
+class ProgressSpec(_Spec):
+    """``[progress]``: a target run under way, re-planned by ``planner design`` (docs/design.md)."""
+
+    model_size: Params = Field(description="N of the target run.")
+    tokens: Tokens = Field(description="General pretraining tokens already spent.")
+    checkpoints: str | list[dict[str, Any]] | None = Field(None, description="Its checkpoints' losses: a run table path, or a list of {pretrain_tokens, domain, loss}.")
 
 
 class Scenario(_Spec):
@@ -328,6 +383,9 @@ class Scenario(_Spec):
     compare: CompareSpec = Field(default_factory=lambda: CompareSpec(), description="Baselines the plan is compared with.")
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(), description="Solver options.")
     report: ReportSpec = Field(default_factory=ReportSpec, description="Report options.")
+    design: DesignSpec | None = Field(None, description="The ladder of small runs (`planner design`).")
+    progress: ProgressSpec | None = Field(None, description="A target run under way, to re-plan (`planner design`).")
+    uncertainty: UncertaintySpec | None = Field(None, description="Decisions under an uncertain law (plans per form, regret, robust plans, ranges).")
 
     @field_validator("domains")
     @classmethod

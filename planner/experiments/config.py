@@ -14,7 +14,7 @@ Schema ``planner.training-config/1``: a list of ``runs``, each with
 
 and ``schedule``: the learning-rate assumption under which the checkpoints are usable.
 
-:func:`design_config` exports a :class:`~planner.design.Design`; :func:`plan_config` an
+:func:`design_config` exports a :class:`~planner.experiments.Design`; :func:`plan_config` an
 :class:`~planner.Allocation` (the target run: pretrain D, then one branch per specialized domain
 from the end of pretraining; checkpoints at 1/8 .. 1 of each phase).
 """

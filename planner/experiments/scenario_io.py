@@ -1,8 +1,8 @@
 r"""Read the ``[design]`` and ``[progress]`` sections of a scenario file, and run ``planner design``.
 
-Until the scenario schema gains these sections, they are read here from the parsed file and
-removed before the rest is validated by :func:`planner.load_scenario` (when the file has a
-``[law]``; a design from zero runs needs none).
+The sections are in the scenario schema (``DesignSpec``, ``ProgressSpec``); here they are read from
+the parsed file and removed before the rest is validated by :func:`planner.load_scenario` (when the
+file has a ``[law]``; a design from zero runs needs none, which the schema would refuse).
 
 ``[design]`` keys: ``experiment_budget`` (FLOPs; the CLI's ``--experiment-budget`` overrides it),
 ``sizes`` (a list of model sizes: a menu; or ``{min = "10M", max = "1B"}``: a range), ``noise``
@@ -15,7 +15,6 @@ table path, relative to the scenario, or a list of ``{pretrain_tokens, domain, l
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,20 +37,13 @@ def _q(value: Any, unit: str, where: str) -> float:
 
 def read_sections(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """(the scenario without [design]/[progress], the [design] table, the [progress] table or None)."""
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    if p.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+    from .._io import read_text
+    from ..scenario.loading import _parse_text  # the scenario reader: size caps, safe YAML, line numbers
+    from ..scenario.schema import ScenarioError
 
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise DesignError(f"{p}: invalid YAML: {exc}") from None
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DesignError(f"{p}: invalid TOML: {exc}") from None
+    p = Path(path)
+    data, _ = _parse_text(read_text(p, "scenario file", ScenarioError), p)
+    data = dict(data)
     if not isinstance(data, dict):
         raise DesignError(f"{p}: a scenario is a table of sections")
     design = data.pop("design", {}) or {}

@@ -1,4 +1,4 @@
-"""Write a :class:`~planner.design.Design`: ``runs.csv``, ``design.json``, ``design.md``, ``design.html`` (regret plot inline),
+"""Write a :class:`~planner.experiments.Design`: ``runs.csv``, ``design.json``, ``design.md``, ``design.html`` (regret plot inline),
 ``measurements.csv`` (one row per checkpoint to evaluate, ``loss`` empty: fill it in and fit), configs.
 
 Rendering works on the JSON dict (``Design.to_dict()``), so a saved ``design.json`` re-renders.

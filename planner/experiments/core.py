@@ -182,9 +182,9 @@ def runs_to_points(runs: Any, domains: Sequence[str]) -> tuple[Points, np.ndarra
     from ..runs import load_runs
 
     df = runs if isinstance(runs, pd.DataFrame) and "cross_domain" in runs else load_runs(runs)
-    keep = df["domain"].isin(list(domains)).to_numpy()
+    keep = df["domain"].isin(list(domains)).to_numpy().copy()
     if "cross_domain" in df:
-        keep &= ~df["cross_domain"].to_numpy(dtype=bool)
+        keep = keep & ~df["cross_domain"].to_numpy(dtype=bool)  # not in place: pandas may hand out a read-only array
     df = df[keep]
     if df.empty:
         raise DesignError(f"none of the existing runs is measured on the design's domains ({', '.join(domains)})")
