@@ -1,0 +1,105 @@
+"""Pins the real-D'-data numbers of benchmarks/validate_split.py (docs/validation.md, "Real D' data").
+
+Recomputed from data/published/split_lab (real split training of tiny GPTs): fit the 3 smallest sizes,
+predict the 2 largest. The numbers are this code's own output (seed 0, max_starts 32); a change to a
+form, the fitter or the ensemble that moves them must update docs/validation.md too.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import validate_split as VS  # noqa: E402
+
+# held-out ARE (base rows, specialized rows, all rows), measured 2026-11-25 by validate_split.py
+SPLIT_LAB = {
+    "split-additive": (0.07369, 0.06378, 0.06944),
+    "split-multiplicative": (0.06964, 0.06954, 0.06960),
+    "split-interaction": (0.07724, 0.08323, 0.07981),
+    "split-prelearned": (0.06651, 0.09770, 0.07988),
+    "split-transfer": (0.07373, 0.11206, 0.09016),
+    "split-effective": (0.09048, 0.10999, 0.09884),
+    "ensemble": (0.07033, 0.10068, 0.08334),
+    "copy largest fitted size": (0.11605, 0.14580, 0.12880),
+    "no D' term": (0.08829, 0.27254, 0.16725),
+}
+
+
+@pytest.fixture(scope="module")
+def split_lab():
+    return VS.split_lab_extrapolation(n_jobs=1)
+
+
+@pytest.mark.slow
+def test_split_lab_held_out_errors_are_pinned(split_lab):
+    assert (split_lab["n_base"], split_lab["n_specialized"]) == (40, 30)
+    for name, (base, spec, every) in SPLIT_LAB.items():
+        got = split_lab["errors"][name]
+        assert got["base"] == pytest.approx(base, abs=2e-3), name
+        assert got["specialized"] == pytest.approx(spec, abs=2e-3), name
+        assert got["all"] == pytest.approx(every, abs=2e-3), name
+
+
+@pytest.mark.slow
+def test_split_lab_ensemble_never_fails_and_beats_both_baselines(split_lab):
+    assert set(split_lab["weights"]) == set(VS.SPLIT_FORMS)  # every candidate fitted
+    e = split_lab["errors"]
+    assert e["ensemble"]["all"] < e["copy largest fitted size"]["all"]
+    assert e["ensemble"]["all"] < e["no D' term"]["all"]
+    assert e["ensemble"]["specialized"] < e["no D' term"]["specialized"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 1.20: with 3 training sizes the only backtest fold (2 sizes -> the 3rd) "
+                                       "favours split-prelearned and split-effective, which extrapolate worse than "
+                                       "split-additive; the issue's 1.1x target is not met (docs/validation.md)")
+def test_split_lab_ensemble_within_1_1_of_the_best_candidate(split_lab):
+    assert split_lab["ensemble_over_best"] <= 1.1
+
+
+# finetune_lin2024: fit the 3 smaller sizes of a family, predict the largest size's curve (ARE, measured
+# 2026-11-25 by validate_split.py): (family, dataset) -> {law: ARE}
+FINETUNE = {
+    ("Cerebras", "flan"): {"chinchilla": 0.16859, "split-effective": 0.11583, "split-interaction": 0.12610, "split-additive": 0.14211,
+                           "overtrain": 0.17468, "split-transfer": 0.11140, "split-multiplicative": 0.11416, "split-prelearned": 0.11357,
+                           "ensemble": 0.11357, "copy next size down": 0.20944},
+    ("Cerebras", "wmt19"): {"chinchilla": 0.18407, "split-effective": 0.15949, "split-interaction": 0.23562, "split-additive": 0.27417,
+                            "overtrain": 0.20257, "split-transfer": 0.15906, "split-multiplicative": 0.24260, "split-prelearned": 0.24355,
+                            "ensemble": 0.27417, "copy next size down": 0.23901},
+    ("OPT", "flan"): {"chinchilla": 0.04709, "split-effective": 0.09051, "split-interaction": 0.08562, "split-additive": 0.09326,
+                      "overtrain": 0.04709, "split-transfer": 0.08828, "split-multiplicative": 0.07086, "split-prelearned": 0.07988,
+                      "ensemble": 0.09051, "copy next size down": 0.07359},
+    ("OPT", "wmt19"): {"chinchilla": 0.04077, "split-effective": 0.25878, "split-interaction": 0.14374, "split-additive": 0.25766,
+                       "overtrain": 0.04136, "split-transfer": 0.25393, "split-multiplicative": 0.21885, "split-prelearned": 0.20007,
+                       "ensemble": 0.20007, "copy next size down": 0.19174},
+}
+
+
+@pytest.fixture(scope="module")
+def finetune():
+    return {key: VS.finetune_extrapolation(*key, n_jobs=1) for key in FINETUNE}
+
+
+@pytest.mark.slow
+def test_finetune_errors_are_pinned_and_auto_never_fails(finetune):
+    for key, expected in FINETUNE.items():
+        got = finetune[key]
+        assert got["failed"] == {}, key  # every candidate fitted: OPT's constant D and 3 sizes included
+        for name, are in expected.items():
+            assert got["errors"][name] == pytest.approx(are, abs=2e-3), (key, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(FINETUNE))
+def test_finetune_ensemble_within_1_1_of_the_best_candidate(finetune, key, request):
+    if key != ("Cerebras", "flan"):
+        # measured 1.72 (Cerebras wmt19), 1.92 (OPT flan), 4.91 (OPT wmt19): one backtest fold puts all
+        # weight on one form, and on OPT no D' form beats the constant-in-D' chinchilla (docs/validation.md)
+        request.applymarker(pytest.mark.xfail(strict=True, reason="issue's 1.1x target not met on this dataset"))
+    assert finetune[key]["ensemble_over_best"] <= 1.1
