@@ -14,10 +14,14 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from ..quantities import parse_quantity
-from .baselines import DEFAULT_FIXED_FRACTION, STRATEGIES
 from .model import AllocationError, FlopModel, SixN
 
-__all__ = ["OptimizeOptions", "OPTION_RULES", "check_options", "check_budget", "SOLVERS", "PATHS"]
+#: the strategies: the plan ("split") and the habits it is compared with
+STRATEGIES = ("split", "no-split", "fixed", "separate")
+#: pretraining share of training compute in the ``fixed`` strategy (the habitual 80 % / 20 %)
+DEFAULT_FIXED_FRACTION = 0.8
+
+__all__ = ["STRATEGIES", "DEFAULT_FIXED_FRACTION", "OptimizeOptions", "OPTION_RULES", "check_options", "check_budget", "SOLVERS", "PATHS"]
 
 #: values of ``path``: which problem class to solve (see docs/optimizer.md, "Solver paths")
 PATHS = ("auto", "gp", "dcp", "multistart")

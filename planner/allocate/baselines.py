@@ -12,18 +12,15 @@ from typing import TYPE_CHECKING, Callable
 
 from scipy.optimize import brentq
 
+from ._options import DEFAULT_FIXED_FRACTION, STRATEGIES
 from .model import Baseline
+from .strategies import StrategySolver
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._context import Context
-    from .strategies import StrategySolver
 
 __all__ = ["STRATEGIES", "DEFAULT_FIXED_FRACTION", "MULTIPLIER_RANGE", "baseline_records", "compute_multiplier"]
 
-#: the strategies: the plan ("split") and the habits it is compared with
-STRATEGIES = ("split", "no-split", "fixed", "separate")
-#: pretraining share of training compute in the ``fixed`` strategy (the habitual 80 % / 20 %)
-DEFAULT_FIXED_FRACTION = 0.8
 #: range of compute multipliers searched (beyond: 0 or inf)
 MULTIPLIER_RANGE = (1e-6, 1e6)
 
@@ -36,8 +33,6 @@ def baseline_records(ctx: "Context", strategies: dict[str, StrategySolver], budg
             continue
         strat = strategies.get(name)
         if strat is None:
-            from .strategies import StrategySolver  # noqa: PLC0415 - strategies imports the options that import this module
-
             strat = strategies[name] = StrategySolver(ctx, name)
         val, sols = strat.solve(budget)
         note = ""

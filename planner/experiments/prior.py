@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._mapfit import map_fit
 from ._model import DesignError, LawVec, Points
 
 __all__ = ["FormPrior", "Prior", "published_prior", "prior_from_runs", "EPOCH", "EPOCH_SE", "SPLIT_FORMS"]
@@ -158,8 +159,6 @@ def gaussian_sampler(mean: np.ndarray, cov: np.ndarray) -> Callable[[np.random.G
 def prior_from_runs(points: Points, log_loss: np.ndarray, domains: Sequence[str], forms: Sequence[str] = SPLIT_FORMS,
                     noise: float | None = None, seed: int = 0) -> Prior:
     """Laplace posterior of every candidate form given existing runs (module doc)."""
-    from .simulate import map_fit  # local: simulate imports this module
-
     base = published_prior(domains, forms, seed=seed)
     fits = []
     for c in base.components:

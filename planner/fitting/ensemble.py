@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .._records import json_number as _num, to_jsonable as _jsonable
-from .law import FittedLaw, FitWarning
-from .layout import FitError
+from .layout import FitError, FitWarning
+
+if TYPE_CHECKING:  # pragma: no cover - law.py imports this module to read saved ensembles
+    from .law import FittedLaw
 
 __all__ = ["Fold", "CandidateScore", "LawEnsemble", "size_folds", "stacking_weights", "pseudo_bma_weights", "ensemble_weights",
            "WEIGHTING_METHODS"]
@@ -344,8 +346,12 @@ class LawEnsemble:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, source: str = "<dict>") -> "LawEnsemble":
-        cands = tuple(FittedLaw.from_dict(c, source=f"{source} (candidate {i})") for i, c in enumerate(d.get("candidates") or ()))
+    def from_dict(cls, d: Mapping[str, Any], *, load_candidate: Callable[..., "FittedLaw"],
+                  source: str = "<dict>") -> "LawEnsemble":
+        """The ensemble of a saved law file; ``load_candidate`` reads one candidate
+        (``FittedLaw.from_dict``, passed in by ``law.py``, so this module needs no import of it:
+        saved ensembles are read through ``load_law``/``FittedLaw.from_dict``)."""
+        cands = tuple(load_candidate(c, source=f"{source} (candidate {i})") for i, c in enumerate(d.get("candidates") or ()))
         return cls(
             candidates=cands,
             weights=tuple(float(w) for w in d.get("weights", ())),

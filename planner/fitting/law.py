@@ -28,15 +28,11 @@ from .._records import Note, json_number as _num, to_jsonable as _jsonable
 from ..laws.base import Form, Inputs
 from ..laws.registry import get_form
 from .calibration import extrapolation_distance
-from .layout import FitError, ParamLayout, parse_slot_name
+from .ensemble import LawEnsemble
+from .layout import FitError, FitWarning, ParamLayout, parse_slot_name
 
 __all__ = ["FitWarning", "FittedLaw", "law", "load_law", "check_values", "LAW_SCHEMA"]
 
-
-
-@dataclass(frozen=True)
-class FitWarning(Note):
-    """A problem with a fit worth a reader's attention (``code`` is stable, ``message`` is prose)."""
 
 
 _version = package_version
@@ -402,9 +398,7 @@ def write_atomic(path: Path, text: str) -> None:
 def _ensemble_from_dict(d: Any, source: str) -> Any:
     if not d:
         return None
-    from .ensemble import LawEnsemble  # ensemble builds on FittedLaw: imported here, not at the top
-
-    return LawEnsemble.from_dict(d, source=source)
+    return LawEnsemble.from_dict(d, source=source, load_candidate=FittedLaw.from_dict)
 
 
 def _fmt_r2(v: Any) -> str:

@@ -14,10 +14,16 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .._records import Note
 from ..errors import PlannerError
 from ..laws.base import Form, Param
 
 __all__ = ["Slot", "ParamLayout", "FitError", "slot_name", "parse_slot_name"]
+
+
+@dataclass(frozen=True)
+class FitWarning(Note):
+    """A problem with a fit worth a reader's attention (``code`` is stable, ``message`` is prose)."""
 
 
 class FitError(PlannerError):
