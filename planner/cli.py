@@ -334,7 +334,8 @@ def _scenario_inputs(scenario: Any) -> list[Path]:
 
 
 def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, sweep: bool) -> None:
-    from .report import REPORT_FILES, write_reports
+    from .experiments.config import config_texts, plan_config
+    from .report import REPORT_FILES, render, write_file_set
     from .scenario import load_scenario, run_scenario
 
     scenario = load_scenario(scenario_path)
@@ -349,7 +350,11 @@ def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, swe
         progress.close()
     _detail(result.law.summary())
     t0 = time.perf_counter()
-    written = write_reports(result.to_dict(), out, chosen)
+    texts = render(result.to_dict(), chosen)
+    if result.allocation.feasible:
+        # the plan as a training config (shape, tokens per phase, checkpoints, branches), in the same set
+        texts.update(config_texts(plan_config(result.allocation)))
+    written = write_file_set(out, texts)
     timings = {**result.timings, "report_seconds": time.perf_counter() - t0}
     _detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     _say(result.summary())
@@ -363,7 +368,7 @@ def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, swe
 @_verbosity_options
 @_guard
 def run(scenario: str, out_dir: str | None, formats: list[str] | None) -> None:
-    """Plan the budget of SCENARIO and write the reports.
+    """Plan the budget of SCENARIO and write the reports (and config.json/.yaml: the plan as a training config).
 
     \b
     Example: planner run scenarios/three-domains.toml -o out/three --format md,html

@@ -160,9 +160,17 @@ def test_run_writes_every_report(runner, scenario, tmp_path):
     out = tmp_path / "out"
     result = invoke(runner, "run", scenario, "-o", out)
     assert result.exit_code == EXIT_OK, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["allocation.csv", "allocation.json", "report.html", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["allocation.csv", "allocation.json", "config.json", "config.yaml", "report.html", "report.md"]
     doc = json.loads((out / "allocation.json").read_text())
     assert doc["schema"] == "planner.allocation/1" and doc["title"] == "Inline two-domain plan"
+    # the plan as a training config: the planned model's shape, pretraining to D, a branch per domain to D'_k
+    config = json.loads((out / "config.json").read_text())
+    pretrain = next(r for r in config["runs"] if r["kind"] == "pretrain")
+    assert pretrain["tokens"] == pytest.approx(doc["pretrain_tokens"], rel=1e-12)
+    branches = {r["domain"]: r["tokens"] for r in config["runs"] if r["kind"] == "branch"}
+    assert branches == {d["name"]: pytest.approx(d["spec_tokens"], rel=1e-12) for d in doc["domains"] if d["spec_tokens"] > 0}
+    shape = pretrain["shape"]
+    assert abs(shape["params"] / doc["model_size"] - 1) <= 0.02
     assert doc["laws"]["law"]["form"] == "split-additive"
     assert "# Inline two-domain plan" in (out / "report.md").read_text()
     # the summary printed is the plan's own (Allocation.summary), not a re-implementation
@@ -183,7 +191,7 @@ def test_run_default_output_folder_and_format(runner, scenario, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     result = invoke(runner, "run", scenario, "--format", "md,csv", "-q")
     assert result.exit_code == EXIT_OK and result.stdout == ""
-    assert sorted(p.name for p in (tmp_path / "out" / "plan").iterdir()) == ["allocation.csv", "report.md"]
+    assert sorted(p.name for p in (tmp_path / "out" / "plan").iterdir()) == ["allocation.csv", "config.json", "config.yaml", "report.md"]
 
 
 def test_run_bad_format_exits_2(runner, scenario, tmp_path):
