@@ -423,6 +423,7 @@ def test_fit_bad_options_exit_2(runner, args):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 # --------------------------------------------------------------------------- python -m planner
 def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "planner", "forms"], capture_output=True, text=True, timeout=600)

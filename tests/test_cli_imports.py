@@ -42,11 +42,13 @@ except SystemExit as exc:
     assert loaded_after(body) == []
 
 
+@pytest.mark.slow
 def test_public_names_still_import_on_use():
     assert loaded_after("import planner\nplanner.law, planner.Scenario, planner.optimize") == ["pandas", "scipy"]
     assert loaded_after("from planner import fit, optimize, run_scenario") == ["pandas", "scipy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["validate", "scenarios/inference-heavy.toml"], ["validate", "scenarios/three-domains.toml"]])
 def test_validate_is_light(args):
     body = f"""
@@ -59,6 +61,7 @@ except SystemExit as exc:
     assert [m for m in loaded_after(body) if m in ("cvxpy", "matplotlib")] == []
 
 
+@pytest.mark.slow
 def test_run_with_html_does_import_the_plots(tmp_path):
     # the probe can see a heavy import: the check above is not vacuous
     body = f"""

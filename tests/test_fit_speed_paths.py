@@ -214,6 +214,7 @@ def serial_fit(split_runs):
     return planner.fit(split_runs, "split-effective", seed=7, bootstrap=6, calibrate=True, n_jobs=1)
 
 
+@pytest.mark.slow
 def test_bootstrap_and_backtests_do_not_depend_on_n_jobs(split_runs, serial_fit, monkeypatch):
     monkeypatch.setattr(_parallel, "MIN_PARALLEL_SECONDS", 0.0)  # every task to the process pool
     parallel = planner.fit(split_runs, "split-effective", seed=7, bootstrap=6, calibrate=True, n_jobs=2)
