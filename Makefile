@@ -6,7 +6,7 @@ SCENARIO ?= scenarios/three-domains.toml
 OUT ?= out
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast venv bench validate clean
+.PHONY: run test test-fast fuzz venv bench validate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,17 @@ venv: $(VENV)/.installed
 run: venv
 	$(BIN)/planner run $(SCENARIO) -o $(OUT)
 
-# The whole suite (published data is in data/published; only the browser test may skip, when chromium is missing).
+# The whole suite but the long fuzz runs (published data is in data/published; only the browser test may skip, when chromium is missing).
 test: venv
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not fuzz_long" $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (under a minute on 2 cores).
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The long fuzz runs (thousands of broken scenario files, run tables, law and result files, rules).
+fuzz: venv
+	$(BIN)/python -m pytest -q -m fuzz_long $(PYTEST_ARGS)
 
 # Medians, printed: fit (and the chinchilla package), optimizer scaling in K, whole scenarios and start-up.
 bench: venv

@@ -138,6 +138,7 @@ def test_fuzz_run_tables_through_fit(text):
     _check_table(text, fit=True)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.slow
 @LONG
 @given(broken_tables())
@@ -145,6 +146,7 @@ def test_fuzz_run_tables_long(text):
     _check_table(text, fit=False)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(broken_tables())
@@ -234,6 +236,7 @@ def test_fuzz_law_json(text):
     _check_law(text)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.slow
 @LONG
 @given(broken_laws())
@@ -271,6 +274,7 @@ def test_fuzz_rules(rule):
     _check_rule(rule)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.slow
 @settings(max_examples=5000, deadline=None)
 @given(rules())

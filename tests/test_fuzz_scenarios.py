@@ -363,6 +363,7 @@ def test_fuzz_report_command(text):
     check_result_case(text)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.fuzz
 @pytest.mark.slow
 @LONG
@@ -371,6 +372,7 @@ def test_fuzz_scenarios_long(case):
     check_scenario_case(case)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.fuzz
 @pytest.mark.slow
 @settings(max_examples=500, **_COMMON)
@@ -379,6 +381,7 @@ def test_fuzz_validate_command_long(case):
     check_validate_case(case)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.fuzz
 @pytest.mark.slow
 @settings(max_examples=1000, **_COMMON)
@@ -387,6 +390,7 @@ def test_fuzz_law_files_named_by_a_scenario_long(text):
     check_law_case(text)
 
 
+@pytest.mark.fuzz_long
 @pytest.mark.fuzz
 @pytest.mark.slow
 @settings(max_examples=1000, **_COMMON)
