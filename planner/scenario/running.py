@@ -208,7 +208,10 @@ def run_scenario(
     decision = None
     if scenario.uncertainty is not None:
         t2 = time.perf_counter()
-        decision = _decide(scenario, fitted_law, domains, constraints, options, budgets)
+        with warnings.catch_warnings():
+            # plans per form, per draw and per baseline: their notes are kept in the decision's tables
+            warnings.simplefilter("ignore", PlannerWarning)
+            decision = _decide(scenario, fitted_law, domains, constraints, options, budgets)
         solve_seconds += time.perf_counter() - t2
     return ScenarioResult(
         scenario=scenario,
