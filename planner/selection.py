@@ -261,7 +261,7 @@ class _Evaluator:
 
     def mask(self) -> np.ndarray:
         with np.errstate(all="ignore"):
-            value = self.eval(self.rule.tree.body)
+            value = self.evaluate(self.rule.tree.body)
         if not self._is_bool(value):
             raise self.fail("the rule must give True/False per row (a comparison such as 'model_size <= 1e9')", self.rule.tree.body)
         return np.broadcast_to(np.asarray(value, dtype=bool), (self.n,)).copy()
@@ -292,7 +292,7 @@ class _Evaluator:
             return self.virtual[name]
         raise self.fail(f"unknown column {name!r}", node)
 
-    def eval(self, node: ast.AST) -> Any:
+    def evaluate(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, int) and not isinstance(node.value, bool):
                 try:
@@ -326,7 +326,7 @@ class _Evaluator:
         raise self.fail(f"{_WHAT.get(type(node), type(node).__name__)} is not allowed here", node)
 
     def boolean(self, node: ast.AST, hint: bool = False) -> Any:
-        v = self.eval(node)
+        v = self.evaluate(node)
         if not self._is_bool(v):
             extra = " (with & and |, put each comparison in parentheses, or write and / or)" if hint else ""
             raise self.fail(f"expected True/False (a comparison or a boolean column){extra}", node)
@@ -339,7 +339,7 @@ class _Evaluator:
         return None
 
     def number(self, node: ast.AST, unit: str | None) -> Any:
-        v = self.eval(node)
+        v = self.evaluate(node)
         if isinstance(v, str):
             return self.quantity(v, unit, node)
         if self._is_text(v):
@@ -356,9 +356,9 @@ class _Evaluator:
 
     def operand(self, node: ast.AST, other: ast.AST) -> Any:
         """One side of a comparison: text stays text next to a text column, else numbers/quantities."""
-        v = self.eval(node)
+        v = self.evaluate(node)
         if isinstance(v, str):
-            w = self.eval(other) if isinstance(other, ast.Name) else None
+            w = self.evaluate(other) if isinstance(other, ast.Name) else None
             if w is not None and self._is_text(w):
                 return v
             return self.quantity(v, self._unit_of(other), node)
@@ -366,7 +366,7 @@ class _Evaluator:
 
     def compare(self, node: ast.Compare) -> Any:
         if isinstance(node.ops[0], (ast.In, ast.NotIn)):
-            left = self.eval(node.left)
+            left = self.evaluate(node.left)
             items = node.comparators[0]
             assert isinstance(items, (ast.Tuple, ast.List))
             if self._is_text(left):
