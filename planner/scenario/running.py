@@ -25,7 +25,39 @@ from .schema import Scenario, ScenarioError
 if TYPE_CHECKING:  # the optimizer is imported when a scenario is run
     from ..allocate import Allocation
 
-__all__ = ["ScenarioResult", "CurvePoint", "run_scenario", "curve_budgets"]
+__all__ = ["ScenarioResult", "CurvePoint", "run_scenario", "curve_budgets", "headline_lines"]
+
+
+def headline_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The console's first lines: which plan is the headline, its N, D, D'_k with ranges, and the interval level."""
+    h = doc.get("headline") or {}
+    if not h or h.get("model_size") is None:
+        return []
+    iv = h.get("intervals") or {}
+    level = h.get("interval_level")
+
+    def val(key: str, x: Any) -> str:
+        r = iv.get(key)
+        return f"{float(x):.4g}" + (f" [{float(r[0]):.3g}, {float(r[1]):.3g}]" if r and None not in r else "")
+
+    head = f"headline: the {h.get('plan')} plan ({h.get('label')}): {h.get('meaning')}"
+    lvl = (f"intervals: central {100 * float(level):g} % over {h.get('interval_over')}" if level is not None and iv
+           else f"intervals: {h.get('interval_over')}")
+    lines = [head, "  " + lvl]
+    plan = f"  N = {val('model_size', h['model_size'])} params, D = {val('pretrain_tokens', h['pretrain_tokens'])} tokens"
+    lines.append(plan)
+    spec = h.get("spec_tokens") or {}
+    if spec:
+        lines.append("  " + ", ".join(f"D'[{k}] = {val(f'spec_tokens[{k}]', v)}" for k, v in spec.items()))
+    share = h.get("pretrain_share_of_compute")
+    if share is not None:
+        r = iv.get("pretrain_share")
+        lines.append(f"  pretraining share of training compute (inference excluded) {100 * float(share):.1f} %"
+                     + (f" [{100 * float(r[0]):.1f} %, {100 * float(r[1]):.1f} %]" if r and None not in r else ""))
+    if h.get("objective") is not None:
+        lines.append(f"  objective {float(h['objective']):.6g} under {h.get('objective_under')}"
+                     + (f"; expected over every scenario {float(h['expected_objective']):.6g}" if h.get("expected_objective") is not None else ""))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -90,9 +122,9 @@ class ScenarioResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``allocation.json`` document (schema ``planner.allocation/1``), see :func:`planner.report.build_result`."""
-        from ..report.document import build_result
+        from ..report.document import build_result, headline_block
 
-        return build_result(
+        doc = build_result(
             self.allocation.to_dict(),
             laws={"law": self.law.to_dict(), **{f"domains.{name}.law": own.to_dict() for name, own in self.domain_laws.items()}},
             scenario=self.scenario.echo(),
@@ -101,10 +133,16 @@ class ScenarioResult:
             warnings=self.law_warnings(),
             title=self.scenario.report.title or self.scenario.name,
         ) | ({"decision": self.decision.to_dict()} if self.decision is not None else {})
+        doc["headline"] = headline_block(doc)
+        return doc
 
     def summary(self) -> str:
         """A few lines of text: the plan (``Allocation.summary``), the sweep, the warnings."""
-        lines = [self.allocation.summary()]
+        lines = []
+        if self.allocation.feasible:
+            lines += headline_lines(self.to_dict())
+        lines.append(self.allocation.summary() if not lines else "nominal plan (optimal under the law's point estimate; the tables detail it):\n"
+                     + "\n".join("  " + x for x in self.allocation.summary().splitlines()))
         if self.allocations:
             lines.append("sweep:")
             for a in self.allocations:
