@@ -34,8 +34,15 @@ __all__ = ["candidate_laws", "dprime_curves", "form_residuals", "predict_at", "G
 GRID_POINTS = 40
 
 
-def candidate_laws(law_objects: Mapping[str, Any]) -> list[tuple[str, Any, float]]:
-    """(form name, FittedLaw, weight) of every candidate of the report's main law (its ensemble, or itself)."""
+def candidate_laws(law_objects: Mapping[str, Any], result: Mapping[str, Any] | None = None) -> list[tuple[str, Any, float]]:
+    """(form name, FittedLaw, weight) of every candidate: the forms a scenario's ``[uncertainty] forms`` fitted
+    (laws ``candidates.<form>``, weighted as in the decision), else the main law's ensemble, else the law itself."""
+    listed = {k.split(".", 1)[1]: v for k, v in law_objects.items() if k.startswith("candidates.")}
+    if listed:
+        weights = {c.get("name"): float(c.get("weight") or 0.0) for c in ((result or {}).get("decision") or {}).get("candidates") or []}
+        w = [weights.get(name, 1.0 / len(listed)) for name in listed]
+        total = sum(w) or 1.0
+        return [(name, law, x / total) for (name, law), x in zip(listed.items(), w)]
     law = law_objects.get("law") if "law" in law_objects else next(iter(law_objects.values()), None)
     if law is None:
         return []
@@ -94,7 +101,7 @@ def dprime_curves(result: Mapping[str, Any], law_objects: Mapping[str, Any]) -> 
     "at_plan"}`` (``at_plan``: loss at (N, D, D'_k) of the plan; arrays None where the form
     cannot predict). Empty when the plan has no domains, no N or D, or no law could be rebuilt.
     """
-    cands = candidate_laws(law_objects)
+    cands = candidate_laws(law_objects, result)
     n_plan, d_plan = result.get("model_size"), result.get("pretrain_tokens")
     domains = [d for d in (result.get("domains") or []) if d.get("name")]
     if not cands or not n_plan or not d_plan or not domains:
@@ -150,7 +157,7 @@ def form_residuals(result: Mapping[str, Any], law_objects: Mapping[str, Any]) ->
     from ..fitting.adequacy import residual_summary, residual_table
 
     pts = _points_frame(result)
-    cands = candidate_laws(law_objects)
+    cands = candidate_laws(law_objects, result)
     if pts is None or not cands:
         return []
     fitted = pts[~pts["held_out"]].reset_index(drop=True)

@@ -270,6 +270,6 @@ def headline_block(doc: Mapping[str, Any]) -> dict[str, Any]:
         "pretrain_share_of_compute": share if not isinstance(h.get("model_size"), dict) else None,
         "objective": objective, "objective_under": f"{top} (point estimate)", "expected_objective": expected,
         "interval_level": dec.get("interval_level"),
-        "interval_over": f"each scenario's optimal plan over {(dec.get('ranges') or {}).get('over', 'draws and forms')} ({dec.get('n_scenarios')} scenarios)",
+        "interval_over": f"the optimal plans of {dec.get('n_scenarios')} scenarios: {(dec.get('ranges') or {}).get('over', 'draws and forms')}",
         "intervals": intervals, "is_nominal": bool(is_nominal),
     }

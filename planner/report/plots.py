@@ -381,7 +381,7 @@ def loss_vs_dprime(result: Mapping[str, Any], law_objects: Mapping[str, Any]) ->
                 ax.text(0.03, 0.04, "plan: no specialization (D' = 0)", transform=ax.transAxes, fontsize=7, color="#d62728")
             if x["headline"] is not None:
                 hv, hn, hd = x["headline"]
-                top_law = dict((f, law) for f, law, _ in candidate_laws(law_objects))[top["form"]]
+                top_law = dict((f, law) for f, law, _ in candidate_laws(law_objects, result))[top["form"]]
                 y = predict_at(top_law, x["domain"], np.array([hn]), np.array([hd]), np.array([max(hv, 1.0)]))
                 if y is not None and hv > 0:
                     dia, = ax.plot([hv], [float(y[0])], marker="D", ms=7, color="#ff7f0e", ls="none", zorder=6,

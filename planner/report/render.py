@@ -332,7 +332,7 @@ def dprime_table(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) ->
     from .curves import candidate_laws, predict_at
 
     laws = _laws(r) if laws is None else laws
-    cands = candidate_laws(laws)
+    cands = candidate_laws(laws, r)
     n, d = r.get("model_size"), r.get("pretrain_tokens")
     if not cands or not n or not d or not r.get("domains"):
         return None

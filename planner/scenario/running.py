@@ -98,6 +98,7 @@ class ScenarioResult:
     curve: tuple[CurvePoint, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
     decision: Any = None
+    candidate_laws: Mapping[str, FittedLaw] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -126,7 +127,9 @@ class ScenarioResult:
 
         doc = build_result(
             self.allocation.to_dict(),
-            laws={"law": self.law.to_dict(), **{f"domains.{name}.law": own.to_dict() for name, own in self.domain_laws.items()}},
+            laws={"law": self.law.to_dict(), **{f"domains.{name}.law": own.to_dict() for name, own in self.domain_laws.items()},
+                  # [uncertainty] forms: each candidate fitted to the same runs (its fit points are the main law's)
+                  **{f"candidates.{name}": {k: v for k, v in law.to_dict().items() if k != "points"} for name, law in self.candidate_laws.items()}},
             scenario=self.scenario.echo(),
             sweep=[a.to_dict() for a in self.allocations],
             curve=[c.to_dict() for c in self.curve],
@@ -244,12 +247,13 @@ def run_scenario(
     )
     listed = scenario.budget.budgets if scenario.budget.is_sweep else (budgets if sweep else [])
     decision = None
+    candidate_laws: dict[str, FittedLaw] = {}
     if scenario.uncertainty is not None:
         t2 = time.perf_counter()
         with warnings.catch_warnings():
             # plans per form, per draw and per baseline: their notes are kept in the decision's tables
             warnings.simplefilter("ignore", PlannerWarning)
-            decision = _decide(scenario, fitted_law, domains, constraints, options, budgets)
+            decision, candidate_laws = _decide(scenario, fitted_law, domains, constraints, options, budgets)
         solve_seconds += time.perf_counter() - t2
     return ScenarioResult(
         scenario=scenario,
@@ -260,11 +264,14 @@ def run_scenario(
         curve=curve,
         timings={"law_seconds": law_seconds, "solve_seconds": solve_seconds},
         decision=decision,
+        candidate_laws=candidate_laws,
     )
 
 
-def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], constraints: Any, options: Mapping[str, Any], budgets: list[float]) -> Any:
-    """The ``[uncertainty]`` analysis: every candidate form (listed and fitted here, or the [law] ensemble)."""
+def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], constraints: Any, options: Mapping[str, Any],
+            budgets: list[float]) -> tuple[Any, dict[str, FittedLaw]]:
+    """The ``[uncertainty]`` analysis: every candidate form (listed and fitted here, or the [law] ensemble),
+    and the laws fitted here by form name (empty when the [law] ensemble is used)."""
     from ..decision import decide
 
     u = scenario.uncertainty
@@ -279,6 +286,7 @@ def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], const
     else:
         cands = fitted_law
     keep = {"flops", "inference", "inference_budget", "fixed_fraction", "path", "solver"}
+    fitted_here = {form: law for form, law, _ in cands} if u.forms else {}
     return decide(cands, scenario.budget.primary, domains, constraints, draws=True, max_draws=u.max_draws, robust=tuple(u.robust),
                   headline=u.headline, epsilon=u.epsilon, level=u.level, multiplier_draws=u.multiplier_draws,
-                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, **{k: v for k, v in options.items() if k in keep})
+                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, **{k: v for k, v in options.items() if k in keep}), fitted_here
