@@ -107,7 +107,9 @@ def dprime_curves(result: Mapping[str, Any], law_objects: Mapping[str, Any]) -> 
     if not cands or not n_plan or not d_plan or not domains:
         return []
     n_plan, d_plan = float(n_plan), float(d_plan)
-    head = result.get("headline") or {}
+    from .document import headline_block
+
+    head = headline_block(result)
     pts_all = _points_frame(result)
     out = []
     for dom in domains:

@@ -57,7 +57,9 @@ def plot_caption(plot_id: str, result: Mapping[str, Any]) -> str:
                                            for p in (result.get("sweep") or []) + [result]):
         caption = "How the training compute is split between general pretraining and each domain's specialization (no inference in this plan)."
     if plot_id == "plot-dprime":
-        h = result.get("headline") or {}
+        from .document import headline_block
+
+        h = headline_block(result)
         if h and not h.get("is_nominal", True):
             caption += f" The diamond marks the headline ({h.get('plan')}) plan's D'_k."
     return caption
@@ -318,9 +320,11 @@ def isoloss_contours(result: Mapping[str, Any], law: Any) -> str | None:
         finite = z[np.isfinite(z)]
         levels = np.unique(np.quantile(finite, np.linspace(0.02, 0.98, 14)))
         cs = ax.contour(nn, dd, z, levels=levels, cmap="viridis", linewidths=1.0)
-        positions = _label_positions(cs, (n_grid[0], n_grid[-1]), (d_grid[0], d_grid[-1]))
+        positions = _label_positions(cs, (n_grid[0], n_grid[-1]), (d_grid[0], d_grid[-1]), avoid=(n_plan, d_plan))
         if positions:
-            ax.clabel(cs, inline=True, fontsize=7, fmt="%.3f", manual=positions)
+            # not inline (cutting the lines at hand-placed labels breaks them on log axes): a white box behind each label
+            for text in ax.clabel(cs, inline=False, fontsize=7, fmt="%.3f", manual=positions) or []:
+                text.set_bbox({"facecolor": "white", "edgecolor": "none", "pad": 0.6, "alpha": 0.85})
         pre_flops = float(((result.get("flops") or {}).get("pretrain")) or 6.0 * n_plan * d_plan)
         per_param = pre_flops / (n_plan * d_plan)
         ax.plot(n_grid, pre_flops / (per_param * n_grid), color="#444", ls="--", lw=1.0, label=f"plan's pretraining compute ({pre_flops:.2g} FLOPs)")
@@ -442,10 +446,10 @@ def plans_per_form(result: Mapping[str, Any]) -> str | None:
                 if r0 and v and float(r0) > 0 and float(v) > 0:
                     xs.append(float(v) / float(r0))
                     ys.append(i + offsets[j])
-            w = "robust" if row["kind"] == "robust" else f"weight {100 * float(row['weight'] or 0):.0f} %"
+            w = "" if row["kind"] == "robust" else f" (weight {100 * float(row['weight'] or 0):.0f} %)"
             ax.plot(xs, ys, ls="none", marker=markers[j % len(markers)], ms=6 if not row["headline"] else 9,
                     color=_COLORS[j % len(_COLORS)], markerfacecolor="none" if row["kind"] == "robust" else _COLORS[j % len(_COLORS)],
-                    markeredgewidth=1.4, zorder=3, label=f"{row['plan']} ({w})" + (" - headline" if row["headline"] else ""))
+                    markeredgewidth=1.4, zorder=3, label=f"{row['plan']}{w}" + (" - headline" if row["headline"] else ""))
         ax.axvline(1.0, color="#555", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_yticks(range(len(coords)))
@@ -496,13 +500,16 @@ def residuals_by_form(result: Mapping[str, Any], law_objects: Mapping[str, Any])
     return figure_to_svg(fig, "plot-form-residuals")
 
 
-def _label_positions(cs: Any, xlim: tuple[float, float], ylim: tuple[float, float], margin: float = 0.1) -> list[tuple[float, float]]:
+def _label_positions(cs: Any, xlim: tuple[float, float], ylim: tuple[float, float], margin: float = 0.1,
+                     avoid: tuple[float, float] | None = None, clearance: float = 0.08) -> list[tuple[float, float]]:
     """One label position per contour level, on the level's line as far from the axes' edges as possible (log axes).
 
     matplotlib's automatic placement may put a label across the edge, where it is clipped; a level
     whose line never comes more than ``margin`` (of the axis span, in log) inside the edges gets no label.
+    Points within ``clearance`` (same units) of ``avoid`` (the plan's marker) are not used.
     """
     lx, ly = np.log10(xlim), np.log10(ylim)
+    av = None if avoid is None else ((math.log10(avoid[0]) - lx[0]) / (lx[1] - lx[0]), (math.log10(avoid[1]) - ly[0]) / (ly[1] - ly[0]))
     out = []
     try:
         segs_per_level = cs.allsegs
@@ -518,6 +525,8 @@ def _label_positions(cs: Any, xlim: tuple[float, float], ylim: tuple[float, floa
                 u = (np.log10(seg[:, 0]) - lx[0]) / (lx[1] - lx[0])
                 v = (np.log10(seg[:, 1]) - ly[0]) / (ly[1] - ly[0])
             dist = np.minimum.reduce([u, 1 - u, v, 1 - v])
+            if av is not None:
+                dist[np.hypot(u - av[0], v - av[1]) < clearance] = -1.0
             dist[~np.isfinite(dist)] = -1.0
             j = int(np.argmax(dist))
             if dist[j] > best_d:

@@ -84,11 +84,11 @@ def _law(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 # --------------------------------------------------------------------------- shared content
 def headline(r: Mapping[str, Any]) -> dict[str, Any]:
-    """The document's ``headline`` block (computed for documents written before it existed)."""
+    """The document's ``headline`` block, recomputed from the document (the same for a fresh result; a file
+    written before the block existed, or edited by hand, renders from its plan and decision)."""
     from .document import headline_block
 
-    h = r.get("headline")
-    return dict(h) if isinstance(h, Mapping) and h.get("plan") else headline_block(r)
+    return headline_block(r)
 
 
 def _with_range(text: str, iv: Any, f: Any) -> str:
@@ -283,7 +283,7 @@ def _sweep_rows(r: Mapping[str, Any]) -> list[list[str]]:
     return out
 
 
-SWEEP_HEADER = ["budget (FLOPs)", "N", "D", "D' per domain", "pretraining share", "objective", "status"]
+SWEEP_HEADER = ["budget (FLOPs)", "N", "D", "D' per domain", "pretraining share of training compute", "objective", "status"]
 
 
 def _param_rows(law: Mapping[str, Any]) -> list[list[str]]:

@@ -142,10 +142,13 @@ class ScenarioResult:
     def summary(self) -> str:
         """A few lines of text: the plan (``Allocation.summary``), the sweep, the warnings."""
         lines = []
-        if self.allocation.feasible:
-            lines += headline_lines(self.to_dict())
-        lines.append(self.allocation.summary() if not lines else "nominal plan (optimal under the law's point estimate; the tables detail it):\n"
-                     + "\n".join("  " + x for x in self.allocation.summary().splitlines()))
+        head = headline_lines(self.to_dict()) if self.allocation.feasible else []
+        if head and not head[0].startswith("headline: the nominal plan"):
+            # a robust headline: its numbers first, then the nominal plan the tables detail
+            lines += head + ["nominal plan (optimal under the law's point estimate; the tables detail it):"]
+            lines += ["  " + x for x in self.allocation.summary().splitlines()]
+        else:  # the nominal plan is the headline: which one and the interval level, then the plan itself
+            lines += head[:2] + [self.allocation.summary()]
         if self.allocations:
             lines.append("sweep:")
             for a in self.allocations:
