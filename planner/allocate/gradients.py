@@ -173,20 +173,20 @@ def numeric_log_gradients(form: Any, p: Mapping[str, Any], N: np.ndarray, D: np.
 
 
 def loss_log_gradients(form: Any, p: Mapping[str, Any], N: np.ndarray, D: np.ndarray, S: np.ndarray, unique: np.ndarray | float = math.inf) -> tuple[np.ndarray, ...]:
-    """(L, dL/dlog N, dL/dlog D, dL/dlog D') per row (arrays of one length; parameters per row or scalars).
+    """(L, dL/dlog N, dL/dlog D, dL/dlog D') per row (N, D scalars or per row, D' per row; parameters per row or scalars).
 
     Analytic for the shipped forms (module docstring), central differences otherwise. NaN losses
     are returned as they come (the caller maps them to inf)."""
-    N = np.asarray(N, dtype=float)
-    D = np.asarray(D, dtype=float)
     S = np.asarray(S, dtype=float)
     fn = _analytic(form)
     if fn is None:
-        return numeric_log_gradients(form, p, N, D, S, np.broadcast_to(np.asarray(unique, dtype=float), N.shape))
+        shape = np.broadcast_shapes(np.shape(N), np.shape(D), S.shape)
+        N, D, S = (np.broadcast_to(np.asarray(a, dtype=float), shape) for a in (N, D, S))
+        return numeric_log_gradients(form, p, N, D, S, np.broadcast_to(np.asarray(unique, dtype=float), shape))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         L, dn, dd, ds = fn(p, N, D, S)
-    shape = N.shape
-    return tuple(np.broadcast_to(np.asarray(a, dtype=float), shape) for a in (L, dn, dd, ds))
+    shape = np.broadcast_shapes(np.shape(L), np.shape(dn), np.shape(dd), np.shape(ds), S.shape)
+    return tuple(a if np.shape(a) == shape else np.broadcast_to(np.asarray(a, dtype=float), shape) for a in (L, dn, dd, ds))
 
 
 def effective_log_slope(tokens: np.ndarray, unique: np.ndarray, decay: float) -> tuple[np.ndarray, np.ndarray]:

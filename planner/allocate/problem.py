@@ -204,17 +204,16 @@ class Problem:
         s_arr = np.broadcast_to(s_arr, (n, self.K)) * self.can_spec
         d_eff, s_eff = self._effective(d_arr, s_arr)
         unique = self.pretrain_unique
-        params = self.params if params is None else params
+        if params is None or params is self.params:
+            layout = self._grad_layout(True)[1]  # the point estimate's parameter arrays, built once
+        else:
+            layout = self._param_layout(params)
         out = np.empty((n, self.K))
         # one predict call per distinct form: rows = points x domains, parameters expanded per row
-        groups: dict[int, list[int]] = {}
-        for k, f in enumerate(self.forms):
-            groups.setdefault(id(f), []).append(k)
-        for ks in groups.values():
-            m = len(ks)
-            form = self.forms[ks[0]]
-            names = params[ks[0]].keys()
-            p = {name: np.tile(np.array([params[k][name] for k in ks], dtype=float), n) for name in names}
+        for form, ks_arr, base in layout:
+            ks = ks_arr.tolist() if len(ks_arr) != self.K else slice(None)
+            m = len(ks_arr)
+            p = {name: (v if n == 1 else np.tile(v, n)) for name, v in base.items()}
             x = Inputs(
                 model_size=np.repeat(n_arr, m), pretrain_tokens=np.repeat(d_eff, m),
                 spec_tokens=np.ascontiguousarray(s_eff[:, ks]).reshape(-1), unique_tokens=np.full(n * m, unique),
@@ -224,6 +223,13 @@ class Problem:
                 out[:, ks] = np.asarray(form.predict(p, x), dtype=float).reshape(n, m)
         out = np.where(np.isnan(out), np.inf, out)
         return out[0] if single else out
+
+    def _param_layout(self, params: Sequence[Mapping[str, float]]) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+        groups: dict[int, list[int]] = {}
+        for k, f in enumerate(self.forms):
+            groups.setdefault(id(f), []).append(k)
+        return [(self.forms[ks[0]], np.array(ks), {name: np.array([float(params[k][name]) for k in ks], dtype=float) for name in params[ks[0]].keys()})
+                for ks in groups.values()]
 
     def _grad_layout(self, nominal: bool) -> tuple[int, list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]]:
         """Per distinct form: (form, its domains, parameters expanded to rows draw-major x domains); cached."""
@@ -272,8 +278,7 @@ class Problem:
         unique = self.pretrain_unique
         N = float(model_size)
         for form, ks, p in layout:
-            m = len(ks) * nd
-            l, dn, dd, ds = loss_log_gradients(form, p, np.full(m, N), np.full(m, d_eff), np.tile(s_eff[ks], nd), unique)
+            l, dn, dd, ds = loss_log_gradients(form, p, N, d_eff, s_eff[ks] if nd == 1 else np.tile(s_eff[ks], nd), unique)
             L[:, ks] = l.reshape(nd, len(ks))
             gN[:, ks] = dn.reshape(nd, len(ks))
             gD[:, ks] = dd.reshape(nd, len(ks))
