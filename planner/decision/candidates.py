@@ -35,6 +35,7 @@ from ..fitting.law import FittedLaw
 from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
 from ..allocate import Allocation, Constraints, Domain, FlopModel, SixN, optimize
+from ..allocate.checks import fitted_compute  # the one extrapolation reference (largest fitted 6 N (D + D'))
 from ..allocate.gradients import loss_log_gradients
 
 __all__ = [
@@ -120,31 +121,6 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
 def _law_name(law: Any) -> str:
     form = getattr(law, "form", None)
     return getattr(form, "name", type(law).__name__)
-
-
-def fitted_compute(law: FittedLaw) -> float:
-    """Largest training compute 6 N (D + D') among the runs the law was fitted to (FLOPs; nan if unknown).
-
-    From the calibration's reference compute when the law was calibrated, else from the fitted
-    rows in ``law.points``, else from the data summary (largest size x largest token counts,
-    an upper bound)."""
-    cal = law.calibration or {}
-    if cal.get("reference_compute"):
-        return float(cal["reference_compute"])
-    pts = law.points
-    if pts is not None and len(pts) and "model_size" in pts:
-        rows = pts[~pts["held_out"].astype(bool)] if "held_out" in pts else pts
-        if len(rows):
-            spec = rows["spec_tokens"].fillna(0.0) if "spec_tokens" in rows else 0.0
-            return float(np.nanmax(6.0 * rows["model_size"] * (rows["pretrain_tokens"] + spec)))
-    data = law.data or {}
-    try:
-        n = max(float(v) for v in data["model_sizes"])
-        d = max(float(v) for v in data["pretrain_token_range"] if v is not None)
-        s = max([float(v) for v in (data.get("spec_token_range") or []) if v is not None] or [0.0])
-        return 6.0 * n * (d + s)
-    except (KeyError, TypeError, ValueError):
-        return math.nan
 
 
 # ------------------------------------------------------------------------------ setting
