@@ -769,14 +769,18 @@ class LawFitter:
         redo = [i for i, (c, w) in enumerate(zip(ensemble.candidates, ensemble.weights))
                 if (self.bootstrap and w >= MIN_BOOTSTRAP_WEIGHT) or (self.calibrate and c.form.name == best_name)]
         if redo:
-            jobs = [(self._clone(ensemble.candidates[i].form, train_on=rule, n_jobs=None, calibrate=self.calibrate and ensemble.candidates[i].form.name == best_name,
-                                 bootstrap=self.bootstrap if ensemble.weights[i] >= MIN_BOOTSTRAP_WEIGHT else 0,
-                                 progress=self.progress if self.n_jobs in (None, 1) else None, **self._applicable(ensemble.candidates[i].form)),
-                     ensemble.candidates[i].form, table) for i in redo]
-            refits = parallel_map(_refit_task, jobs, n_jobs=self.n_jobs)
+            # in this process, one candidate after the other: the fits on all rows and on the training
+            # rows come from the cache of phase 1, and the bootstrap draws and calibration backtests of
+            # each candidate are the parallel tasks (n_jobs), however few candidates need them
+            n_boot = [self.bootstrap if ensemble.weights[i] >= MIN_BOOTSTRAP_WEIGHT else 0 for i in redo]
             cands = list(ensemble.candidates)
-            for i, law_obj in zip(redo, refits):
-                cands[i] = law_obj
+            done_before = 0
+            for i, boot in zip(redo, n_boot):
+                form = ensemble.candidates[i].form
+                refit = self._clone(form, train_on=rule, calibrate=self.calibrate and form.name == best_name, bootstrap=boot,
+                                    progress=_offset_progress(self.progress, done_before, sum(n_boot)), **self._applicable(form))
+                cands[i] = refit._fit_form(form, table)
+                done_before += boot
             ensemble = replace(ensemble, candidates=tuple(cands))
         if train_mask is not None:
             ensemble = replace(ensemble, holdout=_ensemble_holdout(ensemble, table, train_mask, rule))
@@ -797,9 +801,11 @@ WARM_POLISHES = 1
 REUSE_SOLVES = True
 
 
-def _refit_task(task: tuple) -> FittedLaw:
-    fitter, form, table = task
-    return fitter._fit_form(form, table)
+def _offset_progress(progress: Callable[[int, int], None] | None, before: int, total: int) -> Callable[[int, int], None] | None:
+    """``progress`` counting on from ``before`` out of ``total`` (the bootstrap draws of several candidates, as one count)."""
+    if progress is None:
+        return None
+    return lambda done, _total: progress(before + done, total)
 
 
 def _auto_candidate_task(task: tuple) -> dict[str, Any]:
