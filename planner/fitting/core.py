@@ -466,9 +466,9 @@ class LawFitter:
         * ``"cold"``: the variable-projection multi-start (``max_starts`` grid points, the best
           ``n_polish`` polished; ``start`` is one more candidate start);
         * ``"warm"``: ``start`` is the optimum of a fit on more rows (a backtest, a held-out fit or a
-          calibration backtest inside the same data): its amplitudes are re-solved by variable
-          projection on these rows and it is polished with the best of :data:`WARM_GRID_POINTS`
-          grid starts (:data:`WARM_POLISHES` polishes in all) instead of the full multi-start;
+          calibration backtest inside the same data): it is polished first, then grid starts until
+          one confirms the best optimum (:func:`~planner.fitting.multistart.multistart`), usually
+          two polishes instead of ``n_polish``;
         * ``"quick"``: one polish from ``start`` as given (bootstrap draws).
 
         Within one fit call the solves are cached by form, options, start and a digest of the rows
@@ -495,8 +495,8 @@ class LawFitter:
             res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)  # type: ignore[index]
             n_starts = 1
         elif mode == "warm":
-            res, n_starts = multistart(obj, max_starts=min(WARM_GRID_POINTS, self.max_starts), n_polish=min(WARM_POLISHES, self.n_polish),
-                                       seed=seed, extra_starts=[{k: start[k] for k in layout.names}], method=self.polish)  # type: ignore[index]
+            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, method=self.polish,
+                                       warm={k: start[k] for k in layout.names})  # type: ignore[index]
         else:
             extra = [dict(start)] if start is not None else None
             res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra, method=self.polish)
@@ -790,11 +790,6 @@ class LawFitter:
 
 #: form="auto" bootstraps the candidates with at least this weight (the others add nothing to an interval)
 MIN_BOOTSTRAP_WEIGHT = 0.01
-
-#: a warm-started solve (see ``LawFitter._solve``) adds this many variable-projection grid points to
-#: its start, and polishes this many of them (the start and the best grid point)
-WARM_GRID_POINTS = 8
-WARM_POLISHES = 1
 
 #: False: every solve runs even where the same fit call already made it (the previous behaviour;
 #: for benchmarks that measure what the cache saves)
