@@ -471,9 +471,9 @@ class LawFitter:
           two polishes instead of ``n_polish``;
         * ``"quick"``: one polish from ``start`` as given (bootstrap draws).
 
-        Within one fit call the solves are cached by form, options, start and a digest of the rows
-        (:class:`_SolveCache`): ``form="auto"``'s ranking, its calibration and its bootstrap refit of
-        the chosen form fit the same rows once.
+        Within one fit call the solves are cached (``self._solves_``, keyed by :meth:`_solve_key`: form,
+        options, start and a digest of the rows): ``form="auto"``'s ranking, its calibration and its
+        bootstrap refit of the chosen form fit the same rows once. Quick solves are never cached.
         """
         notes: list[FitWarning] = list(prep.notes)
         layout = self._layout(form, prep, notes)
