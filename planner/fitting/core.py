@@ -320,10 +320,16 @@ class LawFitter:
         convention (-1, the default: every core; 1 or None: in this process; k: k workers),
         through joblib, so ``joblib.parallel_config(backend="dask")`` sends them to a Dask cluster.
         Results do not depend on it: each draw takes its seed from its index. With ``form="auto"``
-        the candidate forms are the parallel tasks (one per form), each serial inside.
+        the candidate forms are the parallel tasks of the ranking (one per form), then each chosen
+        candidate's bootstrap draws and calibration backtests. The default process pool is started
+        only for maps that outweigh its start-up (:mod:`planner._parallel`).
     progress: optional callable(done, total) for bootstrap progress.
     ensemble: how ``form="auto"`` weighs its candidates: "stacking" (default) or "pseudo-bma"
         of size-backtest log scores (see :mod:`planner.fitting.ensemble`).
+    warm_start: fits on a subset of the rows of another fit of the same call (backtest folds, the
+        training rows of ``train_on``, calibration cutoffs) start from that fit's optimum and stop
+        once a grid start confirms it (True, the default); False: each is a cold multi-start (the
+        previous path, for comparison). The fit on every row is always a cold multi-start.
     """
 
     def __init__(
