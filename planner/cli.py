@@ -353,7 +353,12 @@ def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, swe
     texts = render(result.to_dict(), chosen)
     if result.allocation.feasible:
         # the plan as a training config (shape, tokens per phase, checkpoints, branches), in the same set
-        texts.update(config_texts(plan_config(result.allocation)))
+        from .experiments.shapes import ShapeError
+
+        try:
+            texts.update(config_texts(plan_config(result.allocation)))
+        except ShapeError as exc:  # a model outside the shape table (e.g. below 5e5 parameters): the reports still go out
+            _say(f"note: no training config (config.json/.yaml) for this plan: {exc}", err=True)
     written = write_file_set(out, texts)
     timings = {**result.timings, "report_seconds": time.perf_counter() - t0}
     _detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
@@ -483,18 +488,30 @@ def validate(scenario: str) -> None:
               help="Take (and fix) parameters from a fitted law, e.g. big.json:alpha,beta (all of them without names).")
 @click.option("--tie", type=NameListType(), default=None, metavar="NAME,...", help="Per-domain parameters shared across domains, e.g. eta,gamma.")
 @click.option("--max-starts", type=click.IntRange(1, MAX_STARTS), default=None, help="Multi-start budget (default: the fitter's).")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg",
+              help="Also write the in-sample residuals of every candidate form by N, D and D' as an SVG plot.")
 @_verbosity_options
 @_guard
 def fit(runs: str, form: str, output: str | None, train_on: str | None, bootstrap: int, calibrate: bool, columns: str | None, seed: int,
         min_tokens: float | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
-        fix: dict[str, float] | None, borrow: tuple[str, list[str]] | None, tie: list[str] | None, max_starts: int | None) -> None:
-    """Fit a law to RUNS; print parameters with intervals, held-out errors and warnings."""
+        fix: dict[str, float] | None, borrow: tuple[str, list[str]] | None, tie: list[str] | None, max_starts: int | None,
+        plot: str | None) -> None:
+    """Fit a law to RUNS; print parameters with intervals, held-out errors, each form's in-sample errors and warnings.
+
+    \b
+    Example: planner fit runs.csv --form auto -o law.json --plot residuals.svg
+    """
     from .fitting import fit as fit_law, load_law
 
     inputs = [Path(runs)] + ([Path(borrow[0])] if borrow else [])
-    if output:
-        _refuse_inputs_as_outputs([Path(output)], inputs)
-        _refuse_special_file(Path(output))
+    if plot and Path(plot).suffix.lower() != ".svg":
+        raise _Fail(f"--plot {plot}: the residual plot is an SVG file; give a name ending in .svg", EXIT_BAD_INPUT)
+    if output and plot and Path(output).resolve() == Path(plot).resolve():
+        raise _Fail("-o and --plot name the same file", EXIT_BAD_INPUT)
+    for target, option in ((output, "-o"), (plot, "--plot")):
+        if target:
+            _refuse_inputs_as_outputs([Path(target)], inputs, option)
+            _refuse_special_file(Path(target), option)
     options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate}
     for key, value in (("train_on", train_on), ("columns", columns), ("min_tokens", min_tokens),
                        ("max_token_fraction", max_token_fraction), ("where", where), ("max_starts", max_starts)):
@@ -520,9 +537,33 @@ def fit(runs: str, form: str, output: str | None, train_on: str | None, bootstra
     finally:
         progress.close()
     _say(fitted.summary())
+    svg = None
+    if fitted.status != "failed":
+        from .report.curves import form_residuals
+
+        doc = {"laws": {"law": fitted.to_dict()}}
+        residuals = form_residuals(doc, {"law": fitted})
+        if residuals:
+            _say("\nin-sample |relative error| per form (fitted rows; base: D' = 0, specialized: D' > 0):")
+            for x in residuals:
+                a = x["adequacy"]
+                cell = lambda v: "    –  " if v is None else f"{100 * v:6.2f}%"  # noqa: E731
+                _say(f"  {x['form']:<22} weight {100 * x['weight']:5.1f}%  base mean {cell(a['base']['mean'])} worst {cell(a['base']['max'])}"
+                     f"  specialized mean {cell(a['specialized']['mean'])} worst {cell(a['specialized']['max'])}")
+        if plot:
+            from .report.plots import residuals_by_form
+
+            svg = residuals_by_form(doc, {"law": fitted})
     if output:
         path = fitted.save(output)
         _say(f"\nwrote {path}")
+    if plot and fitted.status != "failed":  # a failed fit exits below with its own message
+        if svg is None:
+            raise _Fail(f"--plot {plot}: nothing to plot (the law has no fitted rows to score)", EXIT_FAILED)
+        from .fitting.law import write_atomic
+
+        write_atomic(Path(plot), svg + "\n")
+        _say(f"wrote {plot}")
     if fitted.status == "failed":
         raise _Fail(f"the fit failed: {fitted.message}", EXIT_FAILED)
 

@@ -33,6 +33,7 @@ the 1-based data row numbers (the first data row under a CSV header is row 1).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -625,7 +626,20 @@ def _load(
     out.attrs.pop("header_repeats", None)
     out.attrs["notes"] = notes
     out.attrs["source"] = label
+    out.attrs["fingerprint"] = table_fingerprint(out)
     return out
+
+
+def table_fingerprint(table: pd.DataFrame) -> str:
+    """A digest of a run table's columns, index and values (linear in its size).
+
+    :func:`load_runs` stores it in ``attrs["fingerprint"]``; the fitter trusts a table's checks
+    only while it still has this digest, so a table edited after loading is checked again.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update("\x1f".join(map(str, table.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _check_header_repeats(raw: pd.DataFrame, mapping: Mapping[str, str], label: str, notes: list[RunsNote]) -> None:

@@ -75,7 +75,12 @@ def _compare_at_fixed_size(law: planner.FittedLaw, doms: list[Domain], budget: f
     b = TokenModel(prob).solve_at(model_size, budget)
     assert a.ok and b.ok
     assert a.value <= b.value * (1 + 1e-13)
-    assert rel(a.value, b.value) < 1e-6  # the conic answer stops ~1e-7 short on some draws
+    # The two agree to 1e-6, except where Clarabel cannot reach its tight tolerances and falls back
+    # to its defaults (seed 0, K = 2, 8.3e24 FLOPs, fixed split: 1.2e-6 short, its D'_k 25 % off on a
+    # flat objective). There the numpy plan is the better one, and the KKT check below is the
+    # independent evidence that it is the optimum.
+    if rel(a.value, b.value) >= 1e-6:
+        assert a.value < b.value and rel(a.value, b.value) < 1e-4
     # the loss falls with every token: the numpy plan spends the token budget exactly (the conic one
     # sometimes leaves ~1e-4 unspent when Clarabel stops "inaccurate")
     total = a.pretrain_tokens + a.spec_tokens.sum()

@@ -176,7 +176,10 @@ def test_run_writes_every_report(runner, scenario, tmp_path):
     # the summary printed is the plan's own (Allocation.summary), not a re-implementation
     from planner.allocate import Allocation
 
-    assert result.stdout.startswith(Allocation.from_dict(doc).summary() + "\n")
+    # after the headline (which plan, and the interval level: here the nominal plan itself)
+    assert result.stdout.startswith("headline: the nominal plan")
+    assert result.stdout.splitlines()[1].startswith("  intervals: ")
+    assert "\n".join(result.stdout.splitlines()[2:]).startswith(Allocation.from_dict(doc).summary() + "\n")
     assert "status optimal" in result.stdout
     # a rerun writes the same bytes (no timings or dates in any report)
     first = {p.name: p.read_bytes() for p in out.iterdir()}

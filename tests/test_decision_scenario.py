@@ -60,6 +60,16 @@ def test_uncertainty_section_end_to_end(tmp_path):
     for title in ("Decisions under an uncertain law", "Cross-regret", "Robust plans", "Decision ranges", "Flatness band"):
         assert title in md
     assert "Headline: the robust-worst plan" in md
+    # the headline drives the main Plan section, the CSV and the console, not only the decision tables
+    h = doc["headline"]
+    assert h["plan"] == "robust-worst" and h["model_size"] == d["headline_plan"]["model_size"] and h["interval_level"] == 0.9
+    from planner.report.render import fmt_count, render_csv
+
+    assert f"| **model size N** | {fmt_count(h['model_size'])} parameters [" in md.split("## Plan", 1)[1].split("\n## ", 1)[0]
+    assert "robust-worst" in render_csv(doc) and res.summary().startswith("headline: the robust-worst plan")
+    # both listed forms are kept with the result, for the per-form curves and residuals
+    assert {"candidates.split-additive", "candidates.split-effective"} <= set(doc["laws"])
+    assert "| code | split-effective (50 %) |" in md
     html = render_html(doc, {})
     assert 'id="uncertainty"' in html and "Cross-regret" in html
     assert "decisions under an uncertain law" in res.summary()

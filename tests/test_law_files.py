@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -231,3 +232,22 @@ def test_data_sanity_notes_reach_the_fit(tmp_path):
         fitted = planner.fit(table, "chinchilla", max_starts=8)
     assert any(w.code == "outlier" and "1e+300" in w.message for w in fitted.warnings)
     assert sum("[outlier]" in str(w.message) for w in caught) == 1
+
+
+def test_save_refuses_a_target_that_is_not_a_regular_file(saved, tmp_path):
+    """The atomic rename would replace a device or a folder with a plain file: refuse it, write nothing."""
+    law = load_law(_write(tmp_path, saved))
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("kept")
+    with pytest.raises(FitError, match="not a regular file"):
+        law.save(folder)
+    assert folder.is_dir() and (folder / "keep.txt").read_text() == "kept"
+    assert not list(tmp_path.glob(".a-folder.*"))
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FitError, match="not a regular file"):
+        law.save(fifo)
+    assert not fifo.is_file()
+    saved_path = law.save(tmp_path / "new.json")
+    assert load_law(saved_path).params == pytest.approx(law.params)

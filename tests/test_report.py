@@ -17,13 +17,13 @@ from planner.report import plots
 from planner.report.render import fmt_count, render_csv, render_html, render_markdown
 from test_report_fixtures import make_law, make_law_dict, make_result
 
-PLOT_IDS = ["plot-compute", "plot-flops", "plot-fit-parity", "plot-fit-residuals", "plot-isoloss"]
+PLOT_IDS = ["plot-compute", "plot-flops", "plot-dprime", "plot-plans", "plot-fit-parity", "plot-fit-residuals", "plot-form-residuals", "plot-isoloss"]
 EXTERNAL = re.compile(r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?:https?:|//|ftp:)|url\(\s*["']?\s*(?:https?:|//)|@import""", re.I)
 
 
 @pytest.fixture(scope="module")
 def result() -> dict:
-    return make_result(sweep=True)
+    return make_result(sweep=True, decision="robust-worst")
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,8 @@ def test_markdown_of_infeasible_plan():
 
 
 def test_csv_one_row_per_phase_and_domain(result):
-    rows = list(csv.DictReader(io.StringIO(render_csv(result))))
-    assert len(rows) == 3 * 4  # three budgets x (pretrain + three domains)
+    rows = [r for r in csv.DictReader(io.StringIO(render_csv(result))) if r["section"] == "plan"]
+    assert len(rows) == 3 * 4  # three budgets x (pretrain + three domains); then the decision's rows
     assert [r["phase"] for r in rows[:4]] == ["pretrain", "specialize", "specialize", "specialize"]
     assert rows[1]["domain"] == "code" and float(rows[1]["tokens"]) == 1.2e11 and float(rows[1]["loss_low"]) == 1.6
     assert {float(r["budget"]) for r in rows} == {1e21, 1e22, 1e23}
@@ -70,6 +70,7 @@ def test_csv_inference_row():
     doc["flops"]["inference"] = 4e21
     rows = list(csv.DictReader(io.StringIO(render_csv(doc))))
     assert rows[-1]["phase"] == "inference" and float(rows[-1]["tokens"]) == pytest.approx(4e21 / (2 * doc["model_size"]))
+    assert rows[-1]["domain"] == "all domains (serving)"  # not a domain named "all"
 
 
 # --------------------------------------------------------------------------- html
@@ -106,8 +107,10 @@ def test_html_summary_and_tables(html_page):
 def test_html_without_fit_points_marks_missing_plots():
     doc = make_result(with_points=False)
     page = render(doc, ["html"])["report.html"]
-    assert page.count('<figure class="plot"') == 3
+    # compute, FLOPs, iso-loss, and loss against D' (the law's curves, without runs)
+    assert page.count('<figure class="plot"') == 4
     assert 'id="plot-fit-parity-missing"' in page and 'id="plot-fit-residuals-missing"' in page
+    assert 'id="plot-form-residuals-missing"' in page and 'id="plot-plans-missing"' in page
 
 
 def test_html_escapes_text():

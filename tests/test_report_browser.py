@@ -28,7 +28,7 @@ from test_report_fixtures import make_result
 pytestmark = pytest.mark.browser
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shutil.which("chromium-browser")) if p and Path(p).exists()), None)
-PLOT_IDS = ["plot-compute", "plot-flops", "plot-fit-parity", "plot-fit-residuals", "plot-isoloss"]
+PLOT_IDS = ["plot-compute", "plot-flops", "plot-dprime", "plot-plans", "plot-fit-parity", "plot-fit-residuals", "plot-form-residuals", "plot-isoloss"]
 #: hosts Chromium itself contacts in the background (not requests made by the page)
 BROWSER_SERVICE_HOSTS = re.compile(r"(^|\.)(google\.com|googleapis\.com|gvt1\.com|gvt2\.com)$")
 
@@ -96,7 +96,7 @@ def console_messages(stderr: str) -> list[str]:
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("browser-report")
-    write_reports(make_result(sweep=True), out, ["html"])
+    write_reports(make_result(sweep=True, decision="robust-worst"), out, ["html"])
     return out / "report.html"
 
 

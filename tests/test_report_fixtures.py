@@ -89,17 +89,70 @@ def make_allocation_dict(budget: float = 1e22, status: str = "optimal") -> dict:
     }
 
 
-def make_result(sweep: bool = False, with_points: bool = True, status: str = "optimal") -> dict:
+def make_decision(plan: dict, headline: str = "robust-worst") -> dict:
+    """A hand-made ``decision`` block (the shape of ``Decision.to_dict()``) around the plan ``plan``:
+    two candidate forms, two robust plans, ranges, a flatness band and two baselines."""
+    n, d, spec = plan["model_size"], plan["pretrain_tokens"], dict(plan["spec_tokens"])
+
+    def p(label: str, strategy: str, source: str, f: float) -> dict:
+        return {"label": label, "strategy": strategy, "source": source, "model_size": n * f, "pretrain_tokens": d / f,
+                "spec_tokens": {k: v * f for k, v in spec.items()}}
+
+    plans = [p("plan under split-additive", "split", "split-additive", 1.0), p("plan under split-interaction", "split", "split-interaction", 0.6)]
+    robust = [{"strategy": "robust-mean", "kind": "mean", "plan": p("robust (expected regret)", "robust-mean", "robust", 0.95), "expected_regret": 0.001,
+               "worst_regret": 0.04, "expected_loss": 7.43, "certified": False, "method": "multi-start", "n_scenarios": 2},
+              {"strategy": "robust-worst", "kind": "worst", "plan": p("robust (worst-case regret)", "robust-worst", "robust", 0.8), "expected_regret": 0.01,
+               "worst_regret": 0.01, "expected_loss": 7.44, "certified": False, "method": "multi-start", "n_scenarios": 2}]
+    head = {"nominal": plans[0], "robust-mean": robust[0]["plan"], "robust-worst": robust[1]["plan"]}[headline]
+    labels = [x["label"] for x in plans] + [x["plan"]["label"] for x in robust]
+    nominal = [[0.0, 0.05], [0.04, 0.0], [0.001, 0.03], [0.01, 0.01]]
+    rows = {"model_size": (0.6 * n, n), "pretrain_tokens": (d, d / 0.6)}
+    rows.update({f"spec_tokens[{k}]": (0.6 * v, v) for k, v in spec.items()})
+    return {
+        "headline": headline, "headline_plan": head, "interval_level": 0.9,
+        "candidates": [{"name": "split-additive", "weight": 0.7}, {"name": "split-interaction", "weight": 0.3}],
+        "plans": plans,
+        "regret": {"plans": labels, "laws": ["split-additive", "split-interaction"], "units": "objective units", "level": 0.9,
+                   "nominal": nominal, "nominal_relative": [[x / 7.42 for x in r] for r in nominal], "draws_mean": nominal,
+                   "draws_high": nominal, "draws_worst": nominal, "expected": [0.015, 0.028, 0.0097, 0.01], "worst": [0.05, 0.04, 0.03, 0.01],
+                   "expected_relative": [0.002, 0.004, 0.001, 0.001]},
+        "robust": robust,
+        "ranges": {"level": 0.9, "over": "forms (point estimates)", "n_scenarios": 2, "n_failed": 0,
+                   "rows": {**{k: {"p_low": lo, "median": (lo + hi) / 2, "p_high": hi} for k, (lo, hi) in rows.items()},
+                            "pretrain_share": {"p_low": 0.78, "median": 0.8, "p_high": 0.85}}},
+        "flatness": {"objective": "worst-case regret over the scenarios", "optimum": 0.01, "epsilon": 0.001, "method": "profile",
+                     "rows": {k: {"optimum": (lo + hi) / 2, "low": lo, "low_at_bound": False, "high": hi, "high_at_bound": k == "model_size"}
+                              for k, (lo, hi) in rows.items()}},
+        "baselines": [
+            {"strategy": "no-split", "gap": 0.5, "gap_interval": [0.1, 0.9], "gap_by_law": {}, "multiplier": 898.0, "multiplier_interval": [77.0, 898.0],
+             "multiplier_by_law": {}, "beyond_fitted_range": True, "extrapolation_factor": 1e4, "scaled_binding": ["max_model_size"],
+             "n_multiplier_samples": 2, "level": 0.9, "plans": {}, "text": "no-split: gap +0.5 [+0.1, +0.9]; compute multiplier > 100x (beyond the fitted range)"},
+            {"strategy": "fixed", "gap": 0.01, "gap_interval": [0.0, 0.02], "gap_by_law": {}, "multiplier": 1.2, "multiplier_interval": [1.1, 1.4],
+             "multiplier_by_law": {}, "beyond_fitted_range": False, "extrapolation_factor": 2.0, "scaled_binding": [],
+             "n_multiplier_samples": 2, "level": 0.9, "plans": {}, "text": "fixed: gap +0.01 [+0, +0.02]; compute multiplier 1.2x [1.1x, 1.4x]"},
+        ],
+        "sensitivity": [], "notes": [], "n_scenarios": 2, "draw_method": "local", "timings": {},
+    }
+
+
+def make_result(sweep: bool = False, with_points: bool = True, status: str = "optimal", decision: str | None = None) -> dict:
+    """The whole document; ``decision`` (a headline: "nominal", "robust-mean", "robust-worst") adds a decision block."""
+    from planner.report.document import headline_block
+
     budgets = [1e21, 1e22, 1e23]
     plans = [make_allocation_dict(b, status) for b in budgets]
     curve = [{"budget": p["budget"], "objective": p["objective"], "status": p["status"],
               "baselines": {b["strategy"]: b["objective"] - 0.1 * np.log10(p["budget"] / 1e22) for b in p["baselines"]}} for p in plans]
-    return build_result(
+    doc = build_result(
         plans[1], laws={"law": make_law_dict(with_points)},
         scenario={"title": "fixture", "description": "A hand-made three-domain plan.", "budget": {"flops": budgets}},
         sweep=plans if sweep else [], curve=curve,
         warnings=[{"code": "few-model-sizes", "message": "synthetic"}], title="Fixture plan",
     )
+    if decision is not None:
+        doc["decision"] = make_decision(plans[1], decision)
+    doc["headline"] = headline_block(doc)
+    return doc
 
 
 def test_fixture_is_json_serialisable():

@@ -494,3 +494,18 @@ def test_warn_false_keeps_the_notes_quiet():
         warnings.simplefilter("error", PlannerWarning)
         df = load_runs(raw, warn=False)
     assert "duplicate-rows" in _codes(df)
+
+
+def test_a_loaded_table_edited_afterwards_is_checked_again_by_fit():
+    """fit() trusts load_runs' checks only while the table is unchanged (its fingerprint)."""
+    import planner
+    from planner.runs import table_fingerprint
+
+    table = load_runs(Path(__file__).parent.parent / "scenarios" / "data" / "three_domain_runs.csv")
+    assert table.attrs["fingerprint"] == table_fingerprint(table.copy())
+    edited = table.copy()
+    edited.loc[3, "loss"] = -1.0
+    with pytest.raises(RunsError, match=r"column 'loss'.*row 4"):
+        planner.fit(edited, "split-additive", max_starts=2)
+    renamed = table.rename(columns={"loss": "loss_"})
+    assert renamed.attrs.get("fingerprint") != table_fingerprint(renamed)

@@ -383,7 +383,7 @@ def test_infeasible_scenario_is_not_ok(tmp_path):
 
 
 # --------------------------------------------------------------------------- examples and schema
-@pytest.mark.parametrize("name", ["three-domains", "data-limited", "inference-heavy"])
+@pytest.mark.parametrize("name", ["three-domains", "data-limited", "inference-heavy", "split-lab"])
 def test_shipped_scenarios_validate(name):
     sc = load_scenario(SCENARIOS / f"{name}.toml")
     assert check_scenario(sc) == []

@@ -91,16 +91,19 @@ def _resolve_laws(law: Any, names: Sequence[str]) -> tuple[list[FittedLaw], list
 
 def domain_params(laws: Sequence[FittedLaw], doms: Sequence[str], values: Sequence[Mapping[str, float]] | None = None) -> list[dict[str, float]]:
     """Scalar parameters of each (law, domain) pair, expanding each law's slots once (O(K), not O(K^2))."""
-    expanded: dict[int, tuple[dict[str, Any], tuple[str, ...]]] = {}
+    expanded: dict[int, tuple[list[tuple[str, Any]], dict[str, int]]] = {}
     out = []
     for i, (law, dom) in enumerate(zip(laws, doms)):
         key = id(law) if values is None else i
         if key not in expanded:
             vals = law.params if values is None else values[i]
-            expanded[key] = (law.layout.per_domain(vals), law.domains)
-        per, ldoms = expanded[key]
-        j = ldoms.index(dom) if dom in ldoms else 0
-        out.append({name: (float(v[j]) if isinstance(v, np.ndarray) else float(v)) for name, v in per.items()})
+            per = law.layout.per_domain(vals)
+            # per-domain arrays as Python lists (one conversion per law, not one per domain and parameter)
+            items = [(name, v.tolist() if isinstance(v, np.ndarray) else float(v)) for name, v in per.items()]
+            expanded[key] = (items, {d: j for j, d in enumerate(law.domains)})
+        items, index = expanded[key]
+        j = index.get(dom, 0)
+        out.append({name: (float(v[j]) if isinstance(v, list) else v) for name, v in items})
     return out
 
 

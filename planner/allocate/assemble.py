@@ -251,7 +251,7 @@ def finish(ctx: Context, strategies: dict[str, StrategySolver], rec: PlanRecord,
             "inference-ignored",
             f"inference='ignore': the {prob.total_inference_tokens:.4g} inference tokens (2 N FLOPs each, {infer:.4g} FLOPs at this N) "
             "are reported but neither charged to the budget nor limited"))
-    warnings_ = warnings_ + extrapolation_warnings(ctx, N, D)
+    warnings_ = warnings_ + extrapolation_warnings(ctx, N, D, S)
     # marginal value
     marginal = None
     if prob.mode == "min-loss" and budget is not None and ctx.options.marginal:

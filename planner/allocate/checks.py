@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BINDING_TOL", "precheck", "project_to_budget", "perturbation_check", "official_losses", "loss_intervals",
-    "binding_records", "named_constraints", "extrapolation_warnings",
+    "binding_records", "named_constraints", "extrapolation_warnings", "fitted_compute",
 ]
 
 #: relative slack under which a constraint is reported as binding
@@ -291,29 +291,53 @@ def named_constraints(prob: Problem) -> list[str]:
     return names
 
 
-def extrapolation_warnings(ctx: "Context", N: float, D: float) -> list[AllocationWarning]:
+def fitted_compute(law: Any) -> float:
+    """The extrapolation reference of a law: the largest training compute 6 N (D + D') among the runs
+    it was fitted to (FLOPs; nan when unknown). One definition for the optimizer's extrapolation
+    warning and the decision package's multiplier flags and notes.
+
+    From the calibration's reference compute when the law was calibrated (the same maximum over the
+    fitted rows), else from the fitted rows in ``law.points`` (held-out rows excluded), else from the
+    data summary (largest size x (largest D + largest D'): an upper bound when the maxima come from
+    different runs)."""
+    cal = getattr(law, "calibration", None) or {}
+    if cal.get("reference_compute"):
+        return float(cal["reference_compute"])
+    pts = getattr(law, "points", None)
+    if pts is not None and len(pts) and "model_size" in pts:
+        rows = pts[~pts["held_out"].astype(bool)] if "held_out" in pts else pts
+        if len(rows):
+            spec = rows["spec_tokens"].fillna(0.0) if "spec_tokens" in rows else 0.0
+            return float(np.nanmax(6.0 * rows["model_size"] * (rows["pretrain_tokens"] + spec)))
+    data = getattr(law, "data", None) or {}
+    try:
+        n = max(float(v) for v in data["model_sizes"])
+        d = max(float(v) for v in data["pretrain_token_range"] if v is not None)
+        s = max([float(v) for v in (data.get("spec_token_range") or []) if v is not None] or [0.0])
+        return 6.0 * n * (d + s)
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def extrapolation_warnings(ctx: "Context", N: float, D: float, S: np.ndarray | None = None) -> list[AllocationWarning]:
+    """A warning per law whose extrapolation reference (:func:`fitted_compute`) the plan exceeds more
+    than 10x; the plan's compute is that of its largest branch, 6 N (D + max_k D'_k), the quantity a
+    run in the table measures."""
     out = []
     seen: set[int] = set()
+    s_max = float(np.max(S)) if S is not None and np.size(S) else 0.0
+    plan = 6.0 * N * (D + s_max)
     for law in ctx.laws:
         if id(law) in seen:
             continue
         seen.add(id(law))
-        data = law.data or {}
-        sizes = data.get("model_sizes")
-        rng = data.get("pretrain_token_range")
-        if not sizes or not rng:
+        fitted = fitted_compute(law)
+        if not (math.isfinite(fitted) and fitted > 0):
             continue
-        try:
-            n_max = float(max(sizes))
-            d_max = float(max(v for v in rng if v is not None))
-        except (TypeError, ValueError):
-            continue
-        fitted = 6.0 * n_max * d_max
-        plan = 6.0 * N * D
         if plan > 10.0 * fitted:
             out.append(AllocationWarning(
                 "extrapolation",
-                f"the plan's pretraining compute 6 N D = {plan:.3g} FLOPs is {plan / fitted:.0f}x the largest fitted compute "
-                f"({fitted:.3g} FLOPs: N = {n_max:.3g}, D = {d_max:.3g}) of the {law.form.name} law; predictions extrapolate",
+                f"the plan's training compute 6 N (D + D') = {plan:.3g} FLOPs (largest branch) is {plan / fitted:.0f}x the largest "
+                f"fitted compute 6 N (D + D') = {fitted:.3g} FLOPs of the {law.form.name} law's runs; predictions extrapolate",
             ))
     return out

@@ -107,9 +107,10 @@ def gp_applicable(prob: Problem) -> tuple[bool, str]:
         return False, "the law depends on unique tokens"
     for sc in ([ParameterDraw(prob.params)] + list(prob.draws)):
         for k in range(prob.K):
-            if prob.forms[k].monomials(sc.params[k]) is None:
+            monos = prob.forms[k].monomials(sc.params[k])
+            if monos is None:
                 return False, f"the {prob.forms[k].name} law of domain {prob.names[k]!r} is not a posynomial (e.g. a negative power of a sum)"
-            for m in prob.forms[k].monomials(sc.params[k]):
+            for m in monos:
                 if m.coefficient < 0:
                     return False, f"domain {prob.names[k]!r} has a negative coefficient"
     return True, ""

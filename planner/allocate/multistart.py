@@ -55,36 +55,102 @@ def solve_multistart(
             S[spec_idx] = np.exp(v[2:] + LOG_S)
         return N, D, S
 
-    def objective(v: np.ndarray) -> float:
+    n_v = 2 + Ks
+    fpt_terms = prob.flop_model.terms()
+    infer_tokens = prob.total_inference_tokens if prob.inference_in_budget else 0.0
+
+    def fpt(N: float) -> tuple[float, float]:
+        """f(N) and N f'(N) (FLOPs per token)."""
+        return float(sum(cj * N ** e for cj, e in fpt_terms)), float(sum(cj * e * N ** e for cj, e in fpt_terms))
+
+    memo: dict[bytes, tuple[float, np.ndarray]] = {}
+
+    def value_grad(v: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective and its analytic gradient in v (SLSQP asks for both at each point: one evaluation)."""
+        key = v.tobytes()
+        got = memo.get(key)
+        if got is not None:
+            return got
         N, D, S = unpack(v)
         if min_compute:
-            return float(prob.budget_used(N, D, S)) / cref
-        val = float(prob.objective(N, D, S))
-        return val if math.isfinite(val) else 1e30
+            f, nf = fpt(N)
+            tot = D + float(S.sum())
+            val = (f * tot + 2.0 * N * infer_tokens) / cref
+            g = np.concatenate([[(nf * tot + 2.0 * N * infer_tokens) / cref, f * D / cref], f * S[spec_idx] / cref])
+        else:
+            val, g = prob.objective_log_grad(N, D, S)
+            if not math.isfinite(val):
+                val, g = 1e30, np.zeros(n_v)
+            g = np.where(np.isfinite(g), g, 0.0)
+        memo.clear()
+        memo[key] = (val, g)
+        return val, g
+
+    def objective(v: np.ndarray) -> float:
+        return value_grad(v)[0]
+
+    def objective_jac(v: np.ndarray) -> np.ndarray:
+        return value_grad(v)[1]
 
     cons: list[dict[str, Any]] = []
     if budget is not None:
-        infer = prob.inference_flops if prob.inference_in_budget else (lambda n: 0.0)
         if phi is None:
-            cons.append({"type": "ineq", "fun": lambda v: 1.0 - float(prob.budget_used(*unpack(v))) / budget})
+            def whole(v: np.ndarray) -> float:
+                return 1.0 - float(prob.budget_used(*unpack(v))) / budget
+
+            def whole_jac(v: np.ndarray) -> np.ndarray:
+                """d/dv of 1 - (f(N) (D + sum D') + 2 N I) / C."""
+                N, D, S = unpack(v)
+                f, nf = fpt(N)
+                return -np.concatenate([[nf * (D + float(S.sum())) + 2.0 * N * infer_tokens, f * D], f * S[spec_idx]]) / budget
+
+            cons.append({"type": "ineq", "fun": whole, "jac": whole_jac})
         else:
             def pre(v: np.ndarray) -> float:
                 N, D, S = unpack(v)
-                return 1.0 - (float(prob.flops_per_token(N)) * D + phi * float(infer(N))) / (phi * budget)
+                return 1.0 - (fpt(N)[0] * D + phi * 2.0 * N * infer_tokens) / (phi * budget)
+
+            def pre_jac(v: np.ndarray) -> np.ndarray:
+                N, D, S = unpack(v)
+                f, nf = fpt(N)
+                g = np.zeros(n_v)
+                g[0] = -(nf * D + phi * 2.0 * N * infer_tokens) / (phi * budget)
+                g[1] = -f * D / (phi * budget)
+                return g
 
             def spec(v: np.ndarray) -> float:
                 N, D, S = unpack(v)
-                return 1.0 - (float(prob.flops_per_token(N)) * float(S.sum()) + (1 - phi) * float(infer(N))) / ((1 - phi) * budget)
+                return 1.0 - (fpt(N)[0] * float(S.sum()) + (1 - phi) * 2.0 * N * infer_tokens) / ((1 - phi) * budget)
 
-            cons += [{"type": "ineq", "fun": pre}, {"type": "ineq", "fun": spec}]
+            def spec_jac(v: np.ndarray) -> np.ndarray:
+                N, D, S = unpack(v)
+                f, nf = fpt(N)
+                g = np.zeros(n_v)
+                g[0] = -(nf * float(S.sum()) + (1 - phi) * 2.0 * N * infer_tokens) / ((1 - phi) * budget)
+                g[2:] = -f * S[spec_idx] / ((1 - phi) * budget)
+                return g
+
+            cons += [{"type": "ineq", "fun": pre, "jac": pre_jac}, {"type": "ineq", "fun": spec, "jac": spec_jac}]
+    e_ratio = np.zeros(n_v)
+    e_ratio[0], e_ratio[1] = -1.0, 1.0
     if c.min_tokens_per_param is not None:
         r = math.log(c.min_tokens_per_param)
-        cons.append({"type": "ineq", "fun": lambda v: v[1] - v[0] - r})
+        cons.append({"type": "ineq", "fun": lambda v: v[1] - v[0] - r, "jac": lambda v: e_ratio})
     if c.max_tokens_per_param is not None:
         r2 = math.log(c.max_tokens_per_param)
-        cons.append({"type": "ineq", "fun": lambda v: r2 - (v[1] - v[0])})
+        cons.append({"type": "ineq", "fun": lambda v: r2 - (v[1] - v[0]), "jac": lambda v: -e_ratio})
+
+    def target_jac(v: np.ndarray, k: int) -> np.ndarray:
+        N, D, S = unpack(v)
+        L, gN, gD, gS = prob.losses_log_grad(N, D, S, nominal=True)
+        g = np.zeros(n_v)
+        g[0], g[1] = gN[0, k], gD[0, k]
+        g[2:] = np.where(spec_idx == k, gS[0, k], 0.0)
+        return -np.where(np.isfinite(g), g, 0.0) / prob.targets[k]
+
     for k in tgt:
-        cons.append({"type": "ineq", "fun": (lambda v, k=k: 1.0 - float(prob.losses(*unpack(v))[k]) / prob.targets[k])})
+        cons.append({"type": "ineq", "fun": (lambda v, k=k: 1.0 - float(prob.losses(*unpack(v))[k]) / prob.targets[k]),
+                     "jac": (lambda v, k=k: target_jac(v, k))})
 
     bounds = [(math.log(lo) - LOG_S, math.log(hi) - LOG_S), (-LOG_S, (math.log(prob.pretrain_cap) - LOG_S) if math.isfinite(prob.pretrain_cap) else 30.0)]
     for k in spec_idx:
@@ -146,7 +212,7 @@ def solve_multistart(
     for v0 in starts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = minimize(objective, v0, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 500, "ftol": 1e-14})
+            res = minimize(objective, v0, jac=objective_jac, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 500, "ftol": 1e-14})
         v = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
         if not feasible(v):
             continue
@@ -160,7 +226,7 @@ def solve_multistart(
     # polish from the best point
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = minimize(objective, best[1], method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 1000, "ftol": 1e-15, "eps": 1e-10})
+        res = minimize(objective, best[1], jac=objective_jac, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 1000, "ftol": 1e-15})
     v = np.clip(res.x, [b[0] for b in bounds], [b[1] for b in bounds])
     if feasible(v) and objective(v) <= best[0]:
         best = (objective(v), v)

@@ -204,17 +204,16 @@ class Problem:
         s_arr = np.broadcast_to(s_arr, (n, self.K)) * self.can_spec
         d_eff, s_eff = self._effective(d_arr, s_arr)
         unique = self.pretrain_unique
-        params = self.params if params is None else params
+        if params is None or params is self.params:
+            layout = self._grad_layout(True)[1]  # the point estimate's parameter arrays, built once
+        else:
+            layout = self._param_layout(params)
         out = np.empty((n, self.K))
         # one predict call per distinct form: rows = points x domains, parameters expanded per row
-        groups: dict[int, list[int]] = {}
-        for k, f in enumerate(self.forms):
-            groups.setdefault(id(f), []).append(k)
-        for ks in groups.values():
-            m = len(ks)
-            form = self.forms[ks[0]]
-            names = params[ks[0]].keys()
-            p = {name: np.tile(np.array([params[k][name] for k in ks], dtype=float), n) for name in names}
+        for form, ks_arr, base in layout:
+            ks = ks_arr.tolist() if len(ks_arr) != self.K else slice(None)
+            m = len(ks_arr)
+            p = {name: (v if n == 1 else np.tile(v, n)) for name, v in base.items()}
             x = Inputs(
                 model_size=np.repeat(n_arr, m), pretrain_tokens=np.repeat(d_eff, m),
                 spec_tokens=np.ascontiguousarray(s_eff[:, ks]).reshape(-1), unique_tokens=np.full(n * m, unique),
@@ -224,6 +223,85 @@ class Problem:
                 out[:, ks] = np.asarray(form.predict(p, x), dtype=float).reshape(n, m)
         out = np.where(np.isnan(out), np.inf, out)
         return out[0] if single else out
+
+    def _param_layout(self, params: Sequence[Mapping[str, float]]) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+        groups: dict[int, list[int]] = {}
+        for k, f in enumerate(self.forms):
+            groups.setdefault(id(f), []).append(k)
+        return [(self.forms[ks[0]], np.array(ks), {name: np.array([float(params[k][name]) for k in ks], dtype=float) for name in params[ks[0]].keys()})
+                for ks in groups.values()]
+
+    def _grad_layout(self, nominal: bool) -> tuple[int, list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]]:
+        """Per distinct form: (form, its domains, parameters expanded to rows draw-major x domains); cached."""
+        key = "_grad_layout_nominal" if nominal else "_grad_layout_draws"
+        got = self.__dict__.get(key)
+        if got is not None:
+            return got
+        draws = [self.params] if nominal or not (self.robust in ("mean", "worst") and self.draws) else [d.params for d in self.draws]
+        groups: dict[int, list[int]] = {}
+        for k, f in enumerate(self.forms):
+            groups.setdefault(id(f), []).append(k)
+        layout = []
+        for ks in groups.values():
+            names = draws[0][ks[0]].keys()
+            p = {name: np.array([[float(dr[k][name]) for k in ks] for dr in draws], dtype=float).reshape(-1) for name in names}
+            layout.append((self.forms[ks[0]], np.array(ks), p))
+        got = (len(draws), layout)
+        object.__setattr__(self, key, got)  # a cache on a frozen dataclass (not a field: replace() drops it)
+        return got
+
+    def losses_log_grad(self, model_size: float, pretrain_tokens: float, spec_tokens: np.ndarray, *, nominal: bool = False) -> tuple[np.ndarray, ...]:
+        r"""Losses and their log-derivatives at one point, per parameter set and domain.
+
+        Returns (L, dL/dlog N, dL/dlog D, dL/dlog D'_k), each of shape (n_sets, K): the parameter
+        sets are the robust draws (``robust`` "mean"/"worst" with draws) or the point estimate
+        (``nominal=True`` or no draws). Effective (repeated) tokens enter by the chain rule
+        (dlog D_eff/dlog D). Analytic for the shipped forms (:mod:`.gradients`)."""
+        from .gradients import effective_log_slope, loss_log_gradients
+
+        nd, layout = self._grad_layout(nominal)
+        K = self.K
+        S = np.where(self.can_spec, np.asarray(spec_tokens, dtype=float), 0.0)
+        D = float(pretrain_tokens)
+        decay = self.constraints.repetition_decay
+        d_ratio = 1.0
+        s_ratio = np.ones(K)
+        d_eff = D
+        s_eff = S
+        if self.effective_pretrain:
+            de, dr = effective_log_slope(np.array([D]), self.pretrain_unique, decay)
+            d_eff, d_ratio = float(de[0]), float(dr[0])
+        if self.constraints.repetition == "effective":
+            s_eff, s_ratio = effective_log_slope(S, self.spec_unique, decay)
+        L = np.empty((nd, K))
+        gN, gD, gS = np.empty((nd, K)), np.empty((nd, K)), np.empty((nd, K))
+        unique = self.pretrain_unique
+        N = float(model_size)
+        for form, ks, p in layout:
+            l, dn, dd, ds = loss_log_gradients(form, p, N, d_eff, s_eff[ks] if nd == 1 else np.tile(s_eff[ks], nd), unique)
+            L[:, ks] = l.reshape(nd, len(ks))
+            gN[:, ks] = dn.reshape(nd, len(ks))
+            gD[:, ks] = dd.reshape(nd, len(ks))
+            gS[:, ks] = ds.reshape(nd, len(ks))
+        L = np.where(np.isnan(L), np.inf, L)
+        return L, gN, gD * d_ratio, gS * s_ratio[None, :]
+
+    def objective_log_grad(self, model_size: float, pretrain_tokens: float, spec_tokens: np.ndarray) -> tuple[float, np.ndarray]:
+        r"""The min-loss objective at one point and its gradient in v = (log N, log D, log D'_k for k in spec_index).
+
+        Robust "mean": the mean of the draws' gradients; "worst": the gradient of the worst draw
+        (the active piece of the maximum)."""
+        L, gN, gD, gS = self.losses_log_grad(model_size, pretrain_tokens, spec_tokens)
+        w = self.weights
+        with np.errstate(invalid="ignore"):
+            vals = L @ w
+        G = np.hstack([(gN @ w)[:, None], (gD @ w)[:, None], (gS * w[None, :])[:, self.spec_index]])
+        if len(vals) == 1:
+            return float(vals[0]), G[0]
+        if self.robust == "worst":
+            i = int(np.argmax(vals))
+            return float(vals[i]), G[i]
+        return float(vals.mean()), G.mean(axis=0)
 
     def objective_of_losses(self, losses: np.ndarray) -> np.ndarray:
         return losses @ self.weights

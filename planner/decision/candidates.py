@@ -35,6 +35,8 @@ from ..fitting.law import FittedLaw
 from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
 from ..allocate import Allocation, Constraints, Domain, FlopModel, SixN, optimize
+from ..allocate.checks import fitted_compute  # the one extrapolation reference (largest fitted 6 N (D + D'))
+from ..allocate.gradients import loss_log_gradients
 
 __all__ = [
     "DecisionError", "Candidate", "as_candidates", "Setting", "Plan", "ScenarioSet", "evaluate_plan",
@@ -119,31 +121,6 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
 def _law_name(law: Any) -> str:
     form = getattr(law, "form", None)
     return getattr(form, "name", type(law).__name__)
-
-
-def fitted_compute(law: FittedLaw) -> float:
-    """Largest training compute 6 N (D + D') among the runs the law was fitted to (FLOPs; nan if unknown).
-
-    From the calibration's reference compute when the law was calibrated, else from the fitted
-    rows in ``law.points``, else from the data summary (largest size x largest token counts,
-    an upper bound)."""
-    cal = law.calibration or {}
-    if cal.get("reference_compute"):
-        return float(cal["reference_compute"])
-    pts = law.points
-    if pts is not None and len(pts) and "model_size" in pts:
-        rows = pts[~pts["held_out"].astype(bool)] if "held_out" in pts else pts
-        if len(rows):
-            spec = rows["spec_tokens"].fillna(0.0) if "spec_tokens" in rows else 0.0
-            return float(np.nanmax(6.0 * rows["model_size"] * (rows["pretrain_tokens"] + spec)))
-    data = law.data or {}
-    try:
-        n = max(float(v) for v in data["model_sizes"])
-        d = max(float(v) for v in data["pretrain_token_range"] if v is not None)
-        s = max([float(v) for v in (data.get("spec_token_range") or []) if v is not None] or [0.0])
-        return 6.0 * n * (d + s)
-    except (KeyError, TypeError, ValueError):
-        return math.nan
 
 
 # ------------------------------------------------------------------------------ setting
@@ -538,6 +515,25 @@ class LocalSolver:
             out[pos] = np.where(np.isnan(L), np.inf, L) @ self._w
         return out
 
+    def point_values_grad(self, N: float, D: float, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """f_s at one split plan and its gradient in v = (log N, log D, log D'_k for k in spec): shapes
+        (n_scen,) and (n_scen, 2 + n_spec). Analytic for the shipped forms (``allocate.gradients``)."""
+        K = self._K
+        S = np.where(self.ss.can_spec, S, 0.0)
+        n_scen = len(self.scen)
+        out = np.empty(n_scen)
+        G = np.zeros((n_scen, 2 + len(self.spec)))
+        w = self._w
+        for form, params, pos, Gn in self._flat:
+            L, dn, dd, ds = loss_log_gradients(form, params, N, D, np.tile(S, Gn), self._unique)
+            L = np.where(np.isnan(L), np.inf, L).reshape(Gn, K)
+            with np.errstate(invalid="ignore"):
+                out[pos] = L @ w
+            G[pos, 0] = dn.reshape(Gn, K) @ w
+            G[pos, 1] = dd.reshape(Gn, K) @ w
+            G[pos, 2:] = (ds.reshape(Gn, K) * w[None, :])[:, self.spec]
+        return out, G
+
     def scenario_values(self, N: Any, D: Any, S: Any) -> np.ndarray:
         """f_s at n points for the solver's scenarios, shape (n_scen, n)."""
         return self.ss.objective(N, D, S, parts=self._parts)
@@ -651,6 +647,15 @@ class LocalSolver:
             g = (vals[..., 1:1 + nv] - vals[..., 1 + nv:]) / (2 * h)
             return np.where(free, g, 0.0)
 
+        analytic = not self._effective  # repeated tokens: central differences of the batch above
+
+        def scen_grad(v: np.ndarray) -> np.ndarray:
+            """df_s/dv for every scenario, shape (n_scen, nv), zero along fixed coordinates."""
+            if not analytic:
+                return grad_of(batch(v))
+            N, D, S = self._unpack(v)
+            return np.where(free, self.point_values_grad(N, D, S)[1], 0.0)
+
         if worst:
             def fs(v: np.ndarray) -> np.ndarray:
                 N, D, S = self._unpack(v)
@@ -661,7 +666,7 @@ class LocalSolver:
             bnds = bounds + [(None, None)]
 
             def worst_jac(x: np.ndarray) -> np.ndarray:
-                G = grad_of(batch(x[:-1])) / ref  # (n_scen, nv)
+                G = scen_grad(x[:-1]) / ref  # (n_scen, nv)
                 return np.hstack([-G, np.ones((G.shape[0], 1))])
 
             cons.append({"type": "ineq", "fun": lambda x: x[-1] - fs(x[:-1]) / ref, "jac": worst_jac})
@@ -674,8 +679,7 @@ class LocalSolver:
                 return val / ref if math.isfinite(val) else 1e30
 
             def jac(x: np.ndarray) -> np.ndarray:
-                vals = self.q @ batch(x)
-                g = grad_of(vals) / ref
+                g = (self.q @ scen_grad(x) if analytic else grad_of(self.q @ batch(x))) / ref
                 return np.where(np.isfinite(g), g, 0.0)
 
             x0, bnds = v0, bounds

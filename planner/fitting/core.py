@@ -22,7 +22,7 @@ from .._parallel import parallel_map
 from .._threads import blas_single_threaded
 from .._warnings import warn_user
 from ..constants import MAX_BOOTSTRAP, MAX_STARTS
-from ..runs import SANITY_CODES, load_runs, summarize_runs
+from ..runs import SANITY_CODES, load_runs, summarize_runs, table_fingerprint
 from ..selection import SelectionError, select_rows
 from .calibration import _compute, calibrate_extrapolation, extrapolation_distance
 from .ensemble import _SIGMA_FLOOR, WEIGHTING_METHODS, CandidateScore, Fold, LawEnsemble, _normal_logpdf, ensemble_weights, size_folds
@@ -49,8 +49,9 @@ class _Prepared:
 
 def _as_table(runs: Any, form: Form, columns: Mapping[str, str] | None, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
     filters = {k: v for k, v in (filters or {}).items() if v is not None}
-    if isinstance(runs, pd.DataFrame) and "notes" in runs.attrs and columns is None and not filters:
-        return runs
+    if (isinstance(runs, pd.DataFrame) and "notes" in runs.attrs and columns is None and not filters
+            and runs.attrs.get("fingerprint") == table_fingerprint(runs)):
+        return runs  # checked by load_runs and unchanged since: no second pass
     require = tuple(c for c in form.inputs if c not in ("spec_tokens", "unique_tokens")) + (form.target,)
     return load_runs(runs, columns=columns, require=require, warn=False, **filters)
 

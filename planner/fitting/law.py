@@ -383,6 +383,13 @@ class FittedLaw:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place.
+
+    Only a regular file (or a new path) is accepted: renaming over a device such as ``/dev/null``
+    would replace the device with a plain file.
+    """
+    if path.exists() and not path.is_file():
+        raise FitError(f"{path}: not a regular file; save the law to a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .base import Form, Inputs, Param, safe_log
-from .split import _shared_params
+from .split import EffectiveTokensForm, _shared_params
 
 __all__ = ["SplitTransfer", "SplitMultiplicative", "SplitPrelearned"]
 
@@ -32,7 +32,7 @@ def _positive_part(v: np.ndarray) -> np.ndarray:
     return np.where(v > 0, v, 0.0)
 
 
-class SplitTransfer(Form):
+class SplitTransfer(EffectiveTokensForm):
     r"""Effective data transferred (Hernandez et al. 2021, "Scaling Laws for Transfer", eq. 1.1).
 
     L_k = E_k + A/N^alpha + B_k / (D + k_k D'^a_k N^b)^beta
@@ -60,45 +60,12 @@ class SplitTransfer(Form):
     inputs = ("model_size", "pretrain_tokens", "spec_tokens")
     has_spec = True
 
-    @staticmethod
-    def _transferred(p: Mapping[str, Any], x: Inputs) -> np.ndarray:
-        """D_T = k D'^a N^b (0 where D' = 0)."""
-        return p["k"] * _positive_part(x.spec_tokens) ** p["a"] * x.model_size ** p["b"]
+    def worth_terms(self, p: Mapping[str, Any], model_size: Any) -> tuple[Any, Any]:
+        """D_T = k N^b D'^a: the coefficient k N^b and the exponent a."""
+        return p["k"] * model_size ** p["b"], p["a"]
 
-    def predict(self, p: Mapping[str, Any], x: Inputs) -> np.ndarray:
-        eff = x.pretrain_tokens + self._transferred(p, x)
-        return p["E"] + p["A"] * x.model_size ** -p["alpha"] + p["B"] * eff ** -p["beta"]
-
-    def gradient(self, p: Mapping[str, Any], x: Inputs) -> dict[str, np.ndarray]:
-        moved = self._transferred(p, x)
-        eff = x.pretrain_tokens + moved
-        n_term = x.model_size ** -p["alpha"]
-        d_term = eff ** -p["beta"]
-        d_eff = -p["B"] * p["beta"] * d_term / eff  # d/d eff of B eff^-beta
-        return {
-            "E": np.ones_like(n_term),
-            "A": n_term,
-            "alpha": -p["A"] * n_term * np.log(x.model_size),
-            "B": d_term,
-            "beta": -p["B"] * d_term * np.log(eff),
-            "k": d_eff * moved / p["k"],
-            "a": d_eff * moved * safe_log(x.spec_tokens),
-            "b": d_eff * moved * np.log(x.model_size),
-        }
-
-    def cvxpy_loss(self, p: Mapping[str, float], model_size: float, pretrain_tokens: Any, spec_tokens: Any, token_scale: float = 1.0) -> Any:
-        import cvxpy as cp
-
-        a, beta = float(p["a"]), float(p["beta"])
-        worth = float(p["k"]) * model_size ** float(p["b"])  # k N^b: a constant for fixed N
-        # (S D + w (S D')^a)^-beta = S^-beta (D + w S^(a-1) D'^a)^-beta with S = token_scale
-        spec = spec_tokens if a == 1.0 else cp.power(spec_tokens, a, approx=False)
-        eff = pretrain_tokens + worth * token_scale ** (a - 1.0) * spec
-        return (float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"])
-                + float(p["B"]) * token_scale ** -beta * cp.power(eff, -beta, approx=False))
-
-    def convex_in_tokens(self, p: Mapping[str, float]) -> bool:
-        return 0 < float(p["a"]) <= 1.0
+    def worth_gradient(self, p: Mapping[str, Any], x: Inputs, worth: np.ndarray) -> dict[str, np.ndarray]:
+        return {"k": worth / p["k"], "a": worth * safe_log(x.spec_tokens), "b": worth * np.log(x.model_size)}
 
 
 class SplitMultiplicative(Form):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import Form, Inputs, Monomial, Param, safe_log
 
-__all__ = ["SplitEffective", "SplitInteraction", "SplitAdditive"]
+__all__ = ["EffectiveTokensForm", "SplitEffective", "SplitInteraction", "SplitAdditive"]
 
 _EXP_GRID = (0.15, 0.3, 0.5)
 
@@ -30,7 +30,65 @@ def _shared_params() -> tuple[Param, ...]:
     )
 
 
-class SplitEffective(Form):
+class EffectiveTokensForm(Form):
+    r"""Base of the forms in which D' specialization tokens are worth W extra pretraining tokens.
+
+    L_k = E_k + A/N^alpha + B_k / (D + W_k(N, D'))^beta,   W_k = c_k(N) D'^e_k
+
+    A subclass names the worth's coefficient c_k(N) and exponent e_k (:meth:`worth_terms`) and the
+    derivatives of W with respect to its own parameters (:meth:`worth_gradient`); prediction,
+    the gradient of the shared terms and the DCP formulation are common. Convex in (D, D') for a
+    fixed N when 0 < e_k <= 1.
+    """
+
+    def worth_terms(self, p: Mapping[str, Any], model_size: Any) -> tuple[Any, Any]:
+        """(c_k(N), e_k): the coefficient (tokens^(1 - e_k)) and the exponent of W = c D'^e."""
+        raise NotImplementedError
+
+    def worth_gradient(self, p: Mapping[str, Any], x: Inputs, worth: np.ndarray) -> dict[str, np.ndarray]:
+        """dW/d(parameter) for the worth's own parameters, given W at x."""
+        raise NotImplementedError
+
+    def worth(self, p: Mapping[str, Any], x: Inputs) -> np.ndarray:
+        """W = c(N) D'^e in tokens (0 where D' = 0)."""
+        coef, exponent = self.worth_terms(p, x.model_size)
+        return coef * np.where(x.spec_tokens > 0, x.spec_tokens, 0.0) ** exponent
+
+    def predict(self, p: Mapping[str, Any], x: Inputs) -> np.ndarray:
+        eff = x.pretrain_tokens + self.worth(p, x)
+        return p["E"] + p["A"] * x.model_size ** -p["alpha"] + p["B"] * eff ** -p["beta"]
+
+    def gradient(self, p: Mapping[str, Any], x: Inputs) -> dict[str, np.ndarray]:
+        worth = self.worth(p, x)
+        eff = x.pretrain_tokens + worth
+        n_term = x.model_size ** -p["alpha"]
+        d_term = eff ** -p["beta"]
+        d_eff = -p["B"] * p["beta"] * d_term / eff  # d/d eff of B eff^-beta
+        shared = {
+            "E": np.ones_like(n_term),
+            "A": n_term,
+            "alpha": -p["A"] * n_term * np.log(x.model_size),
+            "B": d_term,
+            "beta": -p["B"] * d_term * np.log(eff),
+        }
+        return shared | {name: d_eff * g for name, g in self.worth_gradient(p, x, worth).items()}
+
+    def cvxpy_loss(self, p: Mapping[str, float], model_size: float, pretrain_tokens: Any, spec_tokens: Any, token_scale: float = 1.0) -> Any:
+        import cvxpy as cp
+
+        coef, exponent = (float(v) for v in self.worth_terms(p, model_size))
+        beta = float(p["beta"])
+        # (S D + c (S D')^e)^-beta = S^-beta (D + c S^(e-1) D'^e)^-beta with S = token_scale
+        spec = spec_tokens if exponent == 1.0 else cp.power(spec_tokens, exponent, approx=False)
+        eff = pretrain_tokens + coef * token_scale ** (exponent - 1.0) * spec
+        return (float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"])
+                + float(p["B"]) * token_scale ** -beta * cp.power(eff, -beta, approx=False))
+
+    def convex_in_tokens(self, p: Mapping[str, float]) -> bool:
+        return 0 < float(self.worth_terms(p, 1.0)[1]) <= 1.0
+
+
+class SplitEffective(EffectiveTokensForm):
     r"""Effective tokens: L_k = E_k + A/N^alpha + B_k / (D + s_k D'^eta_k)^beta.
 
     D' specialization tokens are worth s_k D'^eta_k general tokens on domain k
@@ -48,42 +106,11 @@ class SplitEffective(Form):
     inputs = ("model_size", "pretrain_tokens", "spec_tokens")
     has_spec = True
 
-    @staticmethod
-    def _spec_worth(p: Mapping[str, Any], x: Inputs) -> np.ndarray:
-        return p["s"] * np.where(x.spec_tokens > 0, x.spec_tokens, 0.0) ** p["eta"]
+    def worth_terms(self, p: Mapping[str, Any], model_size: Any) -> tuple[Any, Any]:
+        return p["s"], p["eta"]
 
-    def predict(self, p: Mapping[str, Any], x: Inputs) -> np.ndarray:
-        eff = x.pretrain_tokens + self._spec_worth(p, x)
-        return p["E"] + p["A"] * x.model_size ** -p["alpha"] + p["B"] * eff ** -p["beta"]
-
-    def gradient(self, p: Mapping[str, Any], x: Inputs) -> dict[str, np.ndarray]:
-        worth = self._spec_worth(p, x)
-        eff = x.pretrain_tokens + worth
-        n_term = x.model_size ** -p["alpha"]
-        d_term = eff ** -p["beta"]
-        # d/d eff of B eff^-beta
-        d_eff = -p["B"] * p["beta"] * d_term / eff
-        return {
-            "E": np.ones_like(n_term),
-            "A": n_term,
-            "alpha": -p["A"] * n_term * np.log(x.model_size),
-            "B": d_term,
-            "beta": -p["B"] * d_term * np.log(eff),
-            "s": d_eff * worth / p["s"],
-            "eta": d_eff * worth * safe_log(x.spec_tokens),
-        }
-
-    def cvxpy_loss(self, p: Mapping[str, float], model_size: float, pretrain_tokens: Any, spec_tokens: Any, token_scale: float = 1.0) -> Any:
-        import cvxpy as cp
-
-        eta, beta = float(p["eta"]), float(p["beta"])
-        # (scale*D + s*(scale*D')^eta)^-beta = scale^-beta * (D + s*scale^(eta-1)*D'^eta)^-beta
-        spec = spec_tokens if eta == 1.0 else cp.power(spec_tokens, eta, approx=False)
-        eff = pretrain_tokens + float(p["s"]) * token_scale ** (eta - 1.0) * spec
-        return float(p["E"]) + float(p["A"]) * model_size ** -float(p["alpha"]) + float(p["B"]) * token_scale ** -beta * cp.power(eff, -beta, approx=False)
-
-    def convex_in_tokens(self, p: Mapping[str, float]) -> bool:
-        return 0 < float(p["eta"]) <= 1.0
+    def worth_gradient(self, p: Mapping[str, Any], x: Inputs, worth: np.ndarray) -> dict[str, np.ndarray]:
+        return {"s": worth / p["s"], "eta": worth * safe_log(x.spec_tokens)}
 
 
 class SplitInteraction(Form):

@@ -21,7 +21,7 @@ from .._records import to_jsonable as _clean
 from ..constants import ALLOCATION_SCHEMA, package_version
 from ..errors import PlannerError
 
-__all__ = ["ReportError", "build_result", "load_result", "law_objects", "REQUIRED_KEYS"]
+__all__ = ["ReportError", "build_result", "load_result", "law_objects", "headline_block", "HEADLINE_MEANING", "REQUIRED_KEYS"]
 
 #: keys every result document has (``Allocation.from_dict`` needs them)
 REQUIRED_KEYS: tuple[str, ...] = ("budget", "model_size", "pretrain_tokens", "objective", "certified", "domains")
@@ -173,3 +173,103 @@ def law_objects(result: Mapping[str, Any]) -> dict[str, Any]:
         except Exception:  # unknown custom form, malformed parameters: the report goes on without it
             continue
     return out
+
+
+#: what each headline choice means (``[uncertainty] headline``)
+HEADLINE_MEANING: dict[str, str] = {
+    "nominal": "the optimal plan under the point estimate of the law",
+    "robust-mean": "the robust plan with the smallest expected regret over every candidate form and draw",
+    "robust-worst": "the robust plan with the smallest worst-case regret over every candidate form and draw",
+}
+
+
+def _share_of_tokens(d: Any, spec: Mapping[str, Any]) -> float | None:
+    try:
+        total = float(d) + sum(float(v or 0.0) for v in spec.values())
+        return float(d) / total if total > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _close(a: Any, b: Any, rel: float = 1e-6) -> bool:
+    try:
+        return abs(float(a) - float(b)) <= rel * max(abs(float(a)), abs(float(b)))
+    except (TypeError, ValueError):
+        return False
+
+
+def headline_block(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Which plan is the headline, its numbers and the interval level (the ``headline`` key of ``allocation.json``).
+
+    Without an ``[uncertainty]`` analysis the headline is the nominal plan (the document's top-level
+    plan) and the intervals are its per-domain loss intervals (``interval_level`` of the law). With one,
+    it is the decision's headline plan (``[uncertainty] headline``: nominal, robust-mean or
+    robust-worst), with the decision ranges at the decision's interval level. Keys:
+
+    - ``plan``: "nominal", "robust-mean" or "robust-worst"; ``label``; ``meaning`` (one sentence);
+    - ``model_size``, ``pretrain_tokens``, ``spec_tokens`` (by domain);
+    - ``pretrain_share_of_tokens`` = D / (D + sum_k D'_k) and ``pretrain_share_of_compute`` = pretraining
+      FLOPs / training FLOPs (inference excluded; equal for one shared model, whose FLOPs per token
+      are the same in both phases);
+    - ``objective`` (the plan's objective under ``objective_under``, the highest-weight law's point
+      estimate) and ``expected_objective`` (robust plans: the mean over every scenario);
+    - ``interval_level``, ``interval_over`` and ``intervals`` (quantity -> [low, high]);
+    - ``is_nominal``: whether the headline plan is the top-level plan of the document.
+    """
+    law = next(iter((doc.get("laws") or {}).values()), None) or {}
+    dec = doc.get("decision")
+    spec = dict(doc.get("spec_tokens") or {d.get("name"): d.get("spec_tokens") for d in doc.get("domains") or [] if d.get("name")})
+    top_form = str(law.get("form") or "law")
+    if not dec:
+        kinds = sorted({str(d.get("interval_kind")) for d in doc.get("domains") or [] if d.get("interval_kind")})
+        intervals = {f"loss[{d.get('name')}]": list(d["loss_interval"]) for d in doc.get("domains") or []
+                     if d.get("loss_interval") and None not in d["loss_interval"]}
+        return {
+            "plan": "nominal", "label": f"optimal under the {top_form} point estimate", "meaning": HEADLINE_MEANING["nominal"],
+            "model_size": doc.get("model_size"), "pretrain_tokens": doc.get("pretrain_tokens"), "spec_tokens": spec,
+            "pretrain_share_of_tokens": _share_of_tokens(doc.get("pretrain_tokens"), spec),
+            "pretrain_share_of_compute": doc.get("pretrain_fraction"),
+            "objective": doc.get("objective"), "objective_under": f"{top_form} (point estimate)", "expected_objective": None,
+            "interval_level": float(law.get("interval_level") or 0.9) if intervals else None,
+            "interval_over": (", ".join(kinds) + " intervals of each domain's loss") if intervals else "no intervals (a law without draws or calibration)",
+            "intervals": intervals, "is_nominal": True,
+        }
+    which = str(dec.get("headline") or "nominal")
+    h = dec.get("headline_plan") or {}
+    cands = dec.get("candidates") or []
+    top = max(cands, key=lambda c: float(c.get("weight") or 0.0))["name"] if cands else top_form
+    reg = dec.get("regret") or {}
+    objective = None
+    expected = None
+    try:  # objective under the top law = its optimum + the headline plan's nominal regret
+        j = list(reg.get("laws") or []).index(top)
+        rows = list(reg.get("plans") or [])
+        i_head, i_top = rows.index(h.get("label")), rows.index(f"plan under {top}")
+        own = float(doc["objective"]) if (which == "nominal" or h.get("source") == top) else None
+        optimum = float(doc["objective"]) - float(reg["nominal"][i_top][j]) if doc.get("objective") is not None else None
+        objective = own if own is not None else (None if optimum is None else optimum + float(reg["nominal"][i_head][j]))
+    except (ValueError, KeyError, IndexError, TypeError):
+        objective = None
+    for r in dec.get("robust") or []:
+        if r.get("strategy") == which:
+            expected = r.get("expected_loss")
+    hspec = dict(h.get("spec_tokens") or {})
+    share = _share_of_tokens(h.get("pretrain_tokens"), hspec)
+    ranges = (dec.get("ranges") or {}).get("rows") or {}
+    intervals = {k: [v.get("p_low"), v.get("p_high")] for k, v in ranges.items()}
+    is_nominal = which == "nominal" and (h.get("source") == top_form or (_close(h.get("model_size"), doc.get("model_size"))
+                                                                        and _close(h.get("pretrain_tokens"), doc.get("pretrain_tokens"))))
+    if is_nominal:  # the very plan of the document's tables (the decision re-solves it to solver tolerance)
+        h = {**h, "model_size": doc.get("model_size"), "pretrain_tokens": doc.get("pretrain_tokens")}
+        hspec, share, objective = spec, _share_of_tokens(doc.get("pretrain_tokens"), spec), doc.get("objective")
+    return {
+        "plan": which, "label": str(h.get("label") or which), "meaning": HEADLINE_MEANING.get(which, which),
+        "model_size": h.get("model_size"), "pretrain_tokens": h.get("pretrain_tokens"), "spec_tokens": hspec,
+        "pretrain_share_of_tokens": share,
+        # one shared model: the same FLOPs per token in both phases, so the shares agree (inference excluded)
+        "pretrain_share_of_compute": share if not isinstance(h.get("model_size"), dict) else None,
+        "objective": objective, "objective_under": f"{top} (point estimate)", "expected_objective": expected,
+        "interval_level": dec.get("interval_level"),
+        "interval_over": f"the optimal plans of {dec.get('n_scenarios')} scenarios: {(dec.get('ranges') or {}).get('over', 'draws and forms')}",
+        "intervals": intervals, "is_nominal": bool(is_nominal),
+    }

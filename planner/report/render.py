@@ -83,29 +83,91 @@ def _law(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 # --------------------------------------------------------------------------- shared content
+def headline(r: Mapping[str, Any]) -> dict[str, Any]:
+    """The document's ``headline`` block, recomputed from the document (the same for a fresh result; a file
+    written before the block existed, or edited by hand, renders from its plan and decision)."""
+    from .document import headline_block
+
+    return headline_block(r)
+
+
+def _with_range(text: str, iv: Any, f: Any) -> str:
+    if not iv or len(iv) != 2 or iv[0] is None or iv[1] is None:
+        return text
+    return f"{text} [{f(iv[0])}, {f(iv[1])}]"
+
+
+def marginal_text(r: Mapping[str, Any]) -> str | None:
+    """The marginal value with its units: objective units per e-fold of compute, per doubling and per 1e18 FLOPs."""
+    mv, budget = r.get("marginal_value"), r.get("budget")
+    if mv is None:
+        return None
+    mv = float(mv)
+    unit = "weighted error" if r.get("mode") == "min-error" else "weighted nats/token"
+    out = f"{mv:.4g} {unit} per e-fold of compute ({mv * math.log(2):.4g} per doubling of the budget"
+    if budget:
+        out += f"; {mv / float(budget) * 1e18:.3g} per 1e18 FLOPs at this budget"
+    return out + ")"
+
+
+def headline_note(r: Mapping[str, Any]) -> str:
+    """One sentence: which plan is the headline and the interval level (every output states both)."""
+    h = headline(r)
+    level = h.get("interval_level")
+    iv = (f"intervals are central {100 * float(level):g} % over {h.get('interval_over')}" if level is not None and h.get("intervals")
+          else f"intervals: {h.get('interval_over')}")
+    return f"Headline: the {h.get('plan')} plan ({h.get('label')}), {h.get('meaning')}; {iv}."
+
+
 def _summary_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    h = headline(r)
+    iv = h.get("intervals") or {}
     rows = [
         ("status", f"{r.get('status', '?')}" + (f" — {r['message']}" if r.get("message") else "")),
         ("budget", f"{fmt_flops(r.get('budget'))} FLOPs"),
-        ("model size N", f"{fmt_count(r.get('model_size'))} parameters"),
-        ("general pretraining tokens D", f"{fmt_count(r.get('pretrain_tokens'))} tokens"),
+        ("headline plan", f"{h.get('plan')}: {h.get('label')} ({h.get('meaning')})"),
+        ("intervals", (f"central {100 * float(h['interval_level']):g} % over {h.get('interval_over')}"
+                       if h.get("interval_level") is not None and iv else str(h.get("interval_over")))),
+        ("model size N", _with_range(f"{fmt_count(h.get('model_size'))} parameters", iv.get("model_size"), fmt_count)),
+        ("general pretraining tokens D", _with_range(f"{fmt_count(h.get('pretrain_tokens'))} tokens", iv.get("pretrain_tokens"), fmt_count)),
     ]
-    n, d = r.get("model_size"), r.get("pretrain_tokens")
-    if n and d:
+    for name, v in (h.get("spec_tokens") or {}).items():
+        rows.append((f"specialization tokens D'[{name}]", _with_range(f"{fmt_count(v)} tokens", iv.get(f"spec_tokens[{name}]"), fmt_count)))
+    n, d = h.get("model_size"), h.get("pretrain_tokens")
+    if n and d and not isinstance(n, Mapping):
         rows.append(("tokens per parameter D/N", f"{float(d) / float(n):.1f}"))
+    if h.get("spec_tokens"):
+        rows.append(("pretraining share of training tokens D / (D + Σ D')", fmt_pct(h.get("pretrain_share_of_tokens"))))
+    rows.append(("pretraining share of training compute (inference excluded)",
+                 _with_range(fmt_pct(h.get("pretrain_share_of_compute")), iv.get("pretrain_share"), fmt_pct)))
+    rows.append((f"{objective_label(r)} under {h.get('objective_under')}", fmt_loss(h.get("objective"), 5)))
+    if h.get("expected_objective") is not None:
+        rows.append((f"{objective_label(r)}, expected over every scenario", fmt_loss(h.get("expected_objective"), 5)))
+    if not h.get("is_nominal", True):
+        rows.append(("nominal plan (detailed in the tables below)",
+                     f"optimal under the point estimate: N = {fmt_count(r.get('model_size'))}, D = {fmt_count(r.get('pretrain_tokens'))}, "
+                     + ", ".join(f"D'[{dd.get('name')}] = {fmt_count(dd.get('spec_tokens'))}" for dd in r.get("domains") or [])
+                     + f"; objective {fmt_loss(r.get('objective'), 5)}"))
     rows += [
-        ("pretraining share of training compute", fmt_pct(r.get("pretrain_fraction"))),
-        (objective_label(r), fmt_loss(r.get("objective"), 5)),
-        ("certified global optimum", "yes" if r.get("certified") else "no"),
-        ("solver path", str(r.get("path") or "–")),
+        ("certified global optimum" + ("" if h.get("is_nominal", True) else " (nominal plan)"), "yes" if r.get("certified") else "no"),
+        ("solver path" + ("" if h.get("is_nominal", True) else " (nominal plan)"), str(r.get("path") or "–")),
     ]
-    mv = r.get("marginal_value")
+    mv = marginal_text(r)
     if mv is not None:
-        rows.append(("marginal value d objective / d log C", f"{float(mv):.4g}"))
+        rows.append(("marginal value d objective / d ln C" + ("" if h.get("is_nominal", True) else " (nominal plan)"), mv))
     law = _law(r)
     if law:
         rows.append(("law", f"{law.get('form')}: {law.get('equation', '')}"))
     return rows
+
+
+def _nominal_note(r: Mapping[str, Any]) -> str:
+    """Said above the detail tables when the headline is another plan than the nominal one they detail."""
+    h = headline(r)
+    if h.get("is_nominal", True):
+        return ""
+    return (f"These tables detail the nominal plan (optimal under the law's point estimate), not the headline {h.get('plan')} plan "
+            "summarised above; the headline plan's N, D and D'_k are in the Plan section and in the decision tables.")
 
 
 def _has_error(r: Mapping[str, Any]) -> bool:
@@ -149,6 +211,10 @@ def _phase_rows(r: Mapping[str, Any]) -> list[list[str]]:
             continue
         rows.append([label, fmt_flops(v), fmt_pct(float(v) / total) if total else "–"])
     return rows
+
+
+#: the phase table's share is of ALL compute (training + inference); the summary's pretraining share is of training compute only
+PHASE_HEADER = ["phase", "FLOPs", "share of all compute (training + inference)"]
 
 
 def _fitted_compute(law: Mapping[str, Any] | None) -> float | None:
@@ -217,7 +283,7 @@ def _sweep_rows(r: Mapping[str, Any]) -> list[list[str]]:
     return out
 
 
-SWEEP_HEADER = ["budget (FLOPs)", "N", "D", "D' per domain", "pretraining share", "objective", "status"]
+SWEEP_HEADER = ["budget (FLOPs)", "N", "D", "D' per domain", "pretraining share of training compute", "objective", "status"]
 
 
 def _param_rows(law: Mapping[str, Any]) -> list[list[str]]:
@@ -254,6 +320,51 @@ def _all_warnings(r: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+# --------------------------------------------------------------------------- per-form tables
+def _laws(r: Mapping[str, Any]) -> Mapping[str, Any]:
+    from .document import law_objects
+
+    return law_objects(r)
+
+
+def dprime_table(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]] | None:
+    """Loss at the plan's (N, D) with D' = 0, the planned D'_k and 2 D'_k, per domain and candidate form (Markdown fallback of the plot)."""
+    from .curves import candidate_laws, predict_at
+
+    laws = _laws(r) if laws is None else laws
+    cands = candidate_laws(laws, r)
+    n, d = r.get("model_size"), r.get("pretrain_tokens")
+    if not cands or not n or not d or not r.get("domains"):
+        return None
+    rows = []
+    for dom in r.get("domains") or []:
+        k = float(dom.get("spec_tokens") or 0.0)
+        for form, law, w in cands:
+            y = predict_at(law, str(dom.get("name")), np.full(3, float(n)), np.full(3, float(d)), np.array([0.0, k, 2 * k]))
+            if y is None:
+                continue
+            rows.append([str(dom.get("name")), f"{form} ({100 * w:.0f} %)", fmt_count(k), fmt_loss(y[0]), fmt_loss(y[1]), fmt_loss(y[2])])
+    if not rows:
+        return None
+    return ["domain", "form (weight)", "planned D'", "loss at D' = 0", "loss at planned D'", "loss at 2x planned D'"], rows
+
+
+def residual_table_rows(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]] | None:
+    """Each candidate's in-sample |relative error| on base and specialized rows (Markdown fallback of the residual plot)."""
+    from .curves import form_residuals
+
+    data = form_residuals(r, _laws(r) if laws is None else laws)
+    if not data:
+        return None
+    rows = []
+    for x in data:
+        a = x["adequacy"]
+        cell = lambda v: "–" if v is None else f"{100 * float(v):.2f}%"  # noqa: E731
+        rows.append([x["form"], f"{100 * x['weight']:.0f} %", cell(a["base"]["mean"]), cell(a["base"]["max"]), str(a["base"]["n"]),
+                     cell(a["specialized"]["mean"]), cell(a["specialized"]["max"]), str(a["specialized"]["n"])])
+    return ["form", "weight", "base: mean", "base: worst", "base rows", "specialized: mean", "specialized: worst", "specialized rows"], rows
+
+
 # --------------------------------------------------------------------------- Markdown
 def md_text(x: Any) -> str:
     """Text for Markdown: HTML escaped (a title or name cannot inject tags), on one line."""
@@ -269,6 +380,52 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def plan_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every candidate's plan and every robust plan of the decision, as records (numbers, not text).
+
+    Keys: ``plan`` (label), ``kind`` ("candidate" or "robust"), ``weight`` (the candidate's weight; None
+    for robust plans), ``model_size``, ``pretrain_tokens``, ``spec_tokens`` (by domain),
+    ``pretrain_share`` = D / (D + sum_k D'_k), ``headline`` (bool).
+    """
+    d = r.get("decision") or {}
+    weights = {c.get("name"): c.get("weight") for c in d.get("candidates") or []}
+    head = (d.get("headline_plan") or {}).get("label")
+    out = []
+    for p in d.get("plans") or []:
+        out.append({"plan": p.get("label"), "kind": "candidate", "weight": weights.get(p.get("source")), "plan_dict": p})
+    for x in d.get("robust") or []:
+        out.append({"plan": x["plan"].get("label"), "kind": "robust", "weight": None, "plan_dict": x["plan"]})
+    rows = []
+    for o in out:
+        p = o.pop("plan_dict")
+        spec = dict(p.get("spec_tokens") or {})
+        total = None
+        try:
+            total = float(p.get("pretrain_tokens")) + sum(float(v or 0.0) for v in spec.values())
+        except (TypeError, ValueError):
+            pass
+        rows.append({**o, "model_size": p.get("model_size"), "pretrain_tokens": p.get("pretrain_tokens"), "spec_tokens": spec,
+                     "pretrain_share": (float(p["pretrain_tokens"]) / total) if total else None, "headline": o["plan"] == head})
+    return rows
+
+
+def plans_per_form(r: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The plans-per-form table: N, D, D'_k and the pretraining share of every candidate (with its weight) and robust plan."""
+    rows = plan_rows(r)
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row["spec_tokens"] if k not in names]
+    header = ["plan", "weight", "N", "D"] + [f"D'[{k}]" for k in names] + ["pretraining share (tokens)", "headline"]
+    table = []
+    for row in rows:
+        w = "robust" if row["kind"] == "robust" else ("–" if row["weight"] is None else f"{100 * float(row['weight']):.1f}%")
+        n = row["model_size"]
+        table.append([str(row["plan"]), w, fmt_count(n) if not isinstance(n, Mapping) else "per domain",
+                      fmt_count(row["pretrain_tokens"]) if not isinstance(row["pretrain_tokens"], Mapping) else "per domain"]
+                     + [fmt_count(row["spec_tokens"].get(k)) for k in names] + [fmt_pct(row["pretrain_share"]), "yes" if row["headline"] else ""])
+    return header, table
+
+
 def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """The [uncertainty] analysis (``result["decision"]``) as (title, note, header, rows) tables."""
     d = r.get("decision")
@@ -279,13 +436,11 @@ def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], li
     cands = ", ".join(f"{c['name']} ({100 * float(c['weight']):.0f} %)" for c in d.get("candidates", []))
     h = d.get("headline_plan") or {}
     head_note = (f"Headline: the {d.get('headline')} plan ({h.get('label')}); intervals are central {pct} % over "
-                 f"{(d.get('ranges') or {}).get('over', 'draws and forms')} ({d.get('n_scenarios')} scenarios). Candidates: {cands}.")
-    rows = []
-    for p in d.get("plans", []) + [x["plan"] for x in d.get("robust", [])]:
-        spec = p.get("spec_tokens") or {}
-        rows.append([str(p.get("label")), fmt_count(p.get("model_size")), fmt_count(p.get("pretrain_tokens"))] + [fmt_count(spec.get(k)) for k in spec])
-    spec_names = list(((d.get("plans") or [{}])[0].get("spec_tokens") or {}).keys())
-    out.append(("Plans under every candidate law", head_note, ["plan", "N", "D"] + [f"D'[{k}]" for k in spec_names], rows))
+                 f"{(d.get('ranges') or {}).get('over', 'draws and forms')} ({d.get('n_scenarios')} scenarios). Candidates: {cands}. "
+                 "Pretraining share: D / (D + Σ D'), the share of training tokens, which is also the share of training compute "
+                 "for one shared model (inference excluded).")
+    header, rows = plans_per_form(r)
+    out.append(("Plans under every candidate law", head_note, header, rows))
     g = d.get("regret") or {}
     laws = g.get("laws", [])
     rows = []
@@ -331,11 +486,12 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     desc = (r.get("scenario") or {}).get("description")
     if desc:
         out += [md_text(desc), ""]
-    out += ["## Plan", "", _md_table(["", ""], [[f"**{k}**", v] for k, v in _summary_rows(r)]), ""]
+    out += ["## Plan", "", md_text(headline_note(r)), "", _md_table(["", ""], [[f"**{k}**", v] for k, v in _summary_rows(r)]), ""]
+    note = _nominal_note(r)
     if r.get("domains"):
-        out += ["## Domains", "", _md_table(domain_header(r), _domain_rows(r)), ""]
+        out += ["## Domains", ""] + ([md_text(note), ""] if note else []) + [_md_table(domain_header(r), _domain_rows(r)), ""]
     if _phase_rows(r):
-        out += ["## FLOPs per phase", "", _md_table(["phase", "FLOPs", "share"], _phase_rows(r)), ""]
+        out += ["## FLOPs per phase", "", _md_table(PHASE_HEADER, _phase_rows(r)), ""]
     if r.get("baselines"):
         out += ["## Against the usual baselines", "",
                 "Compute to match the plan: how many times the budget the baseline needs to reach the plan's objective.", "",
@@ -354,6 +510,16 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             out += ["Form selection by held-out error (ARE):", "",
                     _md_table(["form", "ARE", "note"], [[str(s.get("form")), "–" if s.get("are") is None else f"{100 * float(s['are']):.3f}%", str(s.get("note") or "")] for s in law["selection"]]), ""]
         out += [_md_table(PARAM_HEADER, _param_rows(law)), ""]
+    dtab = dprime_table(r)
+    if dtab:
+        out += ["## Loss against D' under every candidate form", "",
+                md_text("Predicted loss per domain at the plan's N and D, for no specialization, the planned D'_k and twice it, under each "
+                        "candidate form (the HTML report plots the curves with the runs)."), "", _md_table(*dtab), ""]
+    rtab = residual_table_rows(r)
+    if rtab:
+        out += ["## In-sample residuals of every candidate form", "",
+                md_text("Mean and worst |predicted / observed - 1| on the rows each form was fitted to (held-out rows left out), "
+                        "for base rows (D' = 0) and specialized rows (D' > 0); the HTML report plots them by N, D and D'."), "", _md_table(*rtab), ""]
     dec = _decision_tables(r)
     if dec:
         out += ["## Decisions under an uncertain law", ""]
@@ -367,11 +533,17 @@ def render_markdown(result: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- CSV
-CSV_COLUMNS = ["budget", "phase", "domain", "model_size", "tokens", "flops", "loss", "loss_low", "loss_high", "error", "weight", "specialize", "status"]
+#: the plan's columns (one row per phase and domain, ``Allocation.to_frame``), then the decision's:
+#: ``section`` (plan, headline, plan-per-form, robust, range, flatness, baseline), ``plan`` (which plan),
+#: ``quantity``/``value``/``low``/``high`` (a number and its interval), ``interval_level`` (central
+#: probability of low..high; empty when low..high is not a probability interval), ``headline`` (True on
+#: the rows of the headline plan), ``form_weight`` (a candidate form's weight) and ``note``.
+CSV_COLUMNS = ["budget", "phase", "domain", "model_size", "tokens", "flops", "loss", "loss_low", "loss_high", "error", "weight", "specialize", "status",
+               "section", "plan", "quantity", "value", "low", "high", "interval_level", "headline", "form_weight", "note"]
+#: the domain column of the inference row: serving covers every domain (not a domain named "all")
+INFERENCE_DOMAIN = "all domains (serving)"
 #: a text cell starting with one of these is read as a formula by spreadsheets
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_cell(value: Any) -> str:
     """One CSV cell: numbers as numbers (``repr`` of the float), text neutralised against formulas.
 
@@ -391,11 +563,92 @@ def csv_cell(value: Any) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")  # the writer quotes cells with a line break
 
 
+def _decision_csv_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The decision's rows of the CSV (see :data:`CSV_COLUMNS`): headline, plans per form, robust plans, ranges,
+    flatness band and baselines with their gap and multiplier intervals."""
+    from ..decision.baselines import multiplier_text
+
+    d = r.get("decision")
+    if not d:
+        return []
+    level = d.get("interval_level")
+    h = headline(r)
+    head_label = (d.get("headline_plan") or {}).get("label")
+    budget = r.get("budget")
+    out: list[dict[str, Any]] = []
+
+    def row(section: str, plan: Any, quantity: str, value: Any, low: Any = None, high: Any = None, lvl: Any = None,
+            is_head: bool = False, form_weight: Any = None, note: str = "", domain: str = "") -> None:
+        out.append({"budget": budget, "domain": domain, "section": section, "plan": plan, "quantity": quantity, "value": value, "low": low,
+                    "high": high, "interval_level": lvl, "headline": is_head, "form_weight": form_weight, "note": note})
+
+    iv = h.get("intervals") or {}
+    note = f"headline: {h.get('plan')} ({h.get('meaning')}); intervals over {h.get('interval_over')}"
+    hlevel = h.get("interval_level")
+    row("headline", h.get("plan"), "model_size", h.get("model_size"), *(iv.get("model_size") or [None, None]), hlevel, True, note=note)
+    row("headline", h.get("plan"), "pretrain_tokens", h.get("pretrain_tokens"), *(iv.get("pretrain_tokens") or [None, None]), hlevel, True, note=note)
+    for k, v in (h.get("spec_tokens") or {}).items():
+        row("headline", h.get("plan"), f"spec_tokens[{k}]", v, *(iv.get(f"spec_tokens[{k}]") or [None, None]), hlevel, True, note=note, domain=k)
+    row("headline", h.get("plan"), "pretrain_share_of_compute", h.get("pretrain_share_of_compute"), *(iv.get("pretrain_share") or [None, None]),
+        hlevel, True, note="pretraining FLOPs / training FLOPs (inference excluded); " + note)
+    row("headline", h.get("plan"), "objective", h.get("objective"), None, None, None, True, note=f"under {h.get('objective_under')}")
+    if h.get("expected_objective") is not None:
+        row("headline", h.get("plan"), "expected_objective", h.get("expected_objective"), None, None, None, True, note="mean over every scenario")
+    for p in plan_rows(r):
+        section = "robust" if p["kind"] == "robust" else "plan-per-form"
+        for q, v in (("model_size", p["model_size"]), ("pretrain_tokens", p["pretrain_tokens"])):
+            row(section, p["plan"], q, v if not isinstance(v, Mapping) else None, is_head=p["headline"], form_weight=p["weight"],
+                note="per domain" if isinstance(v, Mapping) else "")
+        for k, v in p["spec_tokens"].items():
+            row(section, p["plan"], f"spec_tokens[{k}]", v, is_head=p["headline"], form_weight=p["weight"], domain=k)
+        row(section, p["plan"], "pretrain_share", p["pretrain_share"], is_head=p["headline"], form_weight=p["weight"],
+            note="D / (D + sum D'): share of training tokens (= of training compute for one shared model)")
+    for x in d.get("robust") or []:
+        label = x["plan"].get("label")
+        method = f"{'certified' if x.get('certified') else 'not certified'}: {x.get('method')}"
+        row("robust", label, "expected_regret", x.get("expected_regret"), is_head=label == head_label, note=method)
+        row("robust", label, "worst_regret", x.get("worst_regret"), is_head=label == head_label, note=method)
+    rg = d.get("ranges") or {}
+    for k, v in (rg.get("rows") or {}).items():
+        row("range", "optimal plan of every scenario", k, v.get("median"), v.get("p_low"), v.get("p_high"), rg.get("level", level),
+            note=f"median and central interval over {rg.get('over')}", domain=k[12:-1] if k.startswith("spec_tokens[") else "")
+    fb = d.get("flatness")
+    if fb:
+        for k, v in (fb.get("rows") or {}).items():
+            ends = [e for e, at in (("low", v.get("low_at_bound")), ("high", v.get("high_at_bound"))) if at]
+            row("flatness", head_label, k, v.get("optimum"), v.get("low"), v.get("high"), None, True,
+                note=f"re-optimised {fb.get('objective')} within {100 * float(fb.get('epsilon', 0)):g} % of the optimum"
+                     + (f"; {' and '.join(ends)} end at a bound" if ends else ""), domain=k[12:-1] if k.startswith("spec_tokens[") else "")
+    for b in d.get("baselines") or []:
+        gi = b.get("gap_interval") or [None, None]
+        row("baseline", b.get("strategy"), "gap", b.get("gap"), gi[0], gi[1], b.get("level", level),
+            note=f"baseline objective minus the headline plan's ({h.get('plan')}); > 0: the baseline is worse")
+        beyond = bool(b.get("beyond_fitted_range"))
+        m = b.get("multiplier")
+        mi = list(b.get("multiplier_interval") or [None, None])
+
+        def precise(x: Any) -> Any:  # beyond the fitted range, no figure above 100x
+            if x is None:
+                return None
+            x = float(x)
+            return None if (not math.isfinite(x) or (beyond and x > 100.0)) else x
+
+        texts = [multiplier_text(math.inf if x is None else float(x), beyond) for x in [m] + mi]
+        row("baseline", b.get("strategy"), "compute_multiplier", precise(m), precise(mi[0]), precise(mi[1]), b.get("level", level),
+            note=f"{texts[0]} [{texts[1]}, {texts[2]}]" + (f"; binds only in the scaled problem: {', '.join(b['scaled_binding'])}"
+                                                          if b.get("scaled_binding") else ""))
+    return out
+
+
 def render_csv(result: Mapping[str, Any]) -> str:
-    """One row per phase and domain (``Allocation.to_frame``), for every budget of a sweep, with budget and status."""
+    """One row per phase and domain (``Allocation.to_frame``), for every budget of a sweep, with budget and status;
+    then, with an ``[uncertainty]`` analysis, the decision's rows (see :data:`CSV_COLUMNS`)."""
     from ..allocate.model import Allocation
 
     plans = result.get("sweep") or [result]
+    h = headline(result)
+    primary = result.get("budget")
+    law = _law(result) or {}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -403,8 +656,21 @@ def render_csv(result: Mapping[str, Any]) -> str:
         frame = Allocation.from_dict(plan).to_frame()
         frame["budget"] = plan.get("budget")
         frame["status"] = plan.get("status")
+        frame.loc[frame["phase"] == "inference", "domain"] = INFERENCE_DOMAIN
+        is_primary = plan.get("budget") == primary
+        has_iv = frame["loss_low"].notna() & frame["loss_high"].notna()
+        frame["section"] = "plan"
+        frame["plan"] = "nominal"
+        frame["headline"] = bool(is_primary and h.get("is_nominal", True))
+        frame["interval_level"] = np.where(has_iv, float(law.get("interval_level") or 0.9), np.nan)
+        frame["note"] = np.where(frame["phase"] == "inference", "inference serves every domain", "")
+        for col in CSV_COLUMNS:
+            if col not in frame:
+                frame[col] = None
         for row in frame[CSV_COLUMNS].itertuples(index=False):
             writer.writerow([csv_cell(v) for v in row])
+    for rec in _decision_csv_rows(result):
+        writer.writerow([csv_cell(rec.get(c)) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -459,18 +725,20 @@ def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
 
 def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> str:
     """ONE self-contained page: summary, a table per domain, the plots as inline SVG. No network requests."""
-    from .plots import PLOTS
+    from .plots import PLOTS, plot_caption
 
     r = result
     title = r.get("title") or "Allocation report"
     ok = str(r.get("status", "")).lower() in SOLUTION_PRESENT
+    h = headline(r)
     cards = [
         ("status", str(r.get("status", "?")), "status-ok" if ok else "status-bad"),
         ("budget", f"{fmt_flops(r.get('budget'))} FLOPs", ""),
-        ("model size N", fmt_count(r.get("model_size")), ""),
-        ("pretraining D", f"{fmt_count(r.get('pretrain_tokens'))} tokens", ""),
-        ("pretraining share", fmt_pct(r.get("pretrain_fraction")), ""),
-        ("objective", fmt_loss(r.get("objective"), 4), ""),
+        ("headline plan", str(h.get("plan")), ""),
+        ("model size N", fmt_count(h.get("model_size")), ""),
+        ("pretraining D", f"{fmt_count(h.get('pretrain_tokens'))} tokens", ""),
+        ("pretraining share of training compute", fmt_pct(h.get("pretrain_share_of_compute")), ""),
+        ("objective", fmt_loss(h.get("objective"), 4), ""),
     ]
     parts = [
         "<!DOCTYPE html>",
@@ -489,11 +757,12 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> s
         parts.append(f'<p class="status-bad">{_h(r.get("message"))}</p>')
     parts.append('<section id="summary"><div class="cards">' + "".join(
         f'<div class="card"><div class="label">{_h(k)}</div><div class="value {c}">{_h(v)}</div></div>' for k, v, c in cards) + "</div>")
-    parts.append(_kv_table(_summary_rows(r)) + "</section>")
+    parts.append(f'<p id="headline-note">{_h(headline_note(r))}</p>' + _kv_table(_summary_rows(r)) + "</section>")
+    note = _nominal_note(r)
     if r.get("domains"):
-        parts.append('<section id="domains"><h2>Domains</h2>' + _html_table(domain_header(r), _domain_rows(r), "domains", numeric=(1, 2, 4, 6, 7, 8) if _has_error(r) else (1, 2, 4, 6, 7)) + "</section>")
+        parts.append('<section id="domains"><h2>Domains</h2>' + (f"<p>{_h(note)}</p>" if note else "") + _html_table(domain_header(r), _domain_rows(r), "domains", numeric=(1, 2, 4, 6, 7, 8) if _has_error(r) else (1, 2, 4, 6, 7)) + "</section>")
     if _phase_rows(r):
-        parts.append('<section id="phases"><h2>FLOPs per phase</h2>' + _html_table(["phase", "FLOPs", "share"], _phase_rows(r), numeric=(1, 2)) + "</section>")
+        parts.append('<section id="phases"><h2>FLOPs per phase</h2>' + _html_table(PHASE_HEADER, _phase_rows(r), numeric=(1, 2)) + "</section>")
     if r.get("baselines"):
         parts.append('<section id="baselines"><h2>Against the usual baselines</h2>'
                      "<p>Compute to match the plan: how many times the budget each baseline needs to reach the plan's objective.</p>"
@@ -503,8 +772,9 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> s
     if r.get("sweep"):
         parts.append('<section id="sweep"><h2>Sweep over budgets</h2>' + _html_table(SWEEP_HEADER, _sweep_rows(r), numeric=(0, 1, 2, 4, 5)) + "</section>")
     parts.append('<section id="plots"><h2>Plots</h2><div class="plots">')
-    for plot_id, (plot_title, caption) in PLOTS.items():
+    for plot_id, (plot_title, _) in PLOTS.items():
         svg = plots.get(plot_id)
+        caption = plot_caption(plot_id, r)
         if svg:
             parts.append(f'<figure class="plot" id="{plot_id}"><h3>{_h(plot_title)}</h3>{svg}<figcaption>{_h(caption)}</figcaption></figure>')
         else:

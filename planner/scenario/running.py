@@ -25,7 +25,39 @@ from .schema import Scenario, ScenarioError
 if TYPE_CHECKING:  # the optimizer is imported when a scenario is run
     from ..allocate import Allocation
 
-__all__ = ["ScenarioResult", "CurvePoint", "run_scenario", "curve_budgets"]
+__all__ = ["ScenarioResult", "CurvePoint", "run_scenario", "curve_budgets", "headline_lines"]
+
+
+def headline_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The console's first lines: which plan is the headline, its N, D, D'_k with ranges, and the interval level."""
+    h = doc.get("headline") or {}
+    if not h or h.get("model_size") is None:
+        return []
+    iv = h.get("intervals") or {}
+    level = h.get("interval_level")
+
+    def val(key: str, x: Any) -> str:
+        r = iv.get(key)
+        return f"{float(x):.4g}" + (f" [{float(r[0]):.3g}, {float(r[1]):.3g}]" if r and None not in r else "")
+
+    head = f"headline: the {h.get('plan')} plan ({h.get('label')}): {h.get('meaning')}"
+    lvl = (f"intervals: central {100 * float(level):g} % over {h.get('interval_over')}" if level is not None and iv
+           else f"intervals: {h.get('interval_over')}")
+    lines = [head, "  " + lvl]
+    plan = f"  N = {val('model_size', h['model_size'])} params, D = {val('pretrain_tokens', h['pretrain_tokens'])} tokens"
+    lines.append(plan)
+    spec = h.get("spec_tokens") or {}
+    if spec:
+        lines.append("  " + ", ".join(f"D'[{k}] = {val(f'spec_tokens[{k}]', v)}" for k, v in spec.items()))
+    share = h.get("pretrain_share_of_compute")
+    if share is not None:
+        r = iv.get("pretrain_share")
+        lines.append(f"  pretraining share of training compute (inference excluded) {100 * float(share):.1f} %"
+                     + (f" [{100 * float(r[0]):.1f} %, {100 * float(r[1]):.1f} %]" if r and None not in r else ""))
+    if h.get("objective") is not None:
+        lines.append(f"  objective {float(h['objective']):.6g} under {h.get('objective_under')}"
+                     + (f"; expected over every scenario {float(h['expected_objective']):.6g}" if h.get("expected_objective") is not None else ""))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -66,6 +98,7 @@ class ScenarioResult:
     curve: tuple[CurvePoint, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
     decision: Any = None
+    candidate_laws: Mapping[str, FittedLaw] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -90,21 +123,32 @@ class ScenarioResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``allocation.json`` document (schema ``planner.allocation/1``), see :func:`planner.report.build_result`."""
-        from ..report.document import build_result
+        from ..report.document import build_result, headline_block
 
-        return build_result(
+        doc = build_result(
             self.allocation.to_dict(),
-            laws={"law": self.law.to_dict(), **{f"domains.{name}.law": own.to_dict() for name, own in self.domain_laws.items()}},
+            laws={"law": self.law.to_dict(), **{f"domains.{name}.law": own.to_dict() for name, own in self.domain_laws.items()},
+                  # [uncertainty] forms: each candidate fitted to the same runs (its fit points are the main law's)
+                  **{f"candidates.{name}": {k: v for k, v in law.to_dict().items() if k != "points"} for name, law in self.candidate_laws.items()}},
             scenario=self.scenario.echo(),
             sweep=[a.to_dict() for a in self.allocations],
             curve=[c.to_dict() for c in self.curve],
             warnings=self.law_warnings(),
             title=self.scenario.report.title or self.scenario.name,
         ) | ({"decision": self.decision.to_dict()} if self.decision is not None else {})
+        doc["headline"] = headline_block(doc)
+        return doc
 
     def summary(self) -> str:
         """A few lines of text: the plan (``Allocation.summary``), the sweep, the warnings."""
-        lines = [self.allocation.summary()]
+        lines = []
+        head = headline_lines(self.to_dict()) if self.allocation.feasible else []
+        if head and not head[0].startswith("headline: the nominal plan"):
+            # a robust headline: its numbers first, then the nominal plan the tables detail
+            lines += head + ["nominal plan (optimal under the law's point estimate; the tables detail it):"]
+            lines += ["  " + x for x in self.allocation.summary().splitlines()]
+        else:  # the nominal plan is the headline: which one and the interval level, then the plan itself
+            lines += head[:2] + [self.allocation.summary()]
         if self.allocations:
             lines.append("sweep:")
             for a in self.allocations:
@@ -206,12 +250,13 @@ def run_scenario(
     )
     listed = scenario.budget.budgets if scenario.budget.is_sweep else (budgets if sweep else [])
     decision = None
+    candidate_laws: dict[str, FittedLaw] = {}
     if scenario.uncertainty is not None:
         t2 = time.perf_counter()
         with warnings.catch_warnings():
             # plans per form, per draw and per baseline: their notes are kept in the decision's tables
             warnings.simplefilter("ignore", PlannerWarning)
-            decision = _decide(scenario, fitted_law, domains, constraints, options, budgets)
+            decision, candidate_laws = _decide(scenario, fitted_law, domains, constraints, options, budgets)
         solve_seconds += time.perf_counter() - t2
     return ScenarioResult(
         scenario=scenario,
@@ -222,11 +267,14 @@ def run_scenario(
         curve=curve,
         timings={"law_seconds": law_seconds, "solve_seconds": solve_seconds},
         decision=decision,
+        candidate_laws=candidate_laws,
     )
 
 
-def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], constraints: Any, options: Mapping[str, Any], budgets: list[float]) -> Any:
-    """The ``[uncertainty]`` analysis: every candidate form (listed and fitted here, or the [law] ensemble)."""
+def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], constraints: Any, options: Mapping[str, Any],
+            budgets: list[float]) -> tuple[Any, dict[str, FittedLaw]]:
+    """The ``[uncertainty]`` analysis: every candidate form (listed and fitted here, or the [law] ensemble),
+    and the laws fitted here by form name (empty when the [law] ensemble is used)."""
     from ..decision import decide
 
     u = scenario.uncertainty
@@ -241,6 +289,7 @@ def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], const
     else:
         cands = fitted_law
     keep = {"flops", "inference", "inference_budget", "fixed_fraction", "path", "solver"}
+    fitted_here = {form: law for form, law, _ in cands} if u.forms else {}
     return decide(cands, scenario.budget.primary, domains, constraints, draws=True, max_draws=u.max_draws, robust=tuple(u.robust),
                   headline=u.headline, epsilon=u.epsilon, level=u.level, multiplier_draws=u.multiplier_draws,
-                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, **{k: v for k, v in options.items() if k in keep})
+                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, **{k: v for k, v in options.items() if k in keep}), fitted_here

@@ -320,7 +320,7 @@ class UncertaintySpec(_Spec):
         default_factory=lambda: ["mean", "worst"], description='Robust plans to compute: minimum expected ("mean") and worst-case ("worst") regret.'
     )
     headline: Literal["nominal", "robust-mean", "robust-worst"] = Field(
-        "nominal", description="Which plan the decision tables report against: the highest-weight candidate's plan, or a robust plan."
+        "nominal", description="The headline plan: the highest-weight candidate's own plan, or a robust plan. It is the plan of the report's main Plan section, the HTML cards, the console's first lines, allocation.json's `headline` block and the CSV rows marked headline; the decision tables compare the baselines against it."
     )
     epsilon: float = Field(1e-3, gt=0, lt=1, description="Flatness band: coordinates whose re-optimised objective is within this relative tolerance of the optimum.")
     level: float = Field(0.9, gt=0, lt=1, description="Central probability of every interval (ranges, gaps, multipliers).")
