@@ -111,9 +111,9 @@ def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: floa
     return out
 
 
-ORACLE_GRID = dict(n_sizes=(3, 4, 5), size_step=(2.0, 3.0, 4.0), tokens_per_param=(10.0, 20.0, 40.0, 80.0), branch_top=(1, 2, 5),
-                   branch_points=((1.0,), (0.25, 1.0), (0.25, 0.5, 1.0)), branch_ratio=(0.3, 1.0, 3.0, 10.0), long_factor=(1.0, 2.0),
-                   tilt=(0.0, 0.5, 1.0), branch_bottom=(False, True))
+ORACLE_GRID = dict(n_sizes=(4, 5), size_step=(2.0, 3.0), tokens_per_param=(10.0, 20.0, 40.0), branch_top=(2, 5),
+                   branch_points=((0.25, 1.0), (0.25, 0.5, 1.0)), branch_ratio=(0.3, 1.0, 3.0, 10.0), long_factor=(1.0, 2.0),
+                   tilt=(0.0, 1.0), branch_bottom=(False,))
 
 
 def oracle(setting: str, seed: int, target: float, fraction: float, min_size: float, top: int = 5) -> None:

@@ -15,7 +15,7 @@ Method:
    the ladder's points, T-optimal design); the rivals' pseudo-truths are fitted on the default and
    uniform ladders' points (and the existing runs).
 3. **Search**: coordinate descent over :class:`.ladder.LadderSpec` (number of sizes, spacing, tokens
-   per parameter, one run far along, tilt of tokens towards small sizes, which sizes branch, branch
+   per parameter, one run far along, which sizes branch, branch
    points, branch horizon, share of the budget spent) from three starts, then backward greedy pruning
    of runs (:func:`prune`), minimising the expected total cost in units of the target budget,
 
@@ -67,8 +67,6 @@ SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "branch_points": ((1.0,), (0.5, 1.0), (0.25, 1.0), (0.25, 0.5, 1.0)),
     "branch_ratio": (0.1, 0.3, 1.0, 3.0, 10.0),
     "long_factor": (1.0, 2.0, 4.0),
-    "tilt": (0.0, 0.5, 1.0),
-    "branch_bottom": (False, True),
 }
 _STARTS = (
     LadderSpec(5, 3.0, 20.0, 5, (0.25, 0.5, 1.0), 0.3),
@@ -363,6 +361,7 @@ def design(
     context: int = 2048,
     seed: int = 0,
     n_jobs: int | None = None,
+    selection_risk: bool = True,
 ) -> Design:
     """Design the ladder of small runs for the decision at ``budget`` (see the module doc).
 
@@ -375,6 +374,8 @@ def design(
     noise: sd of a run's log loss (default: from the runs' residuals, else 0.01).
     n_truths: truths of the linearized criterion; n_simulations: truths of the verification (0: none).
     spend_options: shares of the experiment budget the search may use.
+    selection_risk: count the risk of selecting a wrong form in the criterion (:mod:`.criterion`); False
+        scores every truth as if its own form were fitted (the quadratic term alone).
     """
     if budget is None or experiment_budget is None:
         raise DesignError("design needs the target budget and the experiment budget (FLOPs)")
@@ -445,7 +446,7 @@ def design(
                              _baseline(uniform_grid, experiment_budget, ev_doms, base_kw)) if x is not None]
     # the rivals' pseudo-truths are fitted on the habitual ladders' points (and the existing runs)
     reference = Points.concat([b.points(law_domains) for b in baselines] + ([existing] if len(existing) else []))
-    sens = sensitivities(prior, prob, n_truths, seed=seed, n_jobs=n_jobs, reference=reference, noise=sigma)
+    sens = sensitivities(prior, prob, n_truths, seed=seed, n_jobs=n_jobs, reference=reference if selection_risk else None, noise=sigma)
     ex = existing if len(existing) else None
 
     spec, lad, _ = _search(experiment_budget, ev_doms, sens, sigma, budget, flop_model=fm, min_size=min_size, max_size=max_size,
@@ -499,4 +500,5 @@ def design(
     return Design("ok", msg, budget, experiment_budget, names, weights, sigma, prior.source, lad.schedule, spec, lad, tuple(comparison),
                   tuple(curve), sim, shapes, len(existing), fm,
                   {"n_truths": n_truths, "n_simulations": n_simulations, "seed": seed, "forms": list(c.vec.form.name for c in prior.components),
-                   "sizes": None if sizes is None else [float(s) for s in sizes], "spend_options": list(spend_options)})
+                   "sizes": None if sizes is None else [float(s) for s in sizes], "spend_options": list(spend_options),
+                   "selection_risk": selection_risk})

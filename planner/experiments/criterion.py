@@ -39,7 +39,7 @@ sizes would (every form reduces to the same Chinchilla law at D' = 0). Two Gauss
 confused with probability p_g = Phi(-Delta_g / 2); with several rivals the odds
 o_g = p_g / (1 - p_g) give P(select g) = o_g / (1 + sum_h o_h). Each truth then scores
 
-    (1 - sum_g P_g) * 1/2 tr(Q Sigma) / |dObj/dlog C|  +  sum_g P_g W_fg,
+    (1 - sum_g P_g) * 1/2 tr(Q Sigma) / |dObj/dlog C|  +  sum_g P_g min(W_fg, 1),
 
 the expected regret under model uncertainty. ``discriminate=False`` gives the quadratic term
 alone. What it still leaves out: the rival's pseudo-truth moves with the ladder (W_fg is fixed at
@@ -67,6 +67,9 @@ __all__ = ["Rival", "TruthSensitivity", "sensitivity", "sensitivities", "lineari
 
 _H_THETA = 0.05
 _H_U = 2e-3
+#: a rival's waste counts at most this share of the target budget (the linearized waste of a plan that far
+#: off is meaningless, and a few prior truths with astronomical values would otherwise decide the search)
+WASTE_CAP = 1.0
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,6 @@ def linearized_regret(ladder: Ladder | None, sens: Sequence[TruthSensitivity], n
             truth_log = np.log(s.vec.predict(s.theta, sep_pts)) if len(sep_pts) else np.zeros(0)
             d2 = np.array([_separation(r, truth_log, sep_pts, noise) if len(sep_pts) else 0.0 for r in s.rivals])
             pm = misidentification(d2)
-            quad = (1.0 - pm.sum()) * quad + float(pm @ np.array([r.waste for r in s.rivals]))
+            quad = (1.0 - pm.sum()) * quad + float(pm @ np.minimum([r.waste for r in s.rivals], WASTE_CAP))
         out[i] = quad
     return out if per_truth else float(np.mean(out))
