@@ -73,12 +73,14 @@ def truth_prior(form: str, params: dict, domains: tuple[str, ...]) -> Prior:
     return Prior((FormPrior(vec, 1.0, theta, cov, gaussian_sampler(theta, cov)),), f"{form} around the given law", 0.01)
 
 
-def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25) -> dict:
+def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25,
+        selection_risk: bool = True) -> dict:
     form, params, domains, weights = SETTINGS[setting]
     doms = [planner.Domain(d, weight=w) for d, w in zip(domains, weights)]
     t0 = time.perf_counter()
     print(f"== {setting}: designing ...", flush=True)
-    des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs)
+    des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs,
+                         selection_risk=selection_risk)
     t_design = time.perf_counter() - t0
     ladders = [s.ladder for s in des.comparison]
     prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
@@ -171,6 +173,7 @@ def main() -> None:
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--oracle", action="store_true", help="the best ladders of a grid, by the criterion at each setting's own truths")
     ap.add_argument("--min-size", type=float, default=1e7, help="smallest ladder size for --oracle")
+    ap.add_argument("--no-selection-risk", action="store_true", help="design with the quadratic criterion alone")
     a = ap.parse_args()
     if a.oracle:
         for setting in a.settings.split(","):
@@ -178,7 +181,7 @@ def main() -> None:
         return
     results = []
     for setting in a.settings.split(","):
-        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk)
+        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk, not a.no_selection_risk)
         results.append(r)
         print(f"== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
               f"(design {r['design_seconds']:.0f} s, simulation {r['simulation_seconds']:.0f} s)")
