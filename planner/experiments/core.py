@@ -330,7 +330,6 @@ def _search(budget: float, domains: Sequence[str], sens: Sequence[TruthSensitivi
             for sp in spend_options:
                 scaled = _guard(pruned.scaled(budget * sp / pruned.flops(flop_model)), budget, flop_model)
                 options.append((ladder_cost(scaled), scaled))
-            options.append((ladder_cost(pruned), pruned))
             c, lad = min(options, key=lambda t: t[0])
             if c <= best_cost:
                 best_cost = c
