@@ -18,6 +18,14 @@ split-interaction truths of ``tests/synthetic.py`` (code, math).
 
 Printed per setting and ladder: mean waste with a 90 % bootstrap interval, median, the share of
 truths whose form was selected, and the ratio designed / default of the means and medians.
+
+``--oracle`` instead asks what *any* ladder of the search family could reach on a setting: the
+criterion (selection-risk term included) is evaluated at 12 of the setting's own truths (which no
+design knows) for every ladder of a grid of ``LadderSpec`` values at the same compute, and the best
+ones are printed with their ratio to the default ladder. It is a ceiling for the design, by the
+criterion's own model (the simulation checks that model; see docs/design.md):
+
+    python benchmarks/bench_design.py --oracle --settings shipped,interaction
 """
 
 from __future__ import annotations
@@ -65,12 +73,14 @@ def truth_prior(form: str, params: dict, domains: tuple[str, ...]) -> Prior:
     return Prior((FormPrior(vec, 1.0, theta, cov, gaussian_sampler(theta, cov)),), f"{form} around the given law", 0.01)
 
 
-def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25) -> dict:
+def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25,
+        selection_risk: bool = True) -> dict:
     form, params, domains, weights = SETTINGS[setting]
     doms = [planner.Domain(d, weight=w) for d, w in zip(domains, weights)]
     t0 = time.perf_counter()
     print(f"== {setting}: designing ...", flush=True)
-    des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs)
+    des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs,
+                         selection_risk=selection_risk)
     t_design = time.perf_counter() - t0
     ladders = [s.ladder for s in des.comparison]
     prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
@@ -103,6 +113,54 @@ def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: floa
     return out
 
 
+ORACLE_GRID = dict(n_sizes=(4, 5), size_step=(2.0, 3.0), tokens_per_param=(10.0, 20.0, 40.0), branch_top=(2, 5),
+                   branch_points=((0.25, 1.0), (0.25, 0.5, 1.0)), branch_ratio=(0.3, 1.0, 3.0, 10.0), long_factor=(1.0, 2.0),
+                   tilt=(0.0, 1.0), branch_bottom=(False,))
+
+
+def oracle(setting: str, seed: int, target: float, fraction: float, min_size: float, top: int = 5) -> None:
+    """The criterion at the setting's own truths for every ladder of ORACLE_GRID (module doc)."""
+    import itertools
+
+    from planner._parallel import parallel_map
+    from planner.experiments.criterion import linearized_regret, sensitivity
+    from planner.experiments.ladder import LadderSpec, default_ladder, designed_ladder, uniform_grid
+    from planner.experiments._model import Points
+
+    form, params, domains, weights = SETTINGS[setting]
+    budget = fraction * target
+    prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
+    tp, fp = truth_prior(form, params, domains), published_prior(domains, seed=seed)
+    default = default_ladder(budget, domains, min_size=1e7)
+    grid = uniform_grid(budget, domains, min_size=1e6)
+    ref = Points.concat([default.points(domains)] + ([grid.points(domains)] if grid is not None else []))
+    comps = fp.components
+    fi = [c.vec.form.name for c in comps].index(form)
+    rivals = tuple((c.vec, c.mean, c.precision) for j, c in enumerate(comps) if j != fi)
+    items = [(fi, comps[fi].vec, th, comps[fi].precision, prob, rivals, ref, 0.01) for _, th in tp.draw(12, seed + 7)]
+    sens = parallel_map(sensitivity, items)
+    base = {d: linearized_regret(default, sens, 0.01, discriminate=d) for d in (True, False)}
+    t0 = time.perf_counter()
+    rows = []
+    keys = list(ORACLE_GRID)
+    for values in itertools.product(*ORACLE_GRID.values()):
+        spec = LadderSpec(**dict(zip(keys, values)))
+        if spec.branch_bottom and spec.branch_top >= spec.n_sizes:
+            continue
+        lad = designed_ladder(spec, budget, domains, min_size=min_size)
+        if lad is not None:
+            rows.append((linearized_regret(lad, sens, 0.01), linearized_regret(lad, sens, 0.01, discriminate=False), spec.label()))
+    rows.sort()
+    print(f"== oracle {setting} ({form}): {len(rows)} ladders from {min_size:.3g} parameters at {budget:.3g} FLOPs, criterion at 12 of the "
+          f"setting's truths ({time.perf_counter() - t0:.0f} s)")
+    print(f"   default: criterion {100 * base[True]:.3g} % (quadratic term alone {100 * base[False]:.3g} %)")
+    for full, quad, label in rows[:top]:
+        print(f"   {100 * full:7.3g} % (ratio {full / base[True]:.3f}; quadratic {100 * quad:.3g} %, ratio {quad / base[False]:.3f})  {label}")
+    best_quad = min(rows, key=lambda r: r[1])
+    print(f"   best by the quadratic term alone: ratio {best_quad[1] / base[False]:.3f}  {best_quad[2]}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--truths", type=int, default=200)
@@ -113,10 +171,17 @@ def main() -> None:
     ap.add_argument("--design-truths", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=25, help="print running means every CHUNK truths")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--oracle", action="store_true", help="the best ladders of a grid, by the criterion at each setting's own truths")
+    ap.add_argument("--min-size", type=float, default=1e7, help="smallest ladder size for --oracle")
+    ap.add_argument("--no-selection-risk", action="store_true", help="design with the quadratic criterion alone")
     a = ap.parse_args()
+    if a.oracle:
+        for setting in a.settings.split(","):
+            oracle(setting, a.seed, 1e22, a.fraction, a.min_size)
+        return
     results = []
     for setting in a.settings.split(","):
-        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk)
+        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk, not a.no_selection_risk)
         results.append(r)
         print(f"== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
               f"(design {r['design_seconds']:.0f} s, simulation {r['simulation_seconds']:.0f} s)")

@@ -48,7 +48,8 @@ def test_fast_plan_matches_the_public_optimizer(form: str) -> None:
         n_sizes=st.sampled_from(SEARCH_SPACE["n_sizes"]), size_step=st.sampled_from(SEARCH_SPACE["size_step"]),
         tokens_per_param=st.sampled_from(SEARCH_SPACE["tokens_per_param"]), branch_top=st.sampled_from(SEARCH_SPACE["branch_top"]),
         branch_points=st.sampled_from(SEARCH_SPACE["branch_points"]), branch_ratio=st.sampled_from(SEARCH_SPACE["branch_ratio"]),
-        spend=st.sampled_from((0.25, 0.5, 1.0)),
+        spend=st.sampled_from((0.25, 0.5, 1.0)), long_factor=st.sampled_from(SEARCH_SPACE["long_factor"]),
+        tilt=st.sampled_from((0.0, 0.5, 1.0)), branch_bottom=st.booleans(),
     ),
     menu=st.booleans(),
 )
@@ -111,6 +112,42 @@ def test_more_measurements_never_raise_the_criterion() -> None:
     assert linearized_regret(small, sens, 0.005) < linearized_regret(small, sens, 0.02)  # less noise, less regret
 
 
+def test_pruning_drops_runs_the_prior_already_pins_down() -> None:
+    """Backward greedy pruning against cost = E[waste] + FLOPs / C: with a criterion that no run improves,
+    every droppable run goes (down to the size floor); with one that counts runs, none does."""
+    from planner.experiments.core import prune
+
+    lad = designed_ladder(LadderSpec(5, 3.0, 20.0, 2, (0.5, 1.0), 0.3), 1e20, DOMS)
+    flat, dropped = prune(lad, lambda l: l.flops() / 1e22, min_sizes=3)
+    assert len({r.model_size for r in flat.pretrain}) == 3 and not flat.branches and dropped
+    assert flat.flops() < lad.flops()
+    # each run removes 1e-2 of waste, more than all the FLOPs of the ladder are worth (1e20 / 1e22): nothing is dropped
+    kept, none = prune(lad, lambda l: 1.0 - 1e-2 * l.n_new_runs + l.flops() / 1e22, min_sizes=3)
+    assert kept == lad and none == []
+
+
+def test_rivals_separate_with_data_and_carry_their_waste() -> None:
+    """The selection-risk term: with no points the forms cannot be told apart (P(rival) = 1/3 each of 3 forms);
+    a rich ladder separates them (Delta^2 grows with the points), and the criterion is then the quadratic term."""
+    from planner.experiments.criterion import WASTE_CAP, misidentification, sensitivities
+
+    assert np.allclose(misidentification(np.zeros(2)), [1 / 3, 1 / 3])
+    assert np.allclose(misidentification(np.array([1e6])), [0.0], atol=1e-12)
+    prior = published_prior(DOMS)
+    ref = default_ladder(1e20, DOMS).points(DOMS)
+    sens = sensitivities(prior, _prob(), 3, seed=2, reference=ref, noise=0.01)
+    assert all(len(s.rivals) == 2 and all(r.waste >= 0 for r in s.rivals) for s in sens)
+    rich = uniform_grid(1e21, DOMS)
+    none = linearized_regret(None, sens, 0.01, per_truth=True)
+    expect = np.array([(linearized_regret(None, [s], 0.01, discriminate=False) + sum(min(r.waste, WASTE_CAP) for r in s.rivals)) / 3
+                       for s in sens])
+    assert np.allclose(none, expect)
+    full = linearized_regret(rich, sens, 0.001, per_truth=True)
+    quad = linearized_regret(rich, sens, 0.001, per_truth=True, discriminate=False)
+    assert np.all(full >= quad * (1 - 1e-9))
+    assert np.all(full <= none)
+
+
 def test_map_fit_recovers_the_truth_from_a_rich_ladder() -> None:
     law = planner.law("split-additive", **SHIPPED)
     vec, theta = LawVec.of_law(law, DOMS)
@@ -156,3 +193,6 @@ def test_design_from_zero_and_with_existing_runs() -> None:
     informed = planner.design(doms, 1e22, 1e20, runs=table, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0)
     assert informed.existing_measurements == len(table)
     assert informed.score("designed").linearized < fresh.score("designed").linearized
+    # the search values each new run against what the existing runs already pin down: fewer new runs, no more FLOPs
+    assert informed.ladder.n_new_runs < fresh.ladder.n_new_runs
+    assert informed.flops <= fresh.flops * (1 + 1e-12)

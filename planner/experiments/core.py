@@ -10,15 +10,21 @@ Method:
 1. **Prior** (:mod:`.prior`): published (Epoch's fit for pretraining, wide priors over the D' forms)
    or, with runs, each form's Laplace posterior weighted by its likelihood.
 2. **Criterion** (:mod:`.criterion`): for ``n_truths`` truths of the prior, the linearized expected
-   regret 1/2 tr(Q Sigma(ladder)) as a share of the target budget.
+   regret 1/2 tr(Q Sigma(ladder)) as a share of the target budget, mixed with the regret of planning
+   with a rival form by the probability that the ladder's data select it (the forms' separation at
+   the ladder's points, T-optimal design); the rivals' pseudo-truths are fitted on the default and
+   uniform ladders' points (and the existing runs).
 3. **Search**: coordinate descent over :class:`.ladder.LadderSpec` (number of sizes, spacing, tokens
-   per parameter, which sizes branch, branch points, branch horizon, share of the budget spent) from
-   two starts, minimising the expected total cost in units of the target budget,
+   per parameter, one run far along, which sizes branch, branch
+   points, branch horizon, share of the budget spent) from three starts, then backward greedy pruning
+   of runs (:func:`prune`), minimising the expected total cost in units of the target budget,
 
        E[waste] + spend x experiment_budget / C,
 
-   so a ladder is only as large as the information it buys is worth (with good existing runs the
-   design spends less). Every ladder is scaled to its spend of the budget, never above it.
+   so a ladder is only as large as the information it buys is worth: a run whose information the
+   existing runs (the prior is their posterior) or the other runs already give is pruned, and with
+   good existing runs the design buys fewer runs and spends less. Every ladder is scaled to its spend
+   of the budget, never above it.
 4. **Baselines at equal compute**: Choshen et al.'s default ladder and a uniform grid
    (:mod:`.ladder`), scored by the same criterion; a curve of the criterion against the experiment
    budget (0.1 % .. 10 % of C).
@@ -41,7 +47,7 @@ from ..fitting.law import FittedLaw
 from ._model import DesignError, LawVec, Points
 from ._plan import PlanProblem
 from .criterion import TruthSensitivity, linearized_regret, sensitivities
-from .ladder import Ladder, LadderSpec, default_ladder, designed_ladder, uniform_grid
+from .ladder import Ladder, LadderSpec, _guard, default_ladder, designed_ladder, uniform_grid
 from .prior import SPLIT_FORMS, FormPrior, Prior, gaussian_sampler, prior_from_runs, published_prior
 from .shapes import Shape, shape
 from .simulate import SimulationSummary, simulate_ladders
@@ -58,12 +64,14 @@ SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "size_step": (2.0, 3.0, 4.0),
     "tokens_per_param": (10.0, 20.0, 40.0, 80.0),
     "branch_top": (0, 1, 2, 3),
-    "branch_points": ((1.0,), (0.5, 1.0), (0.25, 0.5, 1.0)),
-    "branch_ratio": (0.1, 0.3, 1.0),
+    "branch_points": ((1.0,), (0.5, 1.0), (0.25, 1.0), (0.25, 0.5, 1.0)),
+    "branch_ratio": (0.1, 0.3, 1.0, 3.0, 10.0),
+    "long_factor": (1.0, 2.0, 4.0),
 }
 _STARTS = (
     LadderSpec(5, 3.0, 20.0, 5, (0.25, 0.5, 1.0), 0.3),
     LadderSpec(4, 3.0, 40.0, 2, (0.5, 1.0), 0.3),
+    LadderSpec(3, 4.0, 80.0, 3, (0.25, 1.0), 1.0, long_factor=2.0),
 )
 
 
@@ -230,10 +238,59 @@ def _interval(x: np.ndarray, seed: int) -> tuple[float, float]:
     return _boot_interval(np.asarray(x, dtype=float), seed)
 
 
+def _groups(lad: Ladder) -> list[tuple[frozenset[str], str]]:
+    """What pruning may drop: a new pretraining run with its branches, or one branch point's branches (every domain)."""
+    out: list[tuple[frozenset[str], str]] = []
+    for r in lad.new_pretrain:
+        out.append((frozenset([r.name] + [b.name for b in lad.branches if b.parent == r.name]), f"run {r.name}"))
+    seen: dict[tuple[str, float], list[str]] = {}
+    for b in lad.new_branches:
+        seen.setdefault((b.parent, b.from_tokens), []).append(b.name)
+    for (parent, at), names in seen.items():
+        out.append((frozenset(names), f"branches of {parent} at {at:.3g}"))
+    return out
+
+
+def _without(lad: Ladder, names: frozenset[str]) -> Ladder:
+    return replace(lad, pretrain=tuple(r for r in lad.pretrain if r.name not in names),
+                   branches=tuple(b for b in lad.branches if b.name not in names))
+
+
+def prune(lad: Ladder, cost: Any, *, min_sizes: int = 3, max_steps: int = 60) -> tuple[Ladder, list[str]]:
+    """Backward greedy pruning: drop the run (or branch point) whose removal lowers ``cost`` most, while any does.
+
+    ``cost(ladder)`` is E[waste] + FLOPs / C (both shares of the target budget), so a run is dropped when the
+    regret it removes is worth less than its FLOPs: a run whose information the existing runs (the prior) or
+    the other runs already give is not bought. At least ``min_sizes`` distinct sizes (new and existing) stay.
+    """
+    cur = cost(lad)
+    dropped: list[str] = []
+    for _ in range(max_steps):
+        best = None
+        for names, what in _groups(lad):
+            cand = _without(lad, names)
+            if not cand.new_pretrain or len({r.model_size for r in cand.pretrain}) < min_sizes:
+                continue
+            c = cost(cand)
+            if c < cur - 1e-12 and (best is None or c < best[0]):
+                best = (c, cand, what)
+        if best is None:
+            break
+        cur, lad = best[0], best[1]
+        dropped.append(best[2])
+    return lad, dropped
+
+
 def _search(budget: float, domains: Sequence[str], sens: Sequence[TruthSensitivity], noise: float, target: float, *,
             flop_model: FlopModel, min_size: float, max_size: float, menu: Sequence[float] | None,
-            spend_options: Sequence[float], passes: int = 3) -> tuple[LadderSpec | None, Ladder | None, float]:
+            spend_options: Sequence[float], passes: int = 3, existing: Points | None = None,
+            prune_runs: bool = True) -> tuple[LadderSpec | None, Ladder | None, float]:
+    """Coordinate descent over :class:`LadderSpec`, then pruning of the best ladder's runs and a rescale to a spend option."""
     cache: dict[LadderSpec, tuple[float, Ladder | None]] = {}
+    ex = existing if existing is not None and len(existing) else None
+
+    def ladder_cost(lad: Ladder) -> float:
+        return linearized_regret(lad, sens, noise, known=ex) + lad.flops(flop_model) / target
 
     def cost(spec: LadderSpec) -> tuple[float, Ladder | None]:
         if spec not in cache:
@@ -241,8 +298,7 @@ def _search(budget: float, domains: Sequence[str], sens: Sequence[TruthSensitivi
             if lad is None or not lad.pretrain:
                 cache[spec] = (math.inf, None)
             else:
-                waste = linearized_regret(lad, sens, noise)
-                cache[spec] = (waste + lad.flops(flop_model) / target, lad)
+                cache[spec] = (ladder_cost(lad), lad)
         return cache[spec]
 
     dims = dict(SEARCH_SPACE)
@@ -265,7 +321,23 @@ def _search(budget: float, domains: Sequence[str], sens: Sequence[TruthSensitivi
             best_spec, best_cost = spec, cur
     if best_spec is None or not math.isfinite(best_cost):
         return None, None, math.inf
-    return best_spec, cost(best_spec)[1], best_cost
+    lad = cost(best_spec)[1]
+    if prune_runs:
+        pruned, dropped = prune(lad, ladder_cost, min_sizes=1 if ex is not None else 3)
+        if dropped:
+            # the pruned ladder keeps its shape; its tokens are rescaled to the best spend option (never above the budget)
+            options = []
+            for sp in spend_options:
+                scaled = _guard(pruned.scaled(budget * sp / pruned.flops(flop_model)), budget, flop_model)
+                options.append((ladder_cost(scaled), scaled))
+            c, lad = min(options, key=lambda t: t[0])
+            if c <= best_cost:
+                best_cost = c
+                lad = replace(lad, description=lad.description + f"; pruned {len(dropped)} groups of runs ({', '.join(dropped)}), "
+                              f"then every token count rescaled to spend {100 * lad.flops(flop_model) / budget:.3g} % of the budget")
+            else:
+                lad = cost(best_spec)[1]
+    return best_spec, lad, best_cost
 
 
 # ---------------------------------------------------------------------------- design
@@ -288,6 +360,7 @@ def design(
     context: int = 2048,
     seed: int = 0,
     n_jobs: int | None = None,
+    selection_risk: bool = True,
 ) -> Design:
     """Design the ladder of small runs for the decision at ``budget`` (see the module doc).
 
@@ -300,6 +373,8 @@ def design(
     noise: sd of a run's log loss (default: from the runs' residuals, else 0.01).
     n_truths: truths of the linearized criterion; n_simulations: truths of the verification (0: none).
     spend_options: shares of the experiment budget the search may use.
+    selection_risk: count the risk of selecting a wrong form in the criterion (:mod:`.criterion`); False
+        scores every truth as if its own form were fitted (the quadratic term alone).
     """
     if budget is None or experiment_budget is None:
         raise DesignError("design needs the target budget and the experiment budget (FLOPs)")
@@ -364,20 +439,24 @@ def design(
 
     prob = PlanProblem(budget, np.arange(len(law_domains)) if names else np.zeros(1, dtype=int), np.asarray(weights, float),
                        np.asarray(caps, float), cons.min_model_size or 1e6, cons.max_model_size or 1e13, fm)
-    sens = sensitivities(prior, prob, n_truths, seed=seed, n_jobs=n_jobs)
     ev_doms = names or ("general",)
+    base_kw = dict(flop_model=fm, min_size=min_size, max_size=max_size)
+    baselines = [x for x in (_baseline(default_ladder, experiment_budget, ev_doms, base_kw),
+                             _baseline(uniform_grid, experiment_budget, ev_doms, base_kw)) if x is not None]
+    # the rivals' pseudo-truths are fitted on the habitual ladders' points (and the existing runs)
+    reference = Points.concat([b.points(law_domains) for b in baselines] + ([existing] if len(existing) else []))
+    sens = sensitivities(prior, prob, n_truths, seed=seed, n_jobs=n_jobs, reference=reference if selection_risk else None, noise=sigma)
+    ex = existing if len(existing) else None
 
     spec, lad, _ = _search(experiment_budget, ev_doms, sens, sigma, budget, flop_model=fm, min_size=min_size, max_size=max_size,
-                           menu=menu, spend_options=spend_options)
+                           menu=menu, spend_options=spend_options, existing=ex)
     if lad is None:
         return Design("infeasible", f"no ladder of at least 3 sizes from {min_size:.3g} parameters fits {experiment_budget:.3g} FLOPs",
                       budget, experiment_budget, names, weights, sigma, prior.source, "constant", None, None, flop_model=fm)
-    base_kw = dict(flop_model=fm, min_size=min_size, max_size=max_size)
-    ladders = [lad] + [x for x in (_baseline(default_ladder, experiment_budget, ev_doms, base_kw),
-                                   _baseline(uniform_grid, experiment_budget, ev_doms, base_kw)) if x is not None]
+    ladders = [lad] + baselines
 
     def score(l: Ladder) -> tuple[float, tuple[float, float]]:
-        per = linearized_regret(l, sens, sigma, per_truth=True)
+        per = linearized_regret(l, sens, sigma, known=ex, per_truth=True)
         return float(np.mean(per)), _interval(per, seed)
 
     sim = None
@@ -397,16 +476,16 @@ def design(
         b = frac * budget
         row: dict[str, Any] = {"fraction": frac, "experiment_budget": b}
         s2, l2, _ = _search(b, ev_doms, sens, sigma, budget, flop_model=fm, min_size=min_size, max_size=max_size, menu=menu,
-                            spend_options=(1.0,), passes=2)
-        vals = [] if l2 is None else [linearized_regret(l2, sens, sigma)]
+                            spend_options=(1.0,), passes=2, existing=ex, prune_runs=False)
+        vals = [] if l2 is None else [linearized_regret(l2, sens, sigma, known=ex)]
         if spec is not None:  # the chosen shape at this budget too: the curve is the best the search knows
             l3 = designed_ladder(replace(spec, spend=1.0), b, ev_doms, menu=menu, **base_kw)
             if l3 is not None:
-                vals.append(linearized_regret(l3, sens, sigma))
+                vals.append(linearized_regret(l3, sens, sigma, known=ex))
         row["designed"] = min(vals) if vals else None
         for name, builder in (("default", default_ladder), ("uniform", uniform_grid)):
             lb = _baseline(builder, b, ev_doms, base_kw)
-            row[name] = None if lb is None else linearized_regret(lb, sens, sigma)
+            row[name] = None if lb is None else linearized_regret(lb, sens, sigma, known=ex)
         curve.append(row)
 
     shapes = {}
@@ -420,4 +499,5 @@ def design(
     return Design("ok", msg, budget, experiment_budget, names, weights, sigma, prior.source, lad.schedule, spec, lad, tuple(comparison),
                   tuple(curve), sim, shapes, len(existing), fm,
                   {"n_truths": n_truths, "n_simulations": n_simulations, "seed": seed, "forms": list(c.vec.form.name for c in prior.components),
-                   "sizes": None if sizes is None else [float(s) for s in sizes], "spend_options": list(spend_options)})
+                   "sizes": None if sizes is None else [float(s) for s in sizes], "spend_options": list(spend_options),
+                   "selection_risk": selection_risk})

@@ -171,7 +171,13 @@ class LadderSpec:
     n_sizes sizes spaced ``size_step`` x apart (the largest set by the budget), each pretrained to
     ``tokens_per_param`` x N; the ``branch_top`` largest sizes (0: none) branch on every domain at
     ``branch_points`` (fractions of the horizon), each branch to D' = ``branch_ratio`` x its branch point;
-    ``spend`` is the share of the experiment budget used.
+    ``spend`` is the share of the experiment budget used; the largest size runs ``long_factor`` x
+    further than the others (one run far along, Choshen et al.'s most informative run). ``tilt``
+    gives the smaller sizes more tokens per parameter: size N_i is pretrained to
+    ``tokens_per_param`` x N_i x (N_top / N_i)^tilt tokens (0: the same ratio for every size; 1: the
+    same number of tokens, so the small cheap runs reach the data regime of the largest).
+    ``branch_bottom`` branches the ``branch_top`` *smallest* sizes instead of the largest (where a
+    token of D' is cheapest).
     """
 
     n_sizes: int = 4
@@ -181,12 +187,20 @@ class LadderSpec:
     branch_points: tuple[float, ...] = (0.5, 1.0)
     branch_ratio: float = 0.3
     spend: float = 1.0
+    long_factor: float = 1.0
+    tilt: float = 0.0
+    branch_bottom: bool = False
 
     def label(self) -> str:
         bp = ",".join(f"{100 * p:g}%" for p in self.branch_points)
-        which = "no branches" if not self.branch_top else (
-            f"branches on {'every size' if self.branch_top >= self.n_sizes else f'the top {self.branch_top}'} at {bp} to D'={self.branch_ratio:g} D_b")
-        return f"{self.n_sizes} sizes x{self.size_step:g} apart to {self.tokens_per_param:g} tok/param; {which}; spend {100 * self.spend:g} %"
+        end = "bottom" if self.branch_bottom else "top"
+        on = "every size" if self.branch_top >= self.n_sizes else f"the {end} {self.branch_top}"
+        which = "no branches" if not self.branch_top else f"branches on {on} at {bp} to D'={self.branch_ratio:g} D_b"
+        far = "" if self.long_factor == 1.0 else f"; the largest to {self.long_factor:g}x that"
+        if self.tilt:
+            far += f"; smaller sizes x(N_top/N)^{self.tilt:g} more tokens/param"
+        return (f"{self.n_sizes} sizes x{self.size_step:g} apart to {self.tokens_per_param:g} tok/param{far}; {which}; "
+                f"spend {100 * self.spend:g} %")
 
 
 def _structure(sizes: Sequence[float], tokens_per_param: Sequence[float] | float, domains: Sequence[str], branch_sizes: Sequence[float],
@@ -250,8 +264,11 @@ def designed_ladder(spec: LadderSpec, budget: float, domains: Sequence[str], *, 
 
     def make(top: float) -> Ladder:
         sizes = _snap([top / spec.size_step ** i for i in range(spec.n_sizes)][::-1], menu)
-        bsz = sizes[len(sizes) - min(spec.branch_top, len(sizes)):] if spec.branch_top else []
-        return _structure(sizes, spec.tokens_per_param, domains, bsz, spec.branch_points, spec.branch_ratio, "designed", spec.label())
+        k = min(spec.branch_top, len(sizes))
+        bsz = (sizes[:k] if spec.branch_bottom else sizes[len(sizes) - k:]) if spec.branch_top else []
+        tpp = [spec.tokens_per_param * (sizes[-1] / n) ** spec.tilt for n in sizes]
+        tpp[-1] *= spec.long_factor
+        return _structure(sizes, tpp, domains, bsz, spec.branch_points, spec.branch_ratio, "designed", spec.label())
 
     lo = min_size * spec.size_step ** (spec.n_sizes - 1)
     if lo > max_size:
