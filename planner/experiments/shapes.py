@@ -16,7 +16,7 @@ The rule (stated once, tested):
 
 * d_model is a multiple of 64 (of 128 from 2048 on; multiples of 128 preferred from 512); head dimension 64 below d_model = 2048, 128
   from there (GPT-3 uses 64 up to 2.7B and 128 above; LLaMA 128 throughout);
-* d_ff is a multiple of 64 (of 128 from d_model = 2048) in [2.5 d, 6 d], as close to 4 d as the
+* d_ff is a multiple of 64 (of 32 below d_model = 512, of 128 from d_model = 2048) in [2.5 d, 6 d], as close to 4 d as the
   count allows (it is the fine knob that brings N within 2 %);
 * the aspect ratio d_model / n_layers lies in [16, 256] and is as close as the grid allows to a
   target that grows from 64 at 1e8 parameters to 128 at 1e10 and beyond (log-linear between).
@@ -130,6 +130,12 @@ def _width_step(d_model: int) -> int:
     return 128 if d_model >= 2048 else 64
 
 
+def _ff_step(d_model: int) -> int:
+    """d_ff granularity: 32 below d_model = 512 (with multiples of 64 only, some counts near 1.2e6 had no
+    block within 2 %), else the width step."""
+    return 32 if d_model < 512 else _width_step(d_model)
+
+
 def shape(model_size: float, *, context: int = 2048, vocab_size: int | None = None) -> Shape:
     """A shape whose non-embedding count is within 2 % of ``model_size`` (see the module rule).
 
@@ -162,7 +168,8 @@ def shape(model_size: float, *, context: int = 2048, vocab_size: int | None = No
         cand_l = {l for l in (math.floor(l_guess), math.ceil(l_guess), math.floor(l_guess) - 1, math.ceil(l_guess) + 1) if l_min <= l <= l_max}
         for n_layers in cand_l:
             ff_exact = (n / n_layers - 4.0 * d * d) / (2.0 * d)
-            for d_ff in {int(math.floor(ff_exact / step) * step), int(math.ceil(ff_exact / step) * step)}:
+            ff_step = _ff_step(d)
+            for d_ff in {int(math.floor(ff_exact / ff_step) * ff_step), int(math.ceil(ff_exact / ff_step) * ff_step)}:
                 if d_ff <= 0 or not _FF_RANGE[0] * d <= d_ff <= _FF_RANGE[1] * d:
                     continue
                 count = block_params(n_layers, d, d_ff)
