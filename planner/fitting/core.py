@@ -320,8 +320,9 @@ class LawFitter:
         Results do not depend on it: each draw takes its seed from its index. With ``form="auto"``
         the candidate forms are the parallel tasks (one per form), each serial inside.
     progress: optional callable(done, total) for bootstrap progress.
-    ensemble: how ``form="auto"`` weighs its candidates: "stacking" (default) or "pseudo-bma"
-        of size-backtest log scores (see :mod:`planner.fitting.ensemble`).
+    ensemble: how ``form="auto"`` weighs its candidates from size-backtest log scores:
+        "shrunk-stacking" (default: stacking shrunk toward equal weights when folds are few),
+        "stacking", "pseudo-bma" or "equal" (see :mod:`planner.fitting.ensemble`).
     """
 
     def __init__(
@@ -353,7 +354,7 @@ class LawFitter:
         seed: int = 0,
         n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
-        ensemble: str = "stacking",
+        ensemble: str = "shrunk-stacking",
     ) -> None:
         self.form = form
         self.loss = loss
