@@ -215,3 +215,34 @@ def test_solver_numpy_where_it_does_not_apply_is_an_error() -> None:
     law, doms = random_law(np.random.default_rng(2), 1, 1e9)
     with pytest.raises(planner.AllocationError, match="numpy KKT solver does not apply: target losses"):
         optimize(law, 1e22, [Domain(doms[0].name, target_loss=5.0)], solver="numpy")
+
+
+def _capped_case(seed: int) -> tuple[planner.FittedLaw, list[Domain], dict[str, float], float]:
+    """A split-additive law whose plan meets a tokens-per-parameter floor and per-domain token caps."""
+    rng = np.random.default_rng(seed)
+    law, _ = random_law(rng, int(rng.integers(1, 4)), None)
+    doms = [Domain(name, 1.0, unique_tokens=float(10 ** rng.uniform(9, 11))) for name in law.domains]
+    cons = {"min_tokens_per_param": float(rng.uniform(20, 200)), "max_model_size": float(10 ** rng.uniform(9, 11))}
+    return law, doms, cons, float(10 ** rng.uniform(20, 24))
+
+
+def _compare_capped(seed: int) -> None:
+    law, doms, cons, budget = _capped_case(seed)
+    a = optimize(law, budget, doms, cons, baselines=False, solver="numpy")
+    b = optimize(law, budget, doms, cons, baselines=False, solver="cvxpy")
+    assert a.feasible == b.feasible
+    if a.feasible:
+        # the optimum sits where D reaches its tokens-per-parameter floor, next to the N beyond which
+        # the floor and the caps conflict: the scan's last feasible point is not the optimum there
+        assert a.objective <= b.objective * (1 + 1e-9), (a.model_size, b.model_size)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 11, 20, 21])
+def test_a_plan_at_the_edge_of_the_feasible_sizes_matches_cvxpy(seed: int) -> None:
+    _compare_capped(seed)
+
+
+@pytest.mark.slow
+def test_plans_with_a_token_floor_and_caps_match_cvxpy_on_random_laws() -> None:
+    for seed in range(40):
+        _compare_capped(seed)

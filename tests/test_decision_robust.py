@@ -215,3 +215,25 @@ def test_decide_takes_the_ensemble_of_form_auto():
     d = decide(law, 1e21, DOMAINS, robust=("mean",), baselines=None, sensitivity=False, flatness=False)
     assert [p.source for p in d.plans] == kept
     assert d.regret.expected[d.regret.row("robust (expected regret)")] <= d.regret.expected[: len(kept)].min() + 1e-9
+
+
+@pytest.mark.parametrize("form", ["split-additive", "split-effective", "split-interaction"])
+def test_local_solver_gradient_matches_central_differences(form: str) -> None:
+    """LocalSolver.point_values_grad (analytic, used by SLSQP) against central differences of its own
+    values in v = (log N, log D, log D'_k), for every scenario of a law with draws."""
+    from planner.decision.candidates import LocalSolver
+
+    law = _with_draws(planner.law(form, domains=["code", "math"], **TRUTHS[form]), 5, 0.05, 1)
+    ss = ScenarioSet([Candidate(form, law, 1.0)], Setting.build(1e22, DOMAINS), use_draws=True)
+    solver = LocalSolver(ss, np.arange(len(ss)))
+    N, D, S = 2e9, 3e11, np.array([4e10, 2e10])
+    f, G = solver.point_values_grad(N, D, S)
+    np.testing.assert_allclose(f, solver.point_values(N, D, S), rtol=1e-13)
+    v0 = np.log([N, D, *S])
+    h = 1e-6
+    for j in range(4):
+        e = np.zeros(4)
+        e[j] = h
+        up, dn = np.exp(v0 + e), np.exp(v0 - e)
+        fd = (solver.point_values(up[0], up[1], up[2:]) - solver.point_values(dn[0], dn[1], dn[2:])) / (2 * h)
+        np.testing.assert_allclose(G[:, j], fd, rtol=1e-6, atol=1e-9)

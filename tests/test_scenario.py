@@ -511,3 +511,11 @@ def test_scenario_can_minimise_downstream_error(tmp_path):
     # every weighted domain needs a downstream law
     with pytest.raises(planner.AllocationError, match="math have no downstream law"):
         run_scenario(write(tmp_path, "t.toml", text.replace('downstream = "math_err.json"\n', "")))
+
+
+def test_a_domain_name_with_a_line_break_is_quoted_in_the_error(tmp_path):
+    """Fuzz find: a domain named "\\n0" made a two-line error; it is shown as repr() on one line."""
+    text = INLINE_LAW.replace('name = "math"', 'name = "\\n0"')
+    with pytest.raises(ScenarioError) as info:
+        run_scenario(write(tmp_path, "s.toml", text))
+    assert "not for '\\n0'" in str(info.value) and "\n" not in str(info.value)

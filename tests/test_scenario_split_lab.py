@@ -59,3 +59,4 @@ def test_split_lab_plans_near_the_data():
     assert "Headline: the robust-worst plan" in texts["report.md"] and "## Loss against D' under every candidate form" in texts["report.md"]
     assert any(r["section"] == "headline" for r in csv.DictReader(io.StringIO(texts["allocation.csv"])))
     assert res.summary().startswith("headline: the robust-worst plan")
+    assert "timings" not in doc["decision"]  # nothing that changes between reruns

@@ -520,8 +520,35 @@ class KKTSolver:
         cands: list[float] = []
         xs = [x for x, _ in feas]
         sl = [r.slope for _, r in feas]
+        scanned = sorted(cache)
+
+        def edge(i: int, step: int) -> float:
+            """The feasible edge point xs[i], or, where the profile still falls towards a scanned
+            infeasible neighbour, the minimum between them: the profile's root or the edge of the
+            feasible set, found by bisection (a token bound that starts to bind there makes a kink,
+            and past the edge the bounds conflict)."""
+            j = scanned.index(xs[i]) + step
+            if not 0 <= j < len(scanned) or cache[scanned[j]].ok:
+                return xs[i]
+            good, bad = xs[i], scanned[j]
+            for _ in range(60):
+                if abs(bad - good) < 1e-12:
+                    break
+                mid = 0.5 * (good + bad)
+                inn = at(mid)
+                if not inn.ok:
+                    bad = mid
+                elif inn.slope * step < 0:
+                    good = mid  # still falling towards the edge
+                else:  # the profile turns before the edge: its root lies between good and mid
+                    try:
+                        return brentq(lambda v: at(v).slope, min(good, mid), max(good, mid), xtol=1e-13, rtol=1e-15, maxiter=200)
+                    except (ValueError, RuntimeError):
+                        return good if at(good).value <= inn.value else mid
+            return good
+
         if sl[0] >= 0:
-            cands.append(xs[0])
+            cands.append(edge(0, -1))
         for i in range(len(xs) - 1):
             if sl[i] < 0 <= sl[i + 1]:
                 if sl[i + 1] == 0:
@@ -533,7 +560,7 @@ class KKTSolver:
                     root = xs[i] if feas[i][1].value <= feas[i + 1][1].value else xs[i + 1]
                 cands.append(root)
         if sl[-1] < 0:
-            cands.append(xs[-1])
+            cands.append(edge(len(xs) - 1, +1))
         if not cands:  # slopes of mixed sign only through infeasible gaps: the best scanned point
             cands = [min(feas, key=lambda t: t[1].value)[0]]
         best = min(cands, key=lambda x: at(x).value if at(x).ok else math.inf)

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["candidate_laws", "dprime_curves", "form_residuals", "predict_at", "GRID_POINTS"]
+__all__ = ["candidate_laws", "dprime_curves", "form_residuals", "plan_rows", "predict_at", "GRID_POINTS"]
 
 #: points per curve (log-spaced in D')
 GRID_POINTS = 40
@@ -180,3 +180,32 @@ def form_residuals(result: Mapping[str, Any], law_objects: Mapping[str, Any]) ->
         out.append({"form": form, "weight": w, "table": t,
                     "by": {k: residual_summary(t, k) for k in ("model_size", "pretrain_tokens", "spec_tokens")}, "adequacy": adequacy})
     return out
+
+
+def plan_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every candidate's plan and every robust plan of the decision, as records (numbers, not text).
+
+    Keys: ``plan`` (label), ``kind`` ("candidate" or "robust"), ``weight`` (the candidate's weight; None
+    for robust plans), ``model_size``, ``pretrain_tokens``, ``spec_tokens`` (by domain),
+    ``pretrain_share`` = D / (D + sum_k D'_k), ``headline`` (bool).
+    """
+    d = r.get("decision") or {}
+    weights = {c.get("name"): c.get("weight") for c in d.get("candidates") or []}
+    head = (d.get("headline_plan") or {}).get("label")
+    out = []
+    for p in d.get("plans") or []:
+        out.append({"plan": p.get("label"), "kind": "candidate", "weight": weights.get(p.get("source")), "plan_dict": p})
+    for x in d.get("robust") or []:
+        out.append({"plan": x["plan"].get("label"), "kind": "robust", "weight": None, "plan_dict": x["plan"]})
+    rows = []
+    for o in out:
+        p = o.pop("plan_dict")
+        spec = dict(p.get("spec_tokens") or {})
+        total = None
+        try:
+            total = float(p.get("pretrain_tokens")) + sum(float(v or 0.0) for v in spec.values())
+        except (TypeError, ValueError):
+            pass
+        rows.append({**o, "model_size": p.get("model_size"), "pretrain_tokens": p.get("pretrain_tokens"), "spec_tokens": spec,
+                     "pretrain_share": (float(p["pretrain_tokens"]) / total) if total else None, "headline": o["plan"] == head})
+    return rows

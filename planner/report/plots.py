@@ -412,7 +412,8 @@ def loss_vs_dprime(result: Mapping[str, Any], law_objects: Mapping[str, Any]) ->
 # --------------------------------------------------------------------------- plans per form
 def plans_per_form(result: Mapping[str, Any]) -> str | None:
     """N, D, D'_k of every candidate's plan and of the robust plans, as ratios to the headline plan (log x)."""
-    from .render import fmt_count, plan_rows
+    from .curves import plan_rows
+    from .formatting import fmt_count
 
     rows = [r for r in plan_rows(result) if not isinstance(r["model_size"], Mapping)]
     dec = result.get("decision") or {}

@@ -15,27 +15,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..constants import SOLUTION_PRESENT
+from .curves import plan_rows
+from .formatting import fmt_count
 
 __all__ = ["render_markdown", "render_csv", "render_html", "fmt_count", "fmt_flops", "CSV_COLUMNS", "csv_cell", "md_text"]
 
 
 # --------------------------------------------------------------------------- formatting
-def fmt_count(x: Any, digits: int = 3) -> str:
-    """12_300_000_000 -> "12.3B" (K, M, B, T, P)."""
-    if x is None:
-        return "–"
-    x = float(x)
-    if not math.isfinite(x):
-        return "∞" if x > 0 else "–"
-    if x == 0:
-        return "0"
-    x = float(f"{x:.{digits}g}")  # round first, so 999.99e9 becomes 1T, not 1e+03B
-    for suffix, scale in (("P", 1e15), ("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.{digits}g}{suffix}"
-    return f"{x:.{digits}g}"
-
-
 def fmt_flops(x: Any) -> str:
     if x is None:
         return "–"
@@ -378,35 +364,6 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def plan_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every candidate's plan and every robust plan of the decision, as records (numbers, not text).
-
-    Keys: ``plan`` (label), ``kind`` ("candidate" or "robust"), ``weight`` (the candidate's weight; None
-    for robust plans), ``model_size``, ``pretrain_tokens``, ``spec_tokens`` (by domain),
-    ``pretrain_share`` = D / (D + sum_k D'_k), ``headline`` (bool).
-    """
-    d = r.get("decision") or {}
-    weights = {c.get("name"): c.get("weight") for c in d.get("candidates") or []}
-    head = (d.get("headline_plan") or {}).get("label")
-    out = []
-    for p in d.get("plans") or []:
-        out.append({"plan": p.get("label"), "kind": "candidate", "weight": weights.get(p.get("source")), "plan_dict": p})
-    for x in d.get("robust") or []:
-        out.append({"plan": x["plan"].get("label"), "kind": "robust", "weight": None, "plan_dict": x["plan"]})
-    rows = []
-    for o in out:
-        p = o.pop("plan_dict")
-        spec = dict(p.get("spec_tokens") or {})
-        total = None
-        try:
-            total = float(p.get("pretrain_tokens")) + sum(float(v or 0.0) for v in spec.values())
-        except (TypeError, ValueError):
-            pass
-        rows.append({**o, "model_size": p.get("model_size"), "pretrain_tokens": p.get("pretrain_tokens"), "spec_tokens": spec,
-                     "pretrain_share": (float(p["pretrain_tokens"]) / total) if total else None, "headline": o["plan"] == head})
-    return rows
 
 
 def plans_per_form(r: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -113,9 +113,12 @@ def check_domains(scenario: Scenario, fitted_law: FittedLaw, own: Mapping[str, F
     own = own or {}
     missing = [d.name for d in scenario.domains if d.name not in own and not fitted_law.has_domain(d.name)]
     if missing:
+        def shown(name: str) -> str:  # a name with a line break or control character is quoted: errors stay on one line
+            return name if name.isprintable() else repr(name)
+
         raise ScenarioError(
             f"{_where(scenario)}: domains: the law has parameters for "
-            f"{', '.join(fitted_law.domains)}, not for {', '.join(missing)}"
+            f"{', '.join(shown(n) for n in fitted_law.domains)}, not for {', '.join(shown(n) for n in missing)}"
         )
 
 

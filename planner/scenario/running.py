@@ -135,7 +135,7 @@ class ScenarioResult:
             curve=[c.to_dict() for c in self.curve],
             warnings=self.law_warnings(),
             title=self.scenario.report.title or self.scenario.name,
-        ) | ({"decision": self.decision.to_dict()} if self.decision is not None else {})
+        ) | ({"decision": _without_timings(self.decision.to_dict())} if self.decision is not None else {})
         doc["headline"] = headline_block(doc)
         return doc
 
@@ -160,6 +160,12 @@ class ScenarioResult:
         if self.decision is not None:
             lines += ["", "decisions under an uncertain law:", self.decision.summary()]
         return "\n".join(lines)
+
+
+def _without_timings(d: dict[str, Any]) -> dict[str, Any]:
+    """The decision's document without its timings: reports are byte-identical across reruns
+    (the timings stay on ``ScenarioResult.timings`` for ``--verbose``)."""
+    return {k: v for k, v in d.items() if k != "timings"}
 
 
 def curve_budgets(scenario: Scenario, *, sweep: bool = False) -> list[float]:
@@ -265,7 +271,8 @@ def run_scenario(
         allocations=tuple(split[budgets.index(b)] for b in listed),
         domain_laws=own_laws,
         curve=curve,
-        timings={"law_seconds": law_seconds, "solve_seconds": solve_seconds},
+        timings={"law_seconds": law_seconds, "solve_seconds": solve_seconds,
+                 **({f"decision_{k}_seconds": float(v) for k, v in getattr(decision, "timings", {}).items()} if decision is not None else {})},
         decision=decision,
         candidate_laws=candidate_laws,
     )
