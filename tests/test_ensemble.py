@@ -89,6 +89,10 @@ def test_equal_weights_rank_by_backtest_log_score():
     scores = tuple(CandidateScore(n, "fitted", 1 / 3, log_score=ls) for n, ls in zip(names, (-2.0, 1.0, 0.5)))
     ens = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores)
     assert ens.ranking == (1, 2, 0) and ens.best is laws[1]
+    one_fold = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores, folds=({"name": "sizes <= 2 -> 3", "n_train": 4, "n_test": 2},))
+    lines = one_fold.summary_lines()
+    assert "equal, as one fold only proposes a ranking" in lines[0]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["split-interaction", "split-effective", "split-additive"]
     unequal = LawEnsemble(laws, (0.5, 0.3, 0.2), scores)
     assert unequal.ranking == (0, 1, 2)  # weight first
 

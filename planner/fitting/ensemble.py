@@ -360,6 +360,8 @@ class LawEnsemble:
     def summary_lines(self) -> list[str]:
         lines = [f"candidate forms: {len(self.candidates)} fitted, weights by {self.method} of size-backtest log scores "
                  f"({len(self.folds)} fold{'s' if len(self.folds) != 1 else ''})"]
+        if self.method == "shrunk-stacking" and len(self.folds) <= 1 and len(self.candidates) > 1:
+            lines[0] += ": equal, as one fold only proposes a ranking (listed by backtest log score)"
         header = f"  {'form':<22}{'weight':>8}{'backtest ARE':>14}{'sigma':>9}  note"
         lines.append(header)
         order = {self.names[i]: r for r, i in enumerate(self.ranking)}
