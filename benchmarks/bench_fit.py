@@ -4,6 +4,7 @@
     python benchmarks/bench_fit.py --grid small   # 243-start grid for the package, for a quick look
     python benchmarks/bench_fit.py --only speed   # speed paths only (about a minute)
     python benchmarks/bench_fit.py --only package # package comparison only
+    python benchmarks/bench_fit.py --only scenario-fit  # the scenario's fit (and with bootstrap 200), new vs old path
 
 Speed paths (medians of ``--repeats`` calls, wall and CPU seconds, each beside the previous L-BFGS-B
 polish or the serial run measured in the same process, with the ratio):
@@ -13,7 +14,15 @@ polish or the serial run measured in the same process, with the ratio):
   ``form="split-additive"`` and with ``form="auto"`` (holdout "auto"), ``max_starts=32`` as in
   ``scenarios/three-domains.toml``, both polishes;
 * ``calibrate=True`` on the three-domain runs (4 size backtests), both polishes, and n_jobs=1 vs -1;
-* 200 bootstrap draws on the three-domain runs, ``n_jobs=1`` vs ``n_jobs=-1`` (one run each).
+* 200 bootstrap draws on the three-domain runs, ``n_jobs=1`` vs ``n_jobs=-1`` (one run each);
+* the scenario's own fit (``form="auto"``, ``train_on="auto"``, ``calibrate=True``, ``max_starts=32``:
+  ``scenarios/three-domains.toml``) and the same with ``bootstrap=200`` (the uncertainty-heavy
+  variant), both at ``n_jobs=1``, beside the previous path in the same process: every subset fit a
+  cold multi-start (``warm_start=False``) and no solve reused (``planner.fitting.core.REUSE_SOLVES
+  = False``). "Same result" gives the largest change of the ensemble weights (absolute) and of the
+  chosen law's parameters (relative);
+* the scenario's fit at ``n_jobs=-1`` vs ``n_jobs=1`` (the process pool is used only when the
+  work outweighs its start-up, see ``planner/_parallel.py``).
 
 Both sides get the same 240 points (Epoch's digitised Chinchilla points minus the 5 highest
 losses), the same objective (mean Huber loss with delta = 1e-3 on log-loss residuals: the
@@ -190,7 +199,7 @@ def _timed(call, repeats: int) -> tuple[float, float, object]:
     return statistics.median(walls), statistics.median(cpus), out
 
 
-def speed(repeats: int = 5, n_boot: int = 200) -> list[str]:
+def speed(repeats: int = 5, n_boot: int = 200, scenario_only: bool = False) -> list[str]:
     """The speed-path table (see the module docstring)."""
     import warnings
 
@@ -212,14 +221,25 @@ def speed(repeats: int = 5, n_boot: int = 200) -> list[str]:
     def same_objective(a, b) -> str:
         return f"objective rel. diff {abs(a.objective - b.objective) / b.objective:.1e}"
 
+    runs = planner.load_runs(THREE_DOMAIN)
+    opts = dict(max_starts=32, n_jobs=1)
     try:
+        if scenario_only:
+            raise DataMissing("--only scenario-fit")
         epoch = load_epoch()
         row("Epoch 240 points: lsq vs L-BFGS-B polish", lambda: planner.fit(epoch, polish="auto"),
             lambda: planner.fit(epoch, polish="l-bfgs-b"), repeats, same_objective)
     except DataMissing as exc:
         say(f"Epoch points: skipped ({exc})")
-    runs = planner.load_runs(THREE_DOMAIN)
-    opts = dict(max_starts=32, n_jobs=1)
+    if not scenario_only:
+        _speed_rows(row, runs, opts, repeats, n_boot, same_objective)
+    _scenario_fit_rows(row, runs, repeats, n_boot)
+    say(f"{os.cpu_count()} cores; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (wall times on a shared machine: compare CPU; "
+        "the CPU of an n_jobs=-1 row is this process only, its workers are not counted)")
+    return lines
+
+
+def _speed_rows(row, runs, opts, repeats: int, n_boot: int, same_objective) -> None:
     row("3-domain split-additive: lsq vs L-BFGS-B", lambda: planner.fit(runs, "split-additive", **opts),
         lambda: planner.fit(runs, "split-additive", polish="l-bfgs-b", **opts), repeats, same_objective)
     row("3-domain auto (holdout auto): lsq vs L-BFGS-B", lambda: planner.fit(runs, "auto", train_on="auto", **opts),
@@ -234,9 +254,34 @@ def speed(repeats: int = 5, n_boot: int = 200) -> list[str]:
     row(f"3-domain bootstrap {n_boot}: n_jobs=-1 vs 1", lambda: planner.fit(runs, "split-additive", max_starts=32, bootstrap=n_boot, n_jobs=-1),
         lambda: planner.fit(runs, "split-additive", bootstrap=n_boot, **opts), 1,
         lambda a, b: f"identical draws: {np.array_equal(a.draws, b.draws, equal_nan=True)}")
-    say(f"{os.cpu_count()} cores; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (wall times on a shared machine: compare CPU; "
-        "the CPU of an n_jobs=-1 row is this process only, its workers are not counted)")
-    return lines
+
+
+def _scenario_fit_rows(row, runs, repeats: int, n_boot: int) -> None:
+    import planner.fitting.core as fitting_core
+
+    scenario_fit = dict(form="auto", train_on="auto", max_starts=32, calibrate=True)
+
+    def old_path(**extra):
+        def call():
+            fitting_core.REUSE_SOLVES = False
+            try:
+                return planner.fit(runs, warm_start=False, **scenario_fit, **extra)
+            finally:
+                fitting_core.REUSE_SOLVES = True
+        return call
+
+    def same_ensemble(a, b) -> str:
+        dw = max(abs(x - y) for x, y in zip(a.candidates.weights, b.candidates.weights))
+        dp = max(abs(a.params[k] - b.params[k]) / abs(b.params[k]) for k in b.params if b.params[k])
+        return f"{a.form.name}; weights abs diff {dw:.1e}, law params rel diff {dp:.1e}"
+
+    row("scenario fit (auto+calibrate): new vs old path", lambda: planner.fit(runs, n_jobs=1, **scenario_fit),
+        old_path(n_jobs=1), max(1, repeats // 2), same_ensemble)
+    row(f"scenario fit + bootstrap {n_boot}: new vs old path", lambda: planner.fit(runs, n_jobs=1, bootstrap=n_boot, **scenario_fit),
+        old_path(n_jobs=1, bootstrap=n_boot), 1, same_ensemble)
+    row("scenario fit: n_jobs=-1 vs 1", lambda: planner.fit(runs, n_jobs=-1, **scenario_fit),
+        lambda: planner.fit(runs, n_jobs=1, **scenario_fit), max(1, repeats // 2),
+        lambda a, b: f"identical weights: {a.candidates.weights == b.candidates.weights}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,13 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", choices=("full", "small"), default="full", help="package start grid: Hoffmann's 4,500 (full) or 243 (small)")
     ap.add_argument("--repeats", type=int, default=7, help="repeats of our fit (median reported)")
     ap.add_argument("--serial", action="store_true", help="run the package without its multiprocessing pool")
-    ap.add_argument("--only", choices=("speed", "package"), help="run one part only")
+    ap.add_argument("--only", choices=("speed", "package", "scenario-fit"), help="run one part only (scenario-fit: the scenario's fit rows of the speed part)")
     ap.add_argument("--bootstrap", type=int, default=200, help="draws in the bootstrap timing")
     args = ap.parse_args(argv)
     if args.only != "package":
-        speed(max(1, min(args.repeats, 5)), args.bootstrap)
+        speed(max(1, min(args.repeats, 5)), args.bootstrap, scenario_only=args.only == "scenario-fit")
         print()
-    if args.only == "speed":
+    if args.only in ("speed", "scenario-fit"):
         return 0
     try:
         r = run(args.grid, args.repeats, parallel=not args.serial)

@@ -15,6 +15,14 @@ repeats, in seconds:
 4. ``import planner`` (``python -c "import planner"``), beside a bare interpreter start
    (``python -c pass``) and the modules ``-X importtime`` finds slowest to import.
 
+Scenarios 1 and 2 are also run on the previous fitting path (``--old-fit``, the default: every
+subset fit a cold multi-start, no solve reused within a fit, a process pool for any map worth a
+second; set in the subprocess through ``planner.fitting.core.REUSE_SOLVES``, the fitter's
+``warm_start`` default and ``planner._parallel.MIN_COLD_POOL_SECONDS``): the script prints the ratio
+and the largest relative plan difference. CPU seconds (the subprocess and the worker processes it
+waited for) are printed beside the wall-clock medians: on a shared machine they are the steadier
+figure.
+
 Where the scenario schema accepts ``solver = "cvxpy"`` under ``[optimizer]`` (the cvxpy reference
 path of the optimizer), scenarios 1 and 2 are also run on that path and the script prints the ratio
 and the largest relative difference between the two plans (N, D and every D'_k at every budget);
@@ -49,16 +57,36 @@ def planner_env() -> dict[str, str]:
     return env
 
 
+#: run the CLI with the previous fitting path (see the module docstring)
+OLD_FIT_PRELUDE = (
+    "import planner.fitting.core as c, planner._parallel as p; c.REUSE_SOLVES = False; "
+    "c.LawFitter.__init__.__kwdefaults__['warm_start'] = False; p.MIN_COLD_POOL_SECONDS = p.MIN_PARALLEL_SECONDS; "
+    "from planner.cli import cli; cli(prog_name='planner')"
+)
+
+LAST_CPU: list[float] = []
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
+    cpu0 = _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=planner_env(), cwd=cwd)
     elapsed = time.perf_counter() - start
+    LAST_CPU.append(_children_cpu() - cpu0)
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     return elapsed, proc
 
 
 def median_wall(cmd: list[str], repeats: int, cwd: Path | None = None) -> tuple[float, list[float]]:
+    LAST_CPU.clear()
     times = [timed(cmd, cwd)[0] for _ in range(repeats)]
     return statistics.median(times), times
 
@@ -101,7 +129,9 @@ def write_variant(folder: Path, name: str, *, uncertain: bool, solver: str | Non
     return path
 
 
-def planner_cmd(*args: str) -> list[str]:
+def planner_cmd(*args: str, old_fit: bool = False) -> list[str]:
+    if old_fit:
+        return [sys.executable, "-c", OLD_FIT_PRELUDE, *args]
     return [sys.executable, "-m", "planner", *args]
 
 
@@ -134,11 +164,13 @@ def max_rel_diff(a: dict[str, float], b: dict[str, float]) -> float:
     return max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-300) if (a[k] or b[k]) else 0.0 for k in a)
 
 
-def bench_scenario(label: str, scenario: Path, repeats: int, work: Path) -> tuple[float, dict[str, float]]:
-    out = work / f"out-{scenario.stem}"
-    med, times = median_wall(planner_cmd("run", str(scenario), "-o", str(out), "-q"), repeats)
-    print(f"{label:<58} median {med:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
-    return med, plan_numbers(out)
+def bench_scenario(label: str, scenario: Path, repeats: int, work: Path, old_fit: bool = False) -> tuple[float, float, dict[str, float]]:
+    """Median wall and CPU seconds of ``planner run`` on ``scenario``, and the plan's numbers."""
+    out = work / f"out-{scenario.stem}{'-old' if old_fit else ''}"
+    med, times = median_wall(planner_cmd("run", str(scenario), "-o", str(out), "-q", old_fit=old_fit), repeats)
+    cpu = statistics.median(LAST_CPU)
+    print(f"{label:<58} median {med:8.2f} s, CPU {cpu:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
+    return med, cpu, plan_numbers(out)
 
 
 # ----------------------------------------------------------------------------- start-up
@@ -164,6 +196,8 @@ def main() -> None:
     ap.add_argument("--heavy-repeats", type=int, default=1, help="repeats of the bootstrap-200 scenario (default 1)")
     ap.add_argument("--startup-repeats", type=int, default=7, help="repeats of --help and import (default 7)")
     ap.add_argument("--skip-heavy", action="store_true", help="leave out the bootstrap-200 + calibrate + robust scenario")
+    ap.add_argument("--no-old-fit", action="store_true", help="leave out the runs on the previous fitting path")
+    ap.add_argument("--skip-startup", action="store_true", help="leave out the start-up timings")
     args = ap.parse_args()
 
     print(f"benchmarks/bench_scenario.py: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
@@ -172,31 +206,43 @@ def main() -> None:
         work = Path(tmp)
         cvxpy_path = accepts_cvxpy_solver(work)
 
-        print("\n== start-up")
-        bare, _ = median_wall([sys.executable, "-c", "pass"], args.startup_repeats)
-        imp, _ = median_wall([sys.executable, "-c", "import planner"], args.startup_repeats)
-        helpt, _ = median_wall(planner_cmd("--help"), args.startup_repeats)
-        for label, med in (("python -c pass (interpreter start)", bare), ('python -c "import planner"', imp),
-                           ("planner --help (python -m planner --help)", helpt)):
-            print(f"{label:<58} median {med:8.3f} s")
-        print(f"{'import planner alone (difference of the two above)':<58}        {imp - bare:8.3f} s")
-        print("packages slowest to import under `import planner` (self time summed per package, one run): "
-              + ", ".join(f"{name} {sec:.3f} s" for name, sec in slowest_imports()))
+        if not args.skip_startup:
+            startup(args)
+        run_cases(args, work, cvxpy_path)
 
-        cases = [("main", "planner run scenarios/three-domains.toml", False, args.repeats)]
-        if not args.skip_heavy:
-            cases.append(("uncertain", "same + bootstrap 200, calibrate, robust = \"mean\"", True, args.heavy_repeats))
-        print("\n== scenarios end to end (planner run ... -q, all report formats)")
-        if not cvxpy_path:
-            print("(the scenario schema has no [optimizer] solver = \"cvxpy\" reference path here: medians alone)")
-        for name, label, uncertain, repeats in cases:
-            scenario = MAIN_SCENARIO if not uncertain else write_variant(work, "three-domains-uncertain", uncertain=True, solver=None)
-            med, plan = bench_scenario(label, scenario, repeats, work)
-            if cvxpy_path:
-                ref = write_variant(work, f"{name}-cvxpy", uncertain=uncertain, solver="cvxpy")
-                med_ref, plan_ref = bench_scenario("  the same on the cvxpy reference path", ref, repeats, work)
-                print(f"  ratio cvxpy / default: {med_ref / med:.1f}x; largest relative plan difference "
-                      f"(N, D, D'_k over every budget): {max_rel_diff(plan, plan_ref):.1e}")
+
+def startup(args: argparse.Namespace) -> None:
+    print("\n== start-up")
+    bare, _ = median_wall([sys.executable, "-c", "pass"], args.startup_repeats)
+    imp, _ = median_wall([sys.executable, "-c", "import planner"], args.startup_repeats)
+    helpt, _ = median_wall(planner_cmd("--help"), args.startup_repeats)
+    for label, med in (("python -c pass (interpreter start)", bare), ('python -c "import planner"', imp),
+                       ("planner --help (python -m planner --help)", helpt)):
+        print(f"{label:<58} median {med:8.3f} s")
+    print(f"{'import planner alone (difference of the two above)':<58}        {imp - bare:8.3f} s")
+    print("packages slowest to import under `import planner` (self time summed per package, one run): "
+          + ", ".join(f"{name} {sec:.3f} s" for name, sec in slowest_imports()))
+
+
+def run_cases(args: argparse.Namespace, work: Path, cvxpy_path: bool) -> None:
+    cases = [("main", "planner run scenarios/three-domains.toml", False, args.repeats)]
+    if not args.skip_heavy:
+        cases.append(("uncertain", "same + bootstrap 200, calibrate, robust = \"mean\"", True, args.heavy_repeats))
+    print("\n== scenarios end to end (planner run ... -q, all report formats)")
+    if not cvxpy_path:
+        print("(the scenario schema has no [optimizer] solver = \"cvxpy\" reference path here: medians alone)")
+    for name, label, uncertain, repeats in cases:
+        scenario = MAIN_SCENARIO if not uncertain else write_variant(work, "three-domains-uncertain", uncertain=True, solver=None)
+        med, cpu, plan = bench_scenario(label, scenario, repeats, work)
+        if not args.no_old_fit:
+            med_old, cpu_old, plan_old = bench_scenario("  the same on the previous fitting path", scenario, repeats, work, old_fit=True)
+            print(f"  ratio previous fit path / default: {med_old / med:.2f}x wall, {cpu_old / cpu:.2f}x CPU; largest relative plan "
+                  f"difference (N, D, D'_k over every budget): {max_rel_diff(plan, plan_old):.1e}", flush=True)
+        if cvxpy_path:
+            ref = write_variant(work, f"{name}-cvxpy", uncertain=uncertain, solver="cvxpy")
+            med_ref, _, plan_ref = bench_scenario("  the same on the cvxpy reference path", ref, repeats, work)
+            print(f"  ratio cvxpy / default: {med_ref / med:.1f}x; largest relative plan difference "
+                  f"(N, D, D'_k over every budget): {max_rel_diff(plan, plan_ref):.1e}")
 
 
 if __name__ == "__main__":

@@ -274,8 +274,20 @@ def _renamed(new: str) -> Callable[[click.Context, click.Parameter, Any], None]:
 
 
 # --------------------------------------------------------------------------- shared option blocks
+def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``-j/--jobs N``: parallel workers (scikit-learn's n_jobs: -1 every core, the default; 1 in this process)."""
+    def check(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+        if value == 0:
+            raise click.BadParameter("must be a nonzero integer (-1: every core, 1: in this process, k: k workers)")
+        return value
+
+    return click.option("-j", "--jobs", "n_jobs", type=int, default=-1, show_default=True, callback=check, metavar="N",
+                        help="Parallel workers: -1 every core, 1 in this process, k workers (results do not depend on it).")(f)
+
+
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The arguments and options shared by ``run`` and ``sweep``."""
+    f = jobs_option(f)
     f = click.option("--format", "formats", type=FormatListType(), default=None, metavar="LIST",
                      help="Comma-separated report formats: md,json,csv,html (default: the scenario's).")(f)
     f = click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
@@ -333,7 +345,7 @@ def _scenario_inputs(scenario: Any) -> list[Path]:
     return [p for p in found if p is not None]
 
 
-def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, sweep: bool) -> None:
+def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, sweep: bool, n_jobs: int = -1) -> None:
     from .experiments.config import config_texts, plan_config
     from .report import REPORT_FILES, render, write_file_set
     from .scenario import load_scenario, run_scenario
@@ -345,7 +357,7 @@ def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, swe
     _detail(f"scenario {scenario.path}: {len(scenario.domains)} domain(s), budget(s) {', '.join(f'{b:.3g}' for b in scenario.budget.budgets)}")
     progress = _Progress()
     try:
-        result = run_scenario(scenario, sweep=sweep, progress=progress)
+        result = run_scenario(scenario, sweep=sweep, progress=progress, n_jobs=n_jobs)
     finally:
         progress.close()
     _detail(result.law.summary())
@@ -372,13 +384,13 @@ def _run(scenario_path: str, out_dir: str | None, formats: list[str] | None, swe
 @run_options
 @_verbosity_options
 @_guard
-def run(scenario: str, out_dir: str | None, formats: list[str] | None) -> None:
+def run(scenario: str, out_dir: str | None, formats: list[str] | None, n_jobs: int) -> None:
     """Plan the budget of SCENARIO and write the reports (and config.json/.yaml: the plan as a training config).
 
     \b
     Example: planner run scenarios/three-domains.toml -o out/three --format md,html
     """
-    _run(scenario, out_dir, formats, sweep=False)
+    _run(scenario, out_dir, formats, sweep=False, n_jobs=n_jobs)
 
 
 @cli.command()
@@ -388,9 +400,11 @@ def run(scenario: str, out_dir: str | None, formats: list[str] | None) -> None:
 @click.option("--simulations", type=click.IntRange(0, 10000), default=None, help="Truths simulated to verify the ladders (default: [design] simulations, 10).")
 @click.option("--truths", type=click.IntRange(2, 10000), default=None, help="Truths of the linearized criterion (default: [design] truths, 16).")
 @click.option("--seed", type=int, default=None, help="Random seed (default: [design] seed, 0).")
+@jobs_option
 @_verbosity_options
 @_guard
-def design(scenario: str, experiment_budget: str | None, out_dir: str | None, simulations: int | None, truths: int | None, seed: int | None) -> None:
+def design(scenario: str, experiment_budget: str | None, out_dir: str | None, simulations: int | None, truths: int | None, seed: int | None,
+           n_jobs: int) -> None:
     """Which small runs to train for SCENARIO's decision (and re-plan a run under way with [progress]).
 
     \b
@@ -402,7 +416,7 @@ def design(scenario: str, experiment_budget: str | None, out_dir: str | None, si
     from .experiments.scenario_io import design_from_scenario, replan_texts
     from .report.writing import write_file_set
 
-    result, rp = design_from_scenario(scenario, experiment_budget, simulations=simulations, truths=truths, seed=seed)
+    result, rp = design_from_scenario(scenario, experiment_budget, simulations=simulations, truths=truths, seed=seed, n_jobs=n_jobs)
     out = Path(out_dir) if out_dir else Path("out") / f"{Path(scenario).stem}-design"
     texts: dict[str, str] = {}
     if result is not None:
@@ -421,13 +435,13 @@ def design(scenario: str, experiment_budget: str | None, out_dir: str | None, si
 @run_options
 @_verbosity_options
 @_guard
-def sweep(scenario: str, out_dir: str | None, formats: list[str] | None) -> None:
+def sweep(scenario: str, out_dir: str | None, formats: list[str] | None, n_jobs: int) -> None:
     """Plan SCENARIO at every budget of a sweep and write the reports.
 
     A list budget (flops = [1e21, 1e22, 1e23]) is swept as given; a single budget is swept
     over budget / report.compute_span .. budget * report.compute_span.
     """
-    _run(scenario, out_dir, formats, sweep=True)
+    _run(scenario, out_dir, formats, sweep=True, n_jobs=n_jobs)
 
 
 # --------------------------------------------------------------------------- validate
@@ -490,12 +504,13 @@ def validate(scenario: str) -> None:
 @click.option("--max-starts", type=click.IntRange(1, MAX_STARTS), default=None, help="Multi-start budget (default: the fitter's).")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg",
               help="Also write the in-sample residuals of every candidate form by N, D and D' as an SVG plot.")
+@jobs_option
 @_verbosity_options
 @_guard
 def fit(runs: str, form: str, output: str | None, train_on: str | None, bootstrap: int, calibrate: bool, columns: str | None, seed: int,
         min_tokens: float | None, max_token_fraction: float | None, where: str | None, domains: tuple[str, ...], loss: str,
         fix: dict[str, float] | None, borrow: tuple[str, list[str]] | None, tie: list[str] | None, max_starts: int | None,
-        plot: str | None) -> None:
+        plot: str | None, n_jobs: int) -> None:
     """Fit a law to RUNS; print parameters with intervals, held-out errors, each form's in-sample errors and warnings.
 
     \b
@@ -512,7 +527,7 @@ def fit(runs: str, form: str, output: str | None, train_on: str | None, bootstra
         if target:
             _refuse_inputs_as_outputs([Path(target)], inputs, option)
             _refuse_special_file(Path(target), option)
-    options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate}
+    options: dict[str, Any] = {"loss": loss, "seed": seed, "bootstrap": bootstrap, "calibrate": calibrate, "n_jobs": n_jobs}
     for key, value in (("train_on", train_on), ("columns", columns), ("min_tokens", min_tokens),
                        ("max_token_fraction", max_token_fraction), ("where", where), ("max_starts", max_starts)):
         if value is not None:

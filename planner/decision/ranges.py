@@ -157,6 +157,7 @@ def _edge(solver: LocalSolver, x0: tuple, j: int, v0: float, direction: int, lo:
     v_in = max(v0, floor)
     start = x0
     v_out = None
+    f_in = f_out = math.nan
     for _ in range(max_steps):
         v = v_in * step ** direction
         if direction < 0 and v <= max(lo, floor):
@@ -165,20 +166,38 @@ def _edge(solver: LocalSolver, x0: tuple, j: int, v0: float, direction: int, lo:
             v = hi
         N, D, S, F = solver.solve(start, fix=(j, v))
         if not (F <= thr):
-            v_out = v
+            v_out, f_out = v, F
             break
-        v_in, start = v, (N, D, S)
+        v_in, start, f_in = v, (N, D, S), F
         if (direction < 0 and v <= max(lo, floor) * 1.000001) or (direction > 0 and v >= hi * 0.999999):
             return (0.0 if (j >= 2 and direction < 0) else v), True
     if v_out is None:
         return v_in, False
+    if not math.isfinite(f_in):
+        f_in = solver.point_value(*x0) if v_in == max(v0, floor) else math.nan
+    # the crossing of thr between v_in (inside) and v_out (outside), to 1 % in v: regula falsi in log v
+    # with the Illinois step (the side kept twice has its excess halved), bisection where a value is
+    # not finite; it needs about half the solves of plain bisection on these near-quadratic profiles
+    kept = 0
     for _ in range(30):
         if abs(math.log(v_out / v_in)) < 0.01:
             break
-        mid = math.sqrt(v_in * v_out)
+        a, b = math.log(v_in), math.log(v_out)
+        if math.isfinite(f_in) and math.isfinite(f_out) and f_out > f_in:
+            t = (thr - f_in) / (f_out - f_in)
+            t = min(max(t, 0.05), 0.95)  # never at an end: the bracket must shrink
+            mid = math.exp(a + t * (b - a))
+        else:
+            mid = math.exp(0.5 * (a + b))
         N, D, S, F = solver.solve(start, fix=(j, mid))
         if F <= thr:
-            v_in, start = mid, (N, D, S)
+            v_in, start, f_in = mid, (N, D, S), F
+            kept = kept + 1 if kept >= 0 else 1
+            if kept >= 2 and math.isfinite(f_out):
+                f_out = thr + 0.5 * (f_out - thr)
         else:
-            v_out = mid
+            v_out, f_out = mid, F
+            kept = kept - 1 if kept <= 0 else -1
+            if kept <= -2 and math.isfinite(f_in):
+                f_in = thr - 0.5 * (thr - f_in)
     return v_in, False

@@ -8,6 +8,7 @@ stores options; ``fit(runs)`` does the work and stores the result in
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import numbers
 from dataclasses import dataclass, replace
@@ -228,6 +229,7 @@ OPTION_RULES: dict[str, Any] = {
     "polish": _OneOf(POLISH_METHODS),
     "n_jobs": _NJobs(),
     "ensemble": _OneOf(WEIGHTING_METHODS),
+    "warm_start": _OneOf((True, False)),
 }
 
 
@@ -318,11 +320,17 @@ class LawFitter:
         convention (-1, the default: every core; 1 or None: in this process; k: k workers),
         through joblib, so ``joblib.parallel_config(backend="dask")`` sends them to a Dask cluster.
         Results do not depend on it: each draw takes its seed from its index. With ``form="auto"``
-        the candidate forms are the parallel tasks (one per form), each serial inside.
+        the candidate forms are the parallel tasks of the ranking (one per form), then each chosen
+        candidate's bootstrap draws and calibration backtests. The default process pool is started
+        only for maps that outweigh its start-up (:mod:`planner._parallel`).
     progress: optional callable(done, total) for bootstrap progress.
     ensemble: how ``form="auto"`` weighs its candidates from size-backtest log scores:
         "shrunk-stacking" (default: stacking shrunk toward equal weights when folds are few),
         "stacking", "pseudo-bma" or "equal" (see :mod:`planner.fitting.ensemble`).
+    warm_start: fits on a subset of the rows of another fit of the same call (backtest folds, the
+        training rows of ``train_on``, calibration cutoffs) start from that fit's optimum and stop
+        once a grid start confirms it (True, the default); False: each is a cold multi-start (the
+        previous path, for comparison). The fit on every row is always a cold multi-start.
     """
 
     def __init__(
@@ -355,6 +363,7 @@ class LawFitter:
         n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
         ensemble: str = "shrunk-stacking",
+        warm_start: bool = True,
     ) -> None:
         self.form = form
         self.loss = loss
@@ -383,6 +392,7 @@ class LawFitter:
         self.n_jobs = n_jobs
         self.progress = progress
         self.ensemble = ensemble
+        self.warm_start = warm_start
 
     def _filters(self) -> dict[str, Any]:
         return {"min_tokens": self.min_tokens, "max_token_fraction": self.max_token_fraction, "where": self.where}
@@ -390,10 +400,15 @@ class LawFitter:
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
 
-    def _clone(self, form: Form | str, **changes: Any) -> "LawFitter":
+    def _clone(self, form: Form | str, *, share_solves: bool = True, **changes: Any) -> "LawFitter":
+        """A fitter with the same options but ``changes``; it shares this fit call's solve cache
+        (``share_solves``; a clone sent to another process takes a copy of it)."""
         params = {**self.get_params(), **changes}
         params.pop("form")
-        return LawFitter(form, **params)
+        clone = LawFitter(form, **params)
+        if share_solves:
+            clone._solves_ = getattr(self, "_solves_", None)
+        return clone
 
     # ---------------------------------------------------------------- helpers
     def _fixed_values(self, form: Form) -> dict[str, float]:
@@ -452,17 +467,43 @@ class LawFitter:
                     notes.append(FitWarning("unidentified", f"{slot} is fixed at {value:g}: domain {dom!r} has no runs with specialization tokens"))
         return ParamLayout(form, prep.domains, fix=fixed, tie=tie, bounds=self.bounds)
 
-    def _solve(self, form: Form, prep: _Prepared, seed: int, start: Mapping[str, float] | None = None, quick: bool = False) -> tuple[FittedLaw, Objective]:
+    def _solve(self, form: Form, prep: _Prepared, seed: int, start: Mapping[str, float] | None = None, mode: str = "cold") -> FittedLaw:
+        """One fit of ``form`` to the prepared rows; the modes say where the polish starts:
+
+        * ``"cold"``: the variable-projection multi-start (``max_starts`` grid points, the best
+          ``n_polish`` polished; ``start`` is one more candidate start);
+        * ``"warm"``: ``start`` is the optimum of a fit on more rows (a backtest, a held-out fit or a
+          calibration backtest inside the same data): it is polished first, then grid starts until
+          one confirms the best optimum (:func:`~planner.fitting.multistart.multistart`), usually
+          two polishes instead of ``n_polish``;
+        * ``"quick"``: one polish from ``start`` as given (bootstrap draws).
+
+        Within one fit call the solves are cached (``self._solves_``, keyed by :meth:`_solve_key`: form,
+        options, start and a digest of the rows): ``form="auto"``'s ranking, its calibration and its
+        bootstrap refit of the chosen form fit the same rows once. Quick solves are never cached.
+        """
         notes: list[FitWarning] = list(prep.notes)
         layout = self._layout(form, prep, notes)
         if len(prep.observed) < len(layout.free):
             raise FitError(f"form {form.name!r} has {len(layout.free)} free parameters but only {len(prep.observed)} rows to fit: "
                            "add runs, fix parameters (fix=) or tie per-domain ones (tie=)")
+        if mode not in ("cold", "warm", "quick") or (mode != "cold" and start is None):
+            raise ValueError(f"_solve: mode {mode!r} needs a start" if mode in ("warm", "quick") else f"_solve: unknown mode {mode!r}")
+        cache = getattr(self, "_solves_", None) if mode != "quick" else None
+        key = None
+        if cache is not None:
+            key = self._solve_key(form, layout, prep, seed, start, mode, notes)
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
         loss = make_loss(self.loss, self.delta, self.over_weight)
         obj = Objective(form, layout, prep.x, prep.observed, prep.domain_index, prep.weights, loss)
-        if quick and start is not None:
-            res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)
+        if mode == "quick":
+            res = polish(obj, {k: start[k] for k in layout.names}, method=self.polish)  # type: ignore[index]
             n_starts = 1
+        elif mode == "warm":
+            res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, method=self.polish,
+                                       warm={k: start[k] for k in layout.names})  # type: ignore[index]
         else:
             extra = [dict(start)] if start is not None else None
             res, n_starts = multistart(obj, max_starts=self.max_starts, n_polish=self.n_polish, seed=seed, extra_starts=extra, method=self.polish)
@@ -501,7 +542,33 @@ class LawFitter:
             residuals=resid,
             interval_level=self.interval_level,
         )
-        return fitted, obj
+        if cache is not None:
+            cache[key] = fitted
+        return fitted
+
+    def _solve_key(self, form: Form, layout: ParamLayout, prep: _Prepared, seed: int, start: Mapping[str, float] | None, mode: str,
+                   notes: list[FitWarning]) -> tuple:
+        """Everything a solve's result depends on: form, layout (fixed slots, bounds, ties), loss and
+        multi-start options, seed, start, mode, and a digest of the rows (inputs, targets, domains, weights)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for arr in (prep.x.model_size, prep.x.pretrain_tokens, prep.x.spec_tokens, prep.x.unique_tokens, prep.x.loss,
+                    prep.observed, prep.weights, prep.domain_index):
+            a = np.ascontiguousarray(arr)
+            digest.update(str((a.dtype.str, a.shape)).encode())
+            digest.update(a.tobytes())
+        slots = tuple((sl.name, sl.fixed, sl.param.lower, sl.param.upper, sl.param.start) for sl in layout.slots)
+        start_key = None if start is None else tuple(sorted((str(k), float(v)) for k, v in start.items()))
+        return (form.name, form.param_names, slots, layout.tied, prep.domains,
+                self.loss, self.delta, self.over_weight, self.max_starts, self.n_polish, self.polish, self.interval_level, tuple(sorted(set(self.tie))),
+                seed, start_key, mode, tuple(notes), digest.hexdigest())
+
+    def _solve_subset(self, form: Form, prep: _Prepared, full: FittedLaw | None) -> FittedLaw:
+        """A fit on a subset of the rows ``full`` was fitted on (a backtest, the training rows of
+        ``train_on``, a calibration cutoff): warm-started from ``full``'s optimum unless
+        ``warm_start=False`` (then the cold multi-start, as before)."""
+        if not self.warm_start or full is None or full.status == "failed":
+            return self._solve(form, prep, self.seed)
+        return self._solve(form, prep, self.seed, start=full.params, mode="warm")
 
     # ---------------------------------------------------------------- public
     @_at_public_boundary
@@ -511,13 +578,17 @@ class LawFitter:
             raise FitError(f"holdout= was renamed train_on= because the rule selects the rows that are fitted: "
                            f"write train_on={self.holdout!r}")
         form_spec = self.form
-        if isinstance(form_spec, str) and form_spec == "auto":
-            self.law_ = self._fit_auto(runs)
+        self._solves_: dict[tuple, FittedLaw] | None = {} if REUSE_SOLVES else None
+        try:
+            if isinstance(form_spec, str) and form_spec == "auto":
+                self.law_ = self._fit_auto(runs)
+                return self
+            form = get_form(form_spec)
+            table = _as_table(runs, form, self.columns, self._filters())
+            self.law_ = self._fit_form(form, table)
             return self
-        form = get_form(form_spec)
-        table = _as_table(runs, form, self.columns, self._filters())
-        self.law_ = self._fit_form(form, table)
-        return self
+        finally:
+            self._solves_ = None
 
     def _fit_form(self, form: Form, table: pd.DataFrame, *, selection: tuple = ()) -> FittedLaw:
         prep_all = _prepare(table, form, domain=self.domain, weights=self.weights)
@@ -530,7 +601,12 @@ class LawFitter:
             missing = set(prep_all.domains) - set(prep_train.domains)
             if missing:
                 raise FitError(f"train_on rule {self.train_on!r} leaves no training rows for domain(s) {', '.join(sorted(missing))}")
-            held_law, _ = self._solve(form, prep_train, self.seed)
+            if self.refit:
+                # the reported fit on every row first: the training-only fit starts from its optimum
+                fitted = self._solve(form, prep_all, self.seed)
+                held_law = self._solve_subset(form, prep_train, fitted)
+            else:
+                held_law = self._solve(form, prep_train, self.seed)
             test = prep_all.table[~train_mask]
             holdout_info = {"rule": self.train_on if isinstance(self.train_on, str) else "<custom>", "n_train": int(train_mask.sum()),
                             **holdout_metrics(test[form.target].to_numpy(dtype=float), held_law.predict(test)),
@@ -538,8 +614,8 @@ class LawFitter:
         if held_law is not None and not self.refit:
             # report the training-only fit: no second solve of the same rows
             fitted, prep_all = held_law, prep_train
-        else:
-            fitted, _ = self._solve(form, prep_all, self.seed)
+        elif held_law is None:
+            fitted = self._solve(form, prep_all, self.seed)
         notes: list[FitWarning] = []
         draws, intervals = None, {}
         if self.bootstrap:
@@ -576,9 +652,9 @@ class LawFitter:
             pts = pts.sample(5000, random_state=0).sort_index()
         return pts
 
-    def _worker(self) -> "LawFitter":
+    def _worker(self, share_solves: bool = True) -> "LawFitter":
         """A copy for one task of a parallel map: no progress callback, no nested bootstrap or backtests."""
-        return self._clone(self.form, bootstrap=0, calibrate=False, progress=None, n_jobs=1)
+        return self._clone(self.form, share_solves=share_solves, bootstrap=0, calibrate=False, progress=None, n_jobs=1)
 
     def _calibrate(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> tuple[dict[str, Any] | None, FitWarning | None]:
         """Size backtests inside the data: up to 4 cutoffs, each fit on sizes <= cutoff, scored above it.
@@ -594,7 +670,7 @@ class LawFitter:
         # keep at least 3 sizes in every backtest fit and at least one size above it
         candidates = sizes[2:-1]
         picks = candidates[np.unique(np.linspace(0, len(candidates) - 1, min(4, len(candidates))).round().astype(int))]
-        task = _Backtest(self._worker(), form, _without_table(prep))
+        task = _Backtest(self._worker(), form, _without_table(prep), fitted)
         distances, errors = [], []
         for result in parallel_map(task, [float(c) for c in picks], n_jobs=self.n_jobs):
             if result is not None:
@@ -622,7 +698,7 @@ class LawFitter:
             sel = strata == stratum
             groups.append([np.flatnonzero(sel & (run_ids == rid)) for rid in np.unique(run_ids[sel])])
         names = list(fitted.params)
-        task = _BootstrapDraw(self._worker(), form, _without_table(prep), dict(fitted.params), tuple(names),
+        task = _BootstrapDraw(self._worker(share_solves=False), form, _without_table(prep), dict(fitted.params), tuple(names),
                               tuple(groups), n_free=sum(1 for name in names if name not in fitted.fixed), seed=self.seed)
         rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress)
         return np.array(rows, dtype=float).reshape(self.bootstrap, len(names))
@@ -688,6 +764,11 @@ class LawFitter:
         tasks = [(self._clone(form, train_on=rule, progress=None, n_jobs=None, bootstrap=0, calibrate=False, **self._applicable(form)),
                   form, table, backtest_table, folds) for form in forms]
         results = parallel_map(_auto_candidate_task, tasks, n_jobs=self.n_jobs)
+        solves = getattr(self, "_solves_", None)
+        for r in results:
+            found = r.pop("solves", None)
+            if solves is not None and found and found is not solves:
+                solves.update(found)  # solves made in worker processes
         ensemble = _weigh_candidates(results, skipped, folds, self.ensemble, notes)
         # phase 2: bootstrap draws for every candidate with real weight (the ensemble's interval mixes
         # them), extrapolation calibration for the best only (the law plans use); same seed, same optimum
@@ -695,14 +776,18 @@ class LawFitter:
         redo = [i for i, (c, w) in enumerate(zip(ensemble.candidates, ensemble.weights))
                 if (self.bootstrap and w >= MIN_BOOTSTRAP_WEIGHT) or (self.calibrate and c.form.name == best_name)]
         if redo:
-            jobs = [(self._clone(ensemble.candidates[i].form, train_on=rule, n_jobs=None, calibrate=self.calibrate and ensemble.candidates[i].form.name == best_name,
-                                 bootstrap=self.bootstrap if ensemble.weights[i] >= MIN_BOOTSTRAP_WEIGHT else 0,
-                                 progress=self.progress if self.n_jobs in (None, 1) else None, **self._applicable(ensemble.candidates[i].form)),
-                     ensemble.candidates[i].form, table) for i in redo]
-            refits = parallel_map(_refit_task, jobs, n_jobs=self.n_jobs)
+            # in this process, one candidate after the other: the fits on all rows and on the training
+            # rows come from the cache of phase 1, and the bootstrap draws and calibration backtests of
+            # each candidate are the parallel tasks (n_jobs), however few candidates need them
+            n_boot = [self.bootstrap if ensemble.weights[i] >= MIN_BOOTSTRAP_WEIGHT else 0 for i in redo]
             cands = list(ensemble.candidates)
-            for i, law_obj in zip(redo, refits):
-                cands[i] = law_obj
+            done_before = 0
+            for i, boot in zip(redo, n_boot):
+                form = ensemble.candidates[i].form
+                refit = self._clone(form, train_on=rule, calibrate=self.calibrate and form.name == best_name, bootstrap=boot,
+                                    progress=_offset_progress(self.progress, done_before, sum(n_boot)), **self._applicable(form))
+                cands[i] = refit._fit_form(form, table)
+                done_before += boot
             ensemble = replace(ensemble, candidates=tuple(cands))
         if train_mask is not None:
             ensemble = replace(ensemble, holdout=_ensemble_holdout(ensemble, table, train_mask, rule))
@@ -713,20 +798,37 @@ class LawFitter:
 #: form="auto" bootstraps the candidates with at least this weight (the others add nothing to an interval)
 MIN_BOOTSTRAP_WEIGHT = 0.01
 
+#: False: every solve runs even where the same fit call already made it (the previous behaviour;
+#: for benchmarks that measure what the cache saves)
+REUSE_SOLVES = True
 
-def _refit_task(task: tuple) -> FittedLaw:
-    fitter, form, table = task
-    return fitter._fit_form(form, table)
+
+def _offset_progress(progress: Callable[[int, int], None] | None, before: int, total: int) -> Callable[[int, int], None] | None:
+    """``progress`` counting on from ``before`` out of ``total`` (the bootstrap draws of several candidates, as one count)."""
+    if progress is None:
+        return None
+    return lambda done, _total: progress(before + done, total)
 
 
 def _auto_candidate_task(task: tuple) -> dict[str, Any]:
-    """One candidate of ``form="auto"``: its backtest log errors per fold, then its fit on every row.
+    """One candidate of ``form="auto"``: its fit on every row, then its backtest log errors per fold
+    (each fold warm-started from that fit, see :meth:`LawFitter._solve_subset`).
 
     Module level (picklable) for :func:`planner._parallel.parallel_map`. Never raises: a failure is
-    returned as its reason.
+    returned as its reason. ``solves`` carries the task's cached solves back to the caller (a worker
+    process has its own copy of the cache).
     """
     fitter, form, table, backtest_table, folds = task
     out: dict[str, Any] = {"form": form, "law": None, "fold_errors": [], "fold_reasons": [], "reason": ""}
+    full: FittedLaw | None = None
+    try:
+        law_obj = fitter._fit_form(form, table)
+        if law_obj.status == "failed":
+            out["reason"] = "the fit on all rows gives non-finite predictions"
+        else:
+            out["law"] = full = law_obj
+    except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        out["reason"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, FitError) else str(exc)
     for fold in folds:
         try:
             train = _prepare(backtest_table[fold.train], form, domain=fitter.domain, weights=None if not isinstance(fitter.weights, str) else fitter.weights)
@@ -734,7 +836,7 @@ def _auto_candidate_task(task: tuple) -> dict[str, Any]:
             missing = set(test.domains) - set(train.domains)
             if missing:
                 raise FitError(f"no training rows for domain(s) {', '.join(sorted(missing))}")
-            small, _ = fitter._solve(form, train, fitter.seed)
+            small = fitter._solve_subset(form, train, full)
             if small.status == "failed":
                 raise FitError("the fit gives non-finite predictions")
             with np.errstate(all="ignore"):
@@ -746,14 +848,7 @@ def _auto_candidate_task(task: tuple) -> dict[str, Any]:
         except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             out["fold_errors"].append(None)
             out["fold_reasons"].append(f"fold {fold.name}: {exc}")
-    try:
-        law_obj = fitter._fit_form(form, table)
-        if law_obj.status == "failed":
-            out["reason"] = "the fit on all rows gives non-finite predictions"
-        else:
-            out["law"] = law_obj
-    except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-        out["reason"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, FitError) else str(exc)
+    out["solves"] = getattr(fitter, "_solves_", None) or {}
     return out
 
 
@@ -846,6 +941,7 @@ class _Backtest:
     fitter: LawFitter
     form: Form
     prep: _Prepared
+    full: FittedLaw | None = None  # the fit on every row: each backtest starts from its optimum
 
     def __call__(self, cutoff: float) -> tuple[np.ndarray, np.ndarray] | None:
         prep = self.prep
@@ -854,7 +950,7 @@ class _Backtest:
         if len(set(sub.domain_index.tolist())) < len(prep.domains):
             return None
         try:
-            small, _ = self.fitter._solve(self.form, sub, self.fitter.seed)
+            small = self.fitter._solve_subset(self.form, sub, self.full)
         except FitError:
             return None
         above = np.flatnonzero(~below)
@@ -894,7 +990,7 @@ class _BootstrapDraw:
         try:
             # each draw is polished from the full-data optimum (warm start): the draws measure the
             # spread around that basin, at the cost of one polish each
-            draw, _ = self.fitter._solve(self.form, _subset(self.prep, idx), self.seed + 2 + b, start=self.start, quick=True)
+            draw = self.fitter._solve(self.form, _subset(self.prep, idx), self.seed + 2 + b, start=self.start, mode="quick")
         except FitError:
             return [float("nan")] * len(self.names)
         return [float(draw.params[n]) for n in self.names]

@@ -231,8 +231,19 @@ LSQ_TOL = 1e-12
 
 
 def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed: int = 0, extra_starts: list[dict[str, float]] | None = None,
-               method: str = "auto") -> tuple[OptimizeResult, int]:
-    """Best polished result over variable-projection starts. Returns (result, number of starts)."""
+               method: str = "auto", warm: dict[str, float] | None = None) -> tuple[OptimizeResult, int]:
+    """Best polished result over variable-projection starts. Returns (result, number of starts).
+
+    Cold (``warm=None``): the ``n_polish`` best starts by objective (grid points and ``extra_starts``)
+    are polished; the best result wins.
+
+    Warm (``warm``: the optimum of a fit on more rows): ``warm``, with its amplitudes re-solved on
+    these rows, is polished first; then the grid starts in order of objective, until one of them
+    *confirms* the best optimum so far (reaches it to :data:`CONFIRM_RTOL` in objective) or
+    ``n_polish`` grid starts are spent. On a one-basin objective that is two polishes, the first one
+    short; where a grid start finds a lower basin than the warm start the search goes on as the
+    cold one would.
+    """
     rng = np.random.default_rng(seed)
     candidates: list[_Start] = []
     for values in list(extra_starts or []) + start_grid(obj, max_starts, rng):
@@ -243,9 +254,29 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
     candidates.sort(key=lambda c: c.objective)
     finite = [c for c in candidates if c.objective < _BAD] or candidates[:1]
     best: OptimizeResult | None = None
+    if warm is None:
+        for cand in finite[:n_polish]:
+            res = polish(obj, cand.values, method=method)
+            if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
+                best = res
+        assert best is not None
+        return best, len(candidates)
+    # warm: the start as given and with re-solved amplitudes; the better one is polished first
+    as_given = obj.layout.to_theta(warm)
+    projected = obj.layout.to_theta(solve_amplitudes(obj, dict(warm)))
+    start = min((as_given, projected), key=obj.value)
+    best = polish(obj, obj.layout.from_theta(start), method=method)
     for cand in finite[:n_polish]:
         res = polish(obj, cand.values, method=method)
-        if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
+        if not np.isfinite(res.fun):
+            continue
+        confirmed = np.isfinite(best.fun) and abs(res.fun - best.fun) <= CONFIRM_RTOL * abs(best.fun)
+        if not np.isfinite(best.fun) or res.fun < best.fun:
             best = res
-    assert best is not None
-    return best, len(candidates)
+        if confirmed:
+            break
+    return best, len(candidates) + 1
+
+
+#: a grid start whose polish reaches the best warm optimum to this relative objective confirms it
+CONFIRM_RTOL = 1e-8

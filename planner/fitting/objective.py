@@ -86,6 +86,7 @@ class Objective:
         self.loss = loss
         self._rows = layout.slot_rows(self.domain_index)
         self._prepare_expansion()
+        self._last: tuple[bytes, np.ndarray, dict[str, Any], np.ndarray] | None = None
         self.analytic = form.gradient(self.expand_theta(layout.to_theta(layout.start_values())), x) is not None
 
     # ------------------------------------------------------------ expansion
@@ -135,9 +136,25 @@ class Objective:
     def predict(self, values: dict[str, float]) -> np.ndarray:
         return self.form.predict(self.layout.expand(values, self.domain_index), self.x)
 
-    def residuals(self, theta: np.ndarray) -> np.ndarray:
+    def _evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
+        """Slot vector, expanded parameters and prediction at ``theta``; the last point is kept, so
+        the Jacobian the least-squares polish asks for right after the residuals at the same point
+        does not predict again (the same numbers, computed once)."""
+        theta = np.asarray(theta, dtype=float)
+        key = theta.tobytes()
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1], last[2], last[3]
+        full = self.slot_vector(theta)
+        p = self.expand_theta(theta, full)
         with np.errstate(all="ignore"):
-            pred = self.form.predict(self.expand_theta(theta), self.x)
+            pred = self.form.predict(p, self.x)
+        self._last = (key, full, p, pred)
+        return full, p, pred
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        _, _, pred = self._evaluate(theta)
+        with np.errstate(all="ignore"):
             return np.log(pred) - self.log_observed
 
     def value(self, theta: np.ndarray) -> float:
@@ -153,10 +170,8 @@ class Objective:
         dr_i/dtheta_j = (1/pred_i) dpred_i/dq_j, times q_j for a slot fitted in log space.
         Analytic forms only (the form's ``gradient``).
         """
-        full = self.slot_vector(theta)
-        p = self.expand_theta(theta, full)
+        full, p, pred = self._evaluate(theta)
         with np.errstate(all="ignore"):
-            pred = self.form.predict(p, self.x)
             r = np.log(pred) - self.log_observed
         if not np.all(np.isfinite(r)) or np.any(pred <= 0):
             return r, None

@@ -24,8 +24,9 @@ def _where(scenario: Scenario) -> str:
     return str(scenario.path or "<scenario>")
 
 
-def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | None = None) -> FittedLaw:
-    """The :class:`~planner.FittedLaw` the scenario names: loaded, built from params, or fitted.
+def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | None = None, n_jobs: int | None = -1) -> FittedLaw:
+    """The :class:`~planner.FittedLaw` the scenario names: loaded, built from params, or fitted
+    (``n_jobs``: the fit's workers, scikit-learn's convention, see :class:`~planner.fitting.LawFitter`).
 
     Raises ScenarioError for a missing file, FitError / RunsError for bad data or options.
     """
@@ -49,7 +50,7 @@ def resolve_law(scenario: Scenario, *, progress: Callable[[int, int], None] | No
             raise ScenarioError(f"{_where(scenario)}: law.params: {str(exc).strip(chr(34))}") from None
     options: dict[str, Any] = {
         "loss": spec.loss, "train_on": spec.train_on, "bootstrap": spec.bootstrap, "calibrate": spec.calibrate, "seed": spec.seed,
-        "max_starts": spec.max_starts,
+        "max_starts": spec.max_starts, "n_jobs": n_jobs,
     }
     if spec.columns:
         options["columns"] = dict(spec.columns)

@@ -203,6 +203,7 @@ def run_scenario(
     sweep: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     optimize_options: Mapping[str, Any] | None = None,
+    n_jobs: int | None = -1,
 ) -> ScenarioResult:
     """Resolve the law, solve the plan and the comparison curve, and build the result.
 
@@ -212,7 +213,9 @@ def run_scenario(
     (the sweep list, or ``report.compute_points`` budgets across ``report.compute_span``).
     ``sweep=True`` lists the plan at every curve budget even for a single budget.
     ``progress(stage, done, total)`` is called for the fit's bootstrap ("fit") and the solves
-    ("solve"). Raises ScenarioError / FitError / RunsError / AllocationError on bad input.
+    ("solve"). ``n_jobs``: workers for the fit and the ``[uncertainty]`` analysis (scikit-learn's
+    convention: -1 every core, 1 in this process; the results do not depend on it). Raises
+    ScenarioError / FitError / RunsError / AllocationError on bad input.
     """
     from ..allocate import optimize, sweep as sweep_plans
 
@@ -220,7 +223,7 @@ def run_scenario(
         scenario = load_scenario(scenario)
     t0 = time.perf_counter()
     fit_progress = (lambda done, total: progress("fit", done, total)) if progress else None
-    fitted_law = resolve_law(scenario, progress=fit_progress)
+    fitted_law = resolve_law(scenario, progress=fit_progress, n_jobs=n_jobs)
     law_seconds = time.perf_counter() - t0
     own_laws = domain_laws(scenario)
     check_domains(scenario, fitted_law, own_laws)
@@ -262,7 +265,7 @@ def run_scenario(
         with warnings.catch_warnings():
             # plans per form, per draw and per baseline: their notes are kept in the decision's tables
             warnings.simplefilter("ignore", PlannerWarning)
-            decision, candidate_laws = _decide(scenario, fitted_law, domains, constraints, options, budgets)
+            decision, candidate_laws = _decide(scenario, fitted_law, domains, constraints, options, budgets, n_jobs=n_jobs)
         solve_seconds += time.perf_counter() - t2
     return ScenarioResult(
         scenario=scenario,
@@ -279,7 +282,7 @@ def run_scenario(
 
 
 def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], constraints: Any, options: Mapping[str, Any],
-            budgets: list[float]) -> tuple[Any, dict[str, FittedLaw]]:
+            budgets: list[float], n_jobs: int | None = None) -> tuple[Any, dict[str, FittedLaw]]:
     """The ``[uncertainty]`` analysis: every candidate form (listed and fitted here, or the [law] ensemble),
     and the laws fitted here by form name (empty when the [law] ensemble is used)."""
     from ..decision import decide
@@ -292,11 +295,12 @@ def _decide(scenario: Scenario, fitted_law: FittedLaw, domains: list[Any], const
         cands = []
         for form in u.forms:
             spec = scenario.law.model_copy(update={"form": form, "bootstrap": u.draws})
-            cands.append((form, resolve_law(scenario.model_copy(update={"law": spec})), 1.0))
+            cands.append((form, resolve_law(scenario.model_copy(update={"law": spec}), n_jobs=n_jobs), 1.0))
     else:
         cands = fitted_law
     keep = {"flops", "inference", "inference_budget", "fixed_fraction", "path", "solver"}
     fitted_here = {form: law for form, law, _ in cands} if u.forms else {}
     return decide(cands, scenario.budget.primary, domains, constraints, draws=True, max_draws=u.max_draws, robust=tuple(u.robust),
                   headline=u.headline, epsilon=u.epsilon, level=u.level, multiplier_draws=u.multiplier_draws,
-                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, **{k: v for k, v in options.items() if k in keep}), fitted_here
+                  baselines=tuple(scenario.compare.strategies) or None, budgets=budgets, n_jobs=n_jobs,
+                  **{k: v for k, v in options.items() if k in keep}), fitted_here
