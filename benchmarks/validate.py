@@ -643,9 +643,24 @@ def render_markdown(res: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+#: the heading of the section written from benchmarks/validate_split.py (kept by --write, not regenerated here)
+REAL_DATA_HEADING = "## Real D' data"
+
+
+def kept_real_data_section(path: Path) -> str:
+    """The existing file's "Real D' data" section (to its end), which ``--write`` keeps: its numbers come
+    from ``benchmarks/validate_split.py`` (minutes of fits), not from this script."""
+    if not path.exists():
+        return ""
+    old = path.read_text(encoding="utf-8")
+    at = old.find("\n" + REAL_DATA_HEADING)
+    return "" if at < 0 else old[at:]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--write", metavar="PATH", help="write the Markdown report here (e.g. docs/validation.md)")
+    ap.add_argument("--write", metavar="PATH", help="write the Markdown report here (e.g. docs/validation.md); an existing "
+                    "\"Real D' data\" section (from benchmarks/validate_split.py) is kept at its end")
     ap.add_argument("--bootstrap", type=int, default=200, help="bootstrap draws for SEs and intervals (default 200)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -657,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render_markdown(res)
     if args.write:
         Path(args.write).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.write).write_text(text, encoding="utf-8")
+        Path(args.write).write_text(text.rstrip("\n") + "\n" + kept_real_data_section(Path(args.write)), encoding="utf-8")
         print(f"wrote {args.write}", file=sys.stderr)
     else:
         print(text)

@@ -182,6 +182,111 @@ def finetune_extrapolation(family: str, domain: str, n_jobs: int | None = -1) ->
     }
 
 
+# --------------------------------------------------------------- weighting schemes
+#: training-only backtest folds of the weighting study (3 fitted sizes s1 < s2 < s3)
+STUDY_FOLD_SETS = {"one size fold (auto's)": ("up",), "three size folds": ("up", "down", "mid"),
+                   "size folds + within-curve": ("up", "down", "mid", "curve")}
+
+
+def _study_folds(train: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Boolean (fit, score) masks over ``train``: s1,s2 -> s3 ("up", auto's fold), s2,s3 -> s1 ("down"),
+    s1,s3 -> s2 ("mid"), and "curve": every curve's first 70 % of checkpoints -> the rest (a curve is one run,
+    domain and branch point; its position is D' on a branch, D on the pretraining curve)."""
+    s = np.sort(train["model_size"].unique())
+    m = train["model_size"].to_numpy()
+    spec = train["spec_tokens"].to_numpy(dtype=float)
+    key = train["run"].astype(str) + "|" + train["domain"].astype(str) + "|" + np.where(spec > 0, train["pretrain_tokens"].astype(str), "base")
+    pos = np.where(spec > 0, spec, train["pretrain_tokens"].to_numpy(dtype=float))
+    rank = pd.Series(pos).groupby(key.to_numpy()).rank(method="dense", pct=True).to_numpy()
+    early = rank <= 0.7 + 1e-9
+    return {"up": (m <= s[1], m == s[2]), "down": (m >= s[1], m == s[0]), "mid": (m != s[1], m == s[1]), "curve": (early, ~early)}
+
+
+def _study_weights(blocks: list[np.ndarray], scheme: str) -> np.ndarray:
+    """Weights of one scheme from per-fold log errors (one (n_f, J) array per fold)."""
+    from scipy.optimize import minimize
+
+    from planner.fitting.ensemble import _normal_logpdf, ensemble_weights
+
+    n_cand = blocks[0].shape[1]
+    sigma = np.array([max(np.sqrt(np.mean([np.mean(b[:, j] ** 2) for b in blocks])), 1e-4) for j in range(n_cand)])
+    log_dens = [np.column_stack([_normal_logpdf(b[:, j], sigma[j]) for j in range(n_cand)]) for b in blocks]
+    if scheme in ("shrunk-stacking", "stacking", "pseudo-bma", "equal"):
+        return ensemble_weights(log_dens, scheme)
+    if scheme == "BB-pseudo-BMA":  # Yao et al. 2018: Bayesian bootstrap over the folds, 1000 draws, seed 0
+        per_fold = np.vstack([b.mean(axis=0) for b in log_dens])
+        rng, acc = np.random.default_rng(0), np.zeros(n_cand)
+        for _ in range(1000):
+            z = len(per_fold) * (rng.dirichlet(np.ones(len(per_fold))) @ per_fold)
+            w = np.exp(z - z.max())
+            acc += w / w.sum()
+        return acc / 1000
+    if scheme == "inverse MSE":  # Bates & Granger 1969
+        w = 1.0 / sigma ** 2
+        return w / w.sum()
+    if scheme == "point stacking":  # Breiman 1996: simplex weights minimising the mixture mean's squared log error
+        def loss(w: np.ndarray) -> float:
+            return float(np.mean([np.mean(np.log(np.maximum(np.exp(b) @ w, 1e-300)) ** 2) for b in blocks]))
+        r = minimize(loss, np.full(n_cand, 1.0 / n_cand), bounds=[(0.0, 1.0)] * n_cand,
+                     constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},), method="SLSQP")
+        w = np.clip(r.x, 0.0, None)
+        return w / w.sum()
+    raise ValueError(scheme)
+
+
+STUDY_SCHEMES = ("shrunk-stacking", "equal", "stacking", "pseudo-bma", "BB-pseudo-BMA", "inverse MSE", "point stacking")
+
+
+def _case_rows(case: str) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, ...]]:
+    if case == "split_lab":
+        runs = load_split_lab()
+        runs = runs[~runs["cross_domain"]].reset_index(drop=True)
+        cut = np.sort(runs["model_size"].unique())[2]
+        forms = SPLIT_FORMS
+    else:
+        family, domain = case.split(" ")
+        runs = load_finetune(family, domain).reset_index(drop=True)
+        cut = np.sort(runs["model_size"].unique())[-2]
+        forms = ("chinchilla", "overtrain") + SPLIT_FORMS
+    return runs[runs["model_size"] <= cut].reset_index(drop=True), runs[runs["model_size"] > cut].reset_index(drop=True), forms
+
+
+def weighting_study(case: str) -> dict[str, Any]:
+    """Every weighting scheme on every training-only fold set: the held-out mixture's ARE over the best form's.
+
+    Each candidate is fitted (seed 0, FIT_OPTIONS) on each fold's training rows and scored on its test rows
+    (log errors), and fitted on all training rows to predict the held-out rows; a scheme turns the fold
+    errors into weights (sigma_j = the candidate's RMS fold log error, as in auto), and the mixture of the
+    held-out predictions is scored. Nothing held out enters a weight.
+    """
+    import warnings
+
+    train, test, forms = _case_rows(case)
+    folds = _study_folds(train)
+    obs, final, fold_err = test["loss"].to_numpy(), {}, {f: {} for f in folds}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for form in forms:
+            final[form] = planner.fit(train, form, **FIT_OPTIONS).predict(test)
+            for name, (fit_rows, score_rows) in folds.items():
+                pred = planner.fit(train[fit_rows], form, **FIT_OPTIONS).predict(train[score_rows])
+                fold_err[name][form] = np.log(pred) - np.log(train["loss"].to_numpy()[score_rows])
+    errors = {f: _are(final[f], obs) for f in forms}
+    best = min(errors.values())
+    ratios: dict[str, dict[str, float]] = {}
+    for set_name, names in STUDY_FOLD_SETS.items():
+        blocks = [np.column_stack([fold_err[n][f] for f in forms]) for n in names]
+        ratios[set_name] = {}
+        for scheme in STUDY_SCHEMES:
+            w = _study_weights(blocks, scheme)
+            ratios[set_name][scheme] = _are(w @ np.vstack([final[f] for f in forms]), obs) / best
+    fold_are = {n: {f: float(np.mean(np.abs(np.expm1(fold_err[n][f])))) for f in forms} for n in folds}
+    return {"case": case, "errors": errors, "best": min(errors, key=errors.get), "fold_are": fold_are, "ratios": ratios}
+
+
+STUDY_CASES = ("split_lab", "Cerebras flan", "Cerebras wmt19", "OPT flan", "OPT wmt19")
+
+
 # --------------------------------------------------------------------------- report
 def _pct(v: float | None) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{100 * v:.2f} %"
@@ -195,7 +300,29 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _markdown_finetune(results["finetune"])
     if "adequacy" in results:
         lines += _markdown_adequacy(results["adequacy"])
+    if "weighting" in results:
+        lines += _markdown_weighting(results["weighting"])
     return "\n".join(lines)
+
+
+def _markdown_weighting(study: list[dict[str, Any]]) -> list[str]:
+    lines = ["### Weighting schemes: the ensemble's held-out ARE over the best single candidate's", "",
+             "| folds (training rows only) | scheme | " + " | ".join(r["case"] for r in study) + " | within 1.1x |",
+             "|---|---|" + "---:|" * (len(study) + 1)]
+    for set_name in STUDY_FOLD_SETS:
+        for scheme in STUDY_SCHEMES:
+            vals = [r["ratios"][set_name][scheme] for r in study]
+            lines.append(f"| {set_name} | {scheme} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {sum(v <= 1.1 for v in vals)} of {len(vals)} |")
+    lines += ["", "Each candidate's ARE on each training-only fold (the evidence the weights see) and on the held-out rows:", "",
+              "| case | fold | " + " | ".join(_short(f) for f in study[-1]["errors"]) + " |", "|---|---|" + "---:|" * len(study[-1]["errors"])]
+    for r in study:
+        for name, row in list(r["fold_are"].items()) + [("held out", r["errors"])]:
+            lines.append(f"| {r['case']} | {name} | " + " | ".join(_pct(row.get(f)) for f in study[-1]["errors"]) + " |")
+    return lines + [""]
+
+
+def _short(form: str) -> str:
+    return form.replace("split-", "")
 
 
 def _markdown_split(s: dict[str, Any]) -> list[str]:
@@ -251,6 +378,11 @@ def run_all(n_jobs: int | None = -1, parts: tuple[str, ...] = ("split_lab", "fin
             for d in FINETUNE_DOMAINS:
                 _progress(f"finetune {f} {d}")
                 out["finetune"].append(finetune_extrapolation(f, d, n_jobs=n_jobs))
+    if "weighting" in parts:
+        out["weighting"] = []
+        for case in STUDY_CASES:
+            _progress(f"weighting study {case}")
+            out["weighting"].append(weighting_study(case))
     if "adequacy" in parts:
         _progress("adequacy")
         out["adequacy"] = {"none": split_lab_adequacy(None), "min_tokens=1e6": split_lab_adequacy(1e6)}
@@ -261,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     ap.add_argument("--n-jobs", type=int, default=-1)
-    ap.add_argument("--parts", default="split_lab,finetune,adequacy", help="comma-separated: split_lab, finetune, adequacy")
+    ap.add_argument("--parts", default="split_lab,finetune,adequacy", help="comma-separated: split_lab, finetune, adequacy, weighting (the last refits every form on 4 folds per case: minutes)")
     ap.add_argument("--families", default=",".join(FAMILIES), help="finetune families, comma-separated")
     args = ap.parse_args(argv)
     results = run_all(n_jobs=args.n_jobs, parts=tuple(p.strip() for p in args.parts.split(",")),

@@ -10,7 +10,8 @@ import pytest
 
 import planner
 import planner.fitting.core as core
-from planner.fitting.ensemble import LawEnsemble, pseudo_bma_weights, size_folds, stacking_weights
+from planner.fitting.ensemble import (CandidateScore, LawEnsemble, ensemble_weights, pseudo_bma_weights, shrunk_stacking_weights, size_folds,
+                                      stacking_weights)
 from planner.fitting.identifiability import wide_interval_warnings
 from planner.laws import CallableForm, Param
 from synthetic import TRUTHS
@@ -67,6 +68,35 @@ def test_a_dominant_candidate_takes_all_weight_and_pseudo_bma_is_exp_elpd():
     np.testing.assert_allclose(pseudo_bma_weights(blocks), np.exp(elpd) / np.exp(elpd).sum())
 
 
+def test_shrunk_stacking_is_equal_with_one_fold_and_the_dirichlet_posterior_mean_with_more():
+    rng = np.random.default_rng(3)
+    one = [rng.normal(-1.0, 1.0, (6, 4)) + np.array([0.0, 3.0, -2.0, 0.0])]
+    assert stacking_weights(one)[1] > 0.9  # one fold: stacking puts (nearly) all weight on one form ...
+    np.testing.assert_array_equal(shrunk_stacking_weights(one), np.full(4, 0.25))  # ... the default does not
+    three = one + [rng.normal(-1.0, 1.0, (5, 4)), rng.normal(-1.0, 1.0, (3, 4)) + np.array([0.0, 1.0, 0.0, 0.0])]
+    s = stacking_weights(three)
+    # F = 3 folds: 2 fold-observations against a Dirichlet(1, 1, 1, 1) prior, computed by hand
+    np.testing.assert_allclose(shrunk_stacking_weights(three), (2 * s + 1) / (2 + 4), rtol=1e-12)
+    many = [rng.normal(-1.0, 0.3, (4, 2)) + np.array([0.0, -2.0]) for _ in range(200)]
+    assert shrunk_stacking_weights(many)[0] == pytest.approx(stacking_weights(many)[0], abs=0.01)  # tends to stacking
+    np.testing.assert_array_equal(ensemble_weights(three, "equal"), np.full(4, 0.25))
+    np.testing.assert_allclose(ensemble_weights(three), shrunk_stacking_weights(three))  # the default
+
+
+def test_equal_weights_rank_by_backtest_log_score():
+    names = ("split-additive", "split-interaction", "split-effective")
+    laws = tuple(planner.law(n, **TRUTHS[n]) for n in names)
+    scores = tuple(CandidateScore(n, "fitted", 1 / 3, log_score=ls) for n, ls in zip(names, (-2.0, 1.0, 0.5)))
+    ens = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores)
+    assert ens.ranking == (1, 2, 0) and ens.best is laws[1]
+    one_fold = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores, folds=({"name": "sizes <= 2 -> 3", "n_train": 4, "n_test": 2},))
+    lines = one_fold.summary_lines()
+    assert "equal, as one fold only proposes a ranking" in lines[0]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["split-interaction", "split-effective", "split-additive"]
+    unequal = LawEnsemble(laws, (0.5, 0.3, 0.2), scores)
+    assert unequal.ranking == (0, 1, 2)  # weight first
+
+
 # ------------------------------------------------------------------------ the ensemble
 @pytest.fixture(scope="module")
 def auto_law():
@@ -79,7 +109,11 @@ def test_auto_keeps_every_split_candidate_and_returns_the_best(auto_law):
     assert isinstance(ens, LawEnsemble)
     assert set(ens.names) == {"split-additive", "split-effective", "split-interaction", "split-transfer", "split-multiplicative", "split-prelearned"}
     assert sum(ens.weights) == pytest.approx(1.0)
-    assert auto_law.form.name == ens.best.form.name == max(zip(ens.weights, ens.names))[1]
+    assert auto_law.form.name == ens.best.form.name
+    # 3 fitted sizes: one backtest fold, equal weights (shrunk stacking), the best backtest log score ranks first
+    assert len(ens.folds) == 1 and np.allclose(ens.weights, 1 / len(ens))
+    fitted_scores = {s.form: s.log_score for s in ens.scores if s.status == 'fitted'}
+    assert ens.best.form.name == max(fitted_scores, key=fitted_scores.get)
     # the data came from split-additive: its backtest error is the smallest of all
     fitted = {s.form: s for s in ens.scores if s.status == "fitted"}
     assert min(fitted, key=lambda f: fitted[f].backtest_are) == "split-additive"

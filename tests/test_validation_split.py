@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import validate_split as VS  # noqa: E402
 
-# held-out ARE (base rows, specialized rows, all rows), measured 2026-11-25 by validate_split.py
+# held-out ARE (base rows, specialized rows, all rows), measured 2026-11-25 by validate_split.py (the
+# ensemble: the default shrunk stacking, which is equal weights with 3 training sizes' one backtest fold)
 SPLIT_LAB = {
     "split-additive": (0.07369, 0.06378, 0.06944),
     "split-multiplicative": (0.06964, 0.06954, 0.06960),
@@ -25,7 +26,7 @@ SPLIT_LAB = {
     "split-prelearned": (0.06651, 0.09770, 0.07988),
     "split-transfer": (0.07373, 0.11206, 0.09016),
     "split-effective": (0.09048, 0.10999, 0.09884),
-    "ensemble": (0.07033, 0.10068, 0.08334),
+    "ensemble": (0.07216, 0.08661, 0.07835),  # equal weights: one backtest fold (shrunk stacking)
     "copy largest fitted size": (0.11605, 0.14580, 0.12880),
     "no D' term": (0.08829, 0.27254, 0.16725),
 }
@@ -56,28 +57,36 @@ def test_split_lab_ensemble_never_fails_and_beats_both_baselines(split_lab):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 1.20: with 3 training sizes the only backtest fold (2 sizes -> the 3rd) "
-                                       "favours split-prelearned and split-effective, which extrapolate worse than "
-                                       "split-additive; the issue's 1.1x target is not met (docs/validation.md)")
+def test_split_lab_one_fold_gives_equal_weights_and_the_ratio_is_pinned(split_lab):
+    w = list(split_lab["weights"].values())
+    assert w == pytest.approx([1 / len(w)] * len(w), abs=1e-12)  # one fold proposes, nothing confirms: equal
+    assert split_lab["ensemble_over_best"] == pytest.approx(0.07835 / 0.06944, abs=0.01)  # 1.13 (plain stacking: 1.20)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 1.13 (equal weights; plain stacking 1.20): the one backtest fold (2 sizes -> "
+                                       "the third) ranks the forms unlike the real extrapolation, so no weighting from the "
+                                       "training rows reaches 1.1 here (docs/validation.md, 'Weighting schemes')")
 def test_split_lab_ensemble_within_1_1_of_the_best_candidate(split_lab):
     assert split_lab["ensemble_over_best"] <= 1.1
 
 
 # finetune_lin2024: fit the 3 smaller sizes of a family, predict the largest size's curve (ARE, measured
-# 2026-11-25 by validate_split.py): (family, dataset) -> {law: ARE}
+# 2026-11-25 by validate_split.py, re-measured after the fitter's warm starts (warm_start=True) landed on main):
+# (family, dataset) -> {law: ARE}
 FINETUNE = {
-    ("Cerebras", "flan"): {"chinchilla": 0.16859, "split-effective": 0.11583, "split-interaction": 0.12610, "split-additive": 0.14211,
-                           "overtrain": 0.17468, "split-transfer": 0.11140, "split-multiplicative": 0.11416, "split-prelearned": 0.11357,
-                           "ensemble": 0.11357, "copy next size down": 0.20944},
-    ("Cerebras", "wmt19"): {"chinchilla": 0.18407, "split-effective": 0.15949, "split-interaction": 0.23562, "split-additive": 0.27417,
-                            "overtrain": 0.20257, "split-transfer": 0.15906, "split-multiplicative": 0.24260, "split-prelearned": 0.24355,
-                            "ensemble": 0.27417, "copy next size down": 0.23901},
-    ("OPT", "flan"): {"chinchilla": 0.04709, "split-effective": 0.09051, "split-interaction": 0.08562, "split-additive": 0.09326,
-                      "overtrain": 0.04709, "split-transfer": 0.08828, "split-multiplicative": 0.07086, "split-prelearned": 0.07988,
-                      "ensemble": 0.09051, "copy next size down": 0.07359},
-    ("OPT", "wmt19"): {"chinchilla": 0.04077, "split-effective": 0.25878, "split-interaction": 0.14374, "split-additive": 0.25766,
-                       "overtrain": 0.04136, "split-transfer": 0.25393, "split-multiplicative": 0.21885, "split-prelearned": 0.20007,
-                       "ensemble": 0.20007, "copy next size down": 0.19174},
+    ("Cerebras", "flan"): {"chinchilla": 0.12803, "split-effective": 0.13526, "split-interaction": 0.12610, "split-additive": 0.14211,
+                           "overtrain": 0.17468, "split-transfer": 0.11140, "split-multiplicative": 0.11416, "split-prelearned": 0.11367,
+                           "ensemble": 0.12628, "copy next size down": 0.20944},
+    ("Cerebras", "wmt19"): {"chinchilla": 0.18410, "split-effective": 0.15857, "split-interaction": 0.23562, "split-additive": 0.27417,
+                            "overtrain": 0.20257, "split-transfer": 0.15899, "split-multiplicative": 0.24260, "split-prelearned": 0.24355,
+                            "ensemble": 0.16965, "copy next size down": 0.23901},
+    ("OPT", "flan"): {"chinchilla": 0.04682, "split-effective": 0.09051, "split-interaction": 0.08562, "split-additive": 0.09326,
+                      "overtrain": 0.04682, "split-transfer": 0.08828, "split-multiplicative": 0.07086, "split-prelearned": 0.07988,
+                      "ensemble": 0.05118, "copy next size down": 0.07359},
+    ("OPT", "wmt19"): {"chinchilla": 0.04080, "split-effective": 0.25878, "split-interaction": 0.14374, "split-additive": 0.25766,
+                       "overtrain": 0.04055, "split-transfer": 0.24919, "split-multiplicative": 0.21885, "split-prelearned": 0.20007,
+                       "ensemble": 0.14912, "copy next size down": 0.19174},
 }
 
 
@@ -95,11 +104,35 @@ def test_finetune_errors_are_pinned_and_auto_never_fails(finetune):
             assert got["errors"][name] == pytest.approx(are, abs=2e-3), (key, name)
 
 
+#: (family, dataset) -> the ensemble's ARE over the best candidate's, measured with the default weighting
+#: (equal weights: one fold); plain stacking gave 1.02, 1.72, 1.92, 4.91 (docs/validation.md)
+FINETUNE_RATIO = {("Cerebras", "flan"): 0.12628 / 0.11140, ("Cerebras", "wmt19"): 0.16965 / 0.15857,
+                  ("OPT", "flan"): 0.05118 / 0.04682, ("OPT", "wmt19"): 0.14912 / 0.04055}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(FINETUNE))
 def test_finetune_ensemble_within_1_1_of_the_best_candidate(finetune, key, request):
-    if key != ("Cerebras", "flan"):
-        # measured 1.72 (Cerebras wmt19), 1.92 (OPT flan), 4.91 (OPT wmt19): one backtest fold puts all
-        # weight on one form, and on OPT no D' form beats the constant-in-D' chinchilla (docs/validation.md)
+    assert finetune[key]["ensemble_over_best"] == pytest.approx(FINETUNE_RATIO[key], abs=0.01)
+    if key in (("Cerebras", "flan"), ("OPT", "wmt19")):
+        # measured 1.13 (Cerebras flan: the one fold ranked the forms well, plain stacking gave 1.02, equal weights
+        # give that up) and 3.68 (OPT wmt19: the forms without a D' term win on the largest size but are the worst
+        # on every training-only fold; no weighting from the training rows finds them) (docs/validation.md)
         request.applymarker(pytest.mark.xfail(strict=True, reason="issue's 1.1x target not met on this dataset"))
     assert finetune[key]["ensemble_over_best"] <= 1.1
+
+def test_the_early_checkpoint_cut_is_stated_in_the_fit_summary_either_way():
+    """Issue 11.8: the early-checkpoint cut is a reported choice, not a silent default."""
+    import warnings
+
+    import planner
+
+    runs = VS.load_split_lab()
+    small = runs[runs["model_size"] < 1e5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unidentified per-domain parameters of the tiny subset
+        none = planner.fit(small, "split-interaction", max_starts=2)
+        cut = planner.fit(small, "split-interaction", max_starts=2, min_tokens=1e6)
+    assert "early-checkpoint cut: none" in none.summary()
+    removed = int(((small["pretrain_tokens"] + small["spec_tokens"]) < 1e6).sum())
+    assert f"early-checkpoint cut: min_tokens=1e+06 (removed {removed} of {len(small)} rows)" in cut.summary()

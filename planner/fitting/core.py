@@ -324,8 +324,9 @@ class LawFitter:
         candidate's bootstrap draws and calibration backtests. The default process pool is started
         only for maps that outweigh its start-up (:mod:`planner._parallel`).
     progress: optional callable(done, total) for bootstrap progress.
-    ensemble: how ``form="auto"`` weighs its candidates: "stacking" (default) or "pseudo-bma"
-        of size-backtest log scores (see :mod:`planner.fitting.ensemble`).
+    ensemble: how ``form="auto"`` weighs its candidates from size-backtest log scores:
+        "shrunk-stacking" (default: stacking shrunk toward equal weights when folds are few),
+        "stacking", "pseudo-bma" or "equal" (see :mod:`planner.fitting.ensemble`).
     warm_start: fits on a subset of the rows of another fit of the same call (backtest folds, the
         training rows of ``train_on``, calibration cutoffs) start from that fit's optimum and stop
         once a grid start confirms it (True, the default); False: each is a cold multi-start (the
@@ -361,7 +362,7 @@ class LawFitter:
         seed: int = 0,
         n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
-        ensemble: str = "stacking",
+        ensemble: str = "shrunk-stacking",
         warm_start: bool = True,
     ) -> None:
         self.form = form

@@ -12,13 +12,27 @@ that applies to the runs and keeps them all in a :class:`LawEnsemble`:
    backtest prediction, scale sigma_j = the RMS of its backtest log errors over the folds (each fold
    counted equally; floored at its in-sample residual RMS and at 1e-4): a form that extrapolates badly
    is a wide, low density, not only a shifted one.
-3. **Weights by stacking** (Yao, Vehtari, Simpson & Gelman 2018, "Using Stacking to Average Bayesian
-   Predictive Distributions"): w on the simplex maximising the mean held-out log score of the mixture,
-   sum_f (1/n_f) sum_(i in fold f) log sum_j w_j p_j(y_i), solved by EM (each fold weighs the same).
-   ``method="pseudo-bma"`` gives w_j proportional to exp(elpd_j), elpd_j the same fold-balanced log
-   score summed over folds (Yao et al.'s pseudo-BMA, without the Bayesian bootstrap). Stacking is the
-   default: it keeps complementary forms when none is right (the M-open case), where pseudo-BMA
-   puts all weight on one.
+3. **Weights: stacking, shrunk toward equal weights by the number of folds** (the default,
+   ``method="shrunk-stacking"``). Stacking (Yao, Vehtari, Simpson & Gelman 2018, "Using Stacking to
+   Average Bayesian Predictive Distributions") finds s on the simplex maximising the mean held-out log
+   score of the mixture, sum_f (1/n_f) sum_(i in fold f) log sum_j s_j p_j(y_i), solved by EM (each fold
+   weighs the same). With F folds and J candidates the weights are
+
+       w_j = ((F - 1) s_j + 1) / (F - 1 + J),
+
+   the posterior mean of a uniform Dirichlet(1, ..., 1) prior over the J candidates updated with F - 1
+   fold-observations allotted as stacking allots them. One fold only *proposes* a ranking: nothing in
+   the data says how reliable it is; each further fold can confirm or contradict it, so F - 1 folds count
+   as evidence. With one fold (3 or 4 model sizes) the weights are equal; as folds accumulate they tend
+   to stacking's. Ties are broken by the backtest log score (the top-ranked candidate, ``best``, is then
+   stacking's choice). Why: on the five real extrapolations of ``benchmarks/validate_split.py`` (one fold
+   each), the single fold ranked the forms wrongly on four of five, and plain stacking's mixture was up
+   to 4.9x the best candidate's error, equal weights at most 3.7x (docs/validation.md, "Weighting
+   schemes"): the forecast-combination puzzle (equal weights are hard to beat when the weights are
+   estimated from little data; Smith & Wallis 2009, Claeskens et al. 2016).
+   ``method="stacking"`` gives s itself; ``method="pseudo-bma"`` gives w_j proportional to exp(elpd_j),
+   elpd_j the same fold-balanced log score summed over folds (Yao et al.'s pseudo-BMA, without the
+   Bayesian bootstrap); ``method="equal"`` gives 1/J whatever the folds.
 
 A candidate that fails to fit (in a fold or on all rows) gets weight 0 and its reason in the score
 table; the ensemble fails only when every candidate does, with every reason. The ensemble's point
@@ -44,10 +58,11 @@ from .layout import FitError, FitWarning
 if TYPE_CHECKING:  # pragma: no cover - law.py imports this module to read saved ensembles
     from .law import FittedLaw
 
-__all__ = ["Fold", "CandidateScore", "LawEnsemble", "size_folds", "stacking_weights", "pseudo_bma_weights", "ensemble_weights",
+__all__ = ["Fold", "CandidateScore", "LawEnsemble", "size_folds", "stacking_weights", "shrunk_stacking_weights", "pseudo_bma_weights",
+           "ensemble_weights",
            "WEIGHTING_METHODS"]
 
-WEIGHTING_METHODS = ("stacking", "pseudo-bma")
+WEIGHTING_METHODS = ("shrunk-stacking", "stacking", "pseudo-bma", "equal")
 _SIGMA_FLOOR = 1e-4
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -127,11 +142,32 @@ def pseudo_bma_weights(log_dens: Sequence[np.ndarray]) -> np.ndarray:
     return w / w.sum()
 
 
-def ensemble_weights(log_dens: Sequence[np.ndarray], method: str = "stacking") -> np.ndarray:
+def shrunk_stacking_weights(log_dens: Sequence[np.ndarray]) -> np.ndarray:
+    """Stacking weights s shrunk toward equal: w_j = ((F - 1) s_j + 1) / (F - 1 + J), F the non-empty folds.
+
+    The posterior mean of a Dirichlet(1, ..., 1) prior over the J candidates after F - 1 fold-observations
+    allotted as stacking allots them (one fold proposes a ranking, the others confirm or contradict it):
+    equal weights with one fold, stacking's as F grows (see the module docstring).
+    """
+    blocks = [np.asarray(b, dtype=float) for b in log_dens if len(b)]
+    n_cand = blocks[0].shape[1]
+    evidence = len(blocks) - 1
+    if evidence <= 0:
+        return np.full(n_cand, 1.0 / n_cand)
+    return (evidence * stacking_weights(blocks) + 1.0) / (evidence + n_cand)
+
+
+def ensemble_weights(log_dens: Sequence[np.ndarray], method: str = "shrunk-stacking") -> np.ndarray:
+    """Candidate weights from per-fold log predictive densities (one (n_f, J) array per fold) by ``method``."""
+    if method == "shrunk-stacking":
+        return shrunk_stacking_weights(log_dens)
     if method == "stacking":
         return stacking_weights(log_dens)
     if method == "pseudo-bma":
         return pseudo_bma_weights(log_dens)
+    if method == "equal":
+        n_cand = next(np.asarray(b).shape[1] for b in log_dens if len(b))
+        return np.full(n_cand, 1.0 / n_cand)
     raise FitError(f"ensemble weighting must be one of {', '.join(WEIGHTING_METHODS)}, not {method!r}")
 
 
@@ -195,7 +231,7 @@ class LawEnsemble:
     candidates: the fitted laws (every candidate that could be fitted, on the same rows).
     weights: one weight per candidate, summing to 1.
     scores: the table of every candidate considered, fitted or not (:class:`CandidateScore`).
-    method: "stacking" or "pseudo-bma".
+    method: one of :data:`WEIGHTING_METHODS` ("shrunk-stacking", "stacking", "pseudo-bma", "equal").
     sigmas: per candidate, the backtest scale of log-loss errors (the predictive density's scale).
     folds: the backtest folds (name, rows fitted, rows scored).
     holdout: the ensemble's own held-out metrics when the fit had ``train_on`` (else None).
@@ -205,7 +241,7 @@ class LawEnsemble:
     candidates: tuple[FittedLaw, ...]
     weights: tuple[float, ...]
     scores: tuple[CandidateScore, ...] = ()
-    method: str = "stacking"
+    method: str = "shrunk-stacking"
     sigmas: tuple[float, ...] = ()
     folds: tuple[Mapping[str, Any], ...] = ()
     holdout: Mapping[str, Any] | None = None
@@ -229,8 +265,16 @@ class LawEnsemble:
 
     @property
     def best(self) -> FittedLaw:
-        """The candidate with the largest weight."""
-        return self.candidates[int(np.argmax(self.weights))]
+        """The candidate with the largest weight; among equal weights, the best backtest log score."""
+        return self.candidates[self.ranking[0]]
+
+    @property
+    def ranking(self) -> tuple[int, ...]:
+        """Candidate indices, best first: by weight, ties (within 1e-9) broken by the backtest log score."""
+        score = {s.form: s.log_score for s in self.scores if s.status == "fitted" and s.log_score is not None}
+        w = np.asarray(self.weights, dtype=float)
+        key = [(-round(float(wi) / 1e-9), -score.get(name, -math.inf), i) for i, (wi, name) in enumerate(zip(w, self.names))]
+        return tuple(k[2] for k in sorted(key))
 
     def weight_of(self, form: str) -> float:
         return dict(zip(self.names, self.weights)).get(form, 0.0)
@@ -303,7 +347,8 @@ class LawEnsemble:
         """The ``FittedLaw.selection`` ranking: fitted candidates by weight, then the others."""
         rows = []
         best = self.best.form.name
-        for s in sorted(self.scores, key=lambda s: (s.status != "fitted", -s.weight, s.backtest_are if s.backtest_are is not None else math.inf)):
+        order = {self.names[i]: r for r, i in enumerate(self.ranking)}
+        for s in sorted(self.scores, key=lambda s: (s.status != "fitted", order.get(s.form, math.inf), s.backtest_are if s.backtest_are is not None else math.inf)):
             if s.status == "fitted":
                 note = ("selected, " if s.form == best else "") + f"weight {s.weight:.3f}"
             else:
@@ -315,9 +360,12 @@ class LawEnsemble:
     def summary_lines(self) -> list[str]:
         lines = [f"candidate forms: {len(self.candidates)} fitted, weights by {self.method} of size-backtest log scores "
                  f"({len(self.folds)} fold{'s' if len(self.folds) != 1 else ''})"]
+        if self.method == "shrunk-stacking" and len(self.folds) <= 1 and len(self.candidates) > 1:
+            lines[0] += ": equal, as one fold only proposes a ranking (listed by backtest log score)"
         header = f"  {'form':<22}{'weight':>8}{'backtest ARE':>14}{'sigma':>9}  note"
         lines.append(header)
-        for s in sorted(self.scores, key=lambda s: (s.status != "fitted", -s.weight)):
+        order = {self.names[i]: r for r, i in enumerate(self.ranking)}
+        for s in sorted(self.scores, key=lambda s: (s.status != "fitted", order.get(s.form, math.inf))):
             are = "" if s.backtest_are is None else f"{100 * s.backtest_are:.3f}%"
             sig = "" if s.sigma is None else f"{s.sigma:.4f}"
             note = "" if s.status == "fitted" else f"{s.status}: {s.reason}"

@@ -256,6 +256,11 @@ class FittedLaw:
         if self.data:
             d = self.data
             lines.append(f"data: {d.get('n_rows', '?')} rows, {d.get('n_runs', '?')} runs, {d.get('n_model_sizes', '?')} model sizes, domains {', '.join(map(str, d.get('domains', [])))}")
+            # the early-checkpoint cut (Choshen et al.) is a choice, stated either way (issue 11.8)
+            cut = (self.options or {}).get("min_tokens")
+            removed = next((n.get("message", "") for n in d.get("notes", ()) if isinstance(n, Mapping) and str(n.get("message", "")).startswith("min_tokens=")), "")
+            lines.append(f"early-checkpoint cut: min_tokens={float(cut):.4g} ({removed.split('(', 1)[-1].split(')', 1)[-1].strip() or 'applied'})" if cut
+                         else "early-checkpoint cut: none (every checkpoint fitted; set min_tokens= to drop early ones)")
         pct = int(round(100 * self.interval_level))
         header = f"{'parameter':<16}{'value':>14}{'std err':>12}{pct:>6}% interval"
         lines += ["", header, "-" * len(header) + "-" * 14]
