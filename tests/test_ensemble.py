@@ -72,7 +72,7 @@ def test_shrunk_stacking_is_equal_with_one_fold_and_the_dirichlet_posterior_mean
     rng = np.random.default_rng(3)
     one = [rng.normal(-1.0, 1.0, (6, 4)) + np.array([0.0, 3.0, -2.0, 0.0])]
     assert stacking_weights(one)[1] > 0.9  # one fold: stacking puts (nearly) all weight on one form ...
-    np.testing.assert_array_equal(shrunk_stacking_weights(one), np.full(4, 0.25))  # ... the default does not
+    np.testing.assert_array_equal(shrunk_stacking_weights(one), np.full(4, 0.25))  # ... shrunk stacking does not
     three = one + [rng.normal(-1.0, 1.0, (5, 4)), rng.normal(-1.0, 1.0, (3, 4)) + np.array([0.0, 1.0, 0.0, 0.0])]
     s = stacking_weights(three)
     # F = 3 folds: 2 fold-observations against a Dirichlet(1, 1, 1, 1) prior, computed by hand
@@ -80,7 +80,8 @@ def test_shrunk_stacking_is_equal_with_one_fold_and_the_dirichlet_posterior_mean
     many = [rng.normal(-1.0, 0.3, (4, 2)) + np.array([0.0, -2.0]) for _ in range(200)]
     assert shrunk_stacking_weights(many)[0] == pytest.approx(stacking_weights(many)[0], abs=0.01)  # tends to stacking
     np.testing.assert_array_equal(ensemble_weights(three, "equal"), np.full(4, 0.25))
-    np.testing.assert_allclose(ensemble_weights(three), shrunk_stacking_weights(three))  # the default
+    np.testing.assert_allclose(ensemble_weights(three, "shrunk-stacking"), shrunk_stacking_weights(three))
+    np.testing.assert_allclose(ensemble_weights(three), s)  # the default: plain stacking
 
 
 def test_equal_weights_rank_by_backtest_log_score():
@@ -89,7 +90,7 @@ def test_equal_weights_rank_by_backtest_log_score():
     scores = tuple(CandidateScore(n, "fitted", 1 / 3, log_score=ls) for n, ls in zip(names, (-2.0, 1.0, 0.5)))
     ens = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores)
     assert ens.ranking == (1, 2, 0) and ens.best is laws[1]
-    one_fold = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores, folds=({"name": "sizes <= 2 -> 3", "n_train": 4, "n_test": 2},))
+    one_fold = LawEnsemble(laws, (1 / 3, 1 / 3, 1 / 3), scores, method="shrunk-stacking", folds=({"name": "sizes <= 2 -> 3", "n_train": 4, "n_test": 2},))
     lines = one_fold.summary_lines()
     assert "equal, as one fold only proposes a ranking" in lines[0]
     assert [ln.split()[0] for ln in lines[2:5]] == ["split-interaction", "split-effective", "split-additive"]
@@ -100,7 +101,7 @@ def test_equal_weights_rank_by_backtest_log_score():
 # ------------------------------------------------------------------------ the ensemble
 @pytest.fixture(scope="module")
 def auto_law():
-    return planner.fit(_runs(), "auto", max_starts=16, train_on="model_size < 3e8")
+    return planner.fit(_runs(), "auto", max_starts=16, train_on="model_size < 3e8", ensemble="shrunk-stacking")
 
 
 @pytest.mark.slow

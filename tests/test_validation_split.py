@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import validate_split as VS  # noqa: E402
 
 # held-out ARE (base rows, specialized rows, all rows), measured 2026-11-25 by validate_split.py (the
-# ensemble: the default shrunk stacking, which is equal weights with 3 training sizes' one backtest fold)
+# ensemble: shrunk stacking, validate_split.AUTO_OPTIONS; fit()'s default is plain stacking), equal weights with 3 training sizes' one backtest fold)
 SPLIT_LAB = {
     "split-additive": (0.07369, 0.06378, 0.06944),
     "split-multiplicative": (0.06964, 0.06954, 0.06960),

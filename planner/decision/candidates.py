@@ -91,6 +91,11 @@ def as_candidates(obj: Any, *, min_weight: float = 0.01) -> tuple[Candidate, ...
             raise DecisionError(f"{type(obj).__name__}: {len(laws)} candidates but {len(ws)} weights")
         names = list(getattr(obj, "names", ())) or [_law_name(l) for l in laws]
         items = [Candidate(str(n), l, w) for n, l, w in zip(names, laws, ws)]
+        # best first (an ensemble's ranking: weight, ties by backtest score), so the top-weighted
+        # candidate the decision treats as nominal is the law fit(form="auto") returned
+        order = list(getattr(obj, "ranking", ()) or ())
+        if sorted(order) == list(range(len(items))):
+            items = [items[i] for i in order]
     elif isinstance(obj, Mapping):
         items = [Candidate(str(k), v, 1.0) for k, v in obj.items()]
     elif isinstance(obj, Iterable):

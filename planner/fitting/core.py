@@ -325,8 +325,10 @@ class LawFitter:
         only for maps that outweigh its start-up (:mod:`planner._parallel`).
     progress: optional callable(done, total) for bootstrap progress.
     ensemble: how ``form="auto"`` weighs its candidates from size-backtest log scores:
-        "shrunk-stacking" (default: stacking shrunk toward equal weights when folds are few),
-        "stacking", "pseudo-bma" or "equal" (see :mod:`planner.fitting.ensemble`).
+        "stacking" (the default), "shrunk-stacking" (stacking shrunk toward equal weights when
+        folds are few: equal weights with one fold; the better predictor on the real extrapolations
+        of docs/validation.md, but every candidate then carries weight into bootstraps and decisions),
+        "pseudo-bma" or "equal" (see :mod:`planner.fitting.ensemble`).
     warm_start: fits on a subset of the rows of another fit of the same call (backtest folds, the
         training rows of ``train_on``, calibration cutoffs) start from that fit's optimum and stop
         once a grid start confirms it (True, the default); False: each is a cold multi-start (the
@@ -362,7 +364,7 @@ class LawFitter:
         seed: int = 0,
         n_jobs: int | None = -1,
         progress: Callable[[int, int], None] | None = None,
-        ensemble: str = "shrunk-stacking",
+        ensemble: str = "stacking",
         warm_start: bool = True,
     ) -> None:
         self.form = form

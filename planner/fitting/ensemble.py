@@ -12,8 +12,8 @@ that applies to the runs and keeps them all in a :class:`LawEnsemble`:
    backtest prediction, scale sigma_j = the RMS of its backtest log errors over the folds (each fold
    counted equally; floored at its in-sample residual RMS and at 1e-4): a form that extrapolates badly
    is a wide, low density, not only a shifted one.
-3. **Weights: stacking, shrunk toward equal weights by the number of folds** (the default,
-   ``method="shrunk-stacking"``). Stacking (Yao, Vehtari, Simpson & Gelman 2018, "Using Stacking to
+3. **Weights: stacking** (the default, ``method="stacking"``), **or stacking shrunk toward equal
+   weights by the number of folds** (``method="shrunk-stacking"``). Stacking (Yao, Vehtari, Simpson & Gelman 2018, "Using Stacking to
    Average Bayesian Predictive Distributions") finds s on the simplex maximising the mean held-out log
    score of the mixture, sum_f (1/n_f) sum_(i in fold f) log sum_j s_j p_j(y_i), solved by EM (each fold
    weighs the same). With F folds and J candidates the weights are
@@ -24,7 +24,9 @@ that applies to the runs and keeps them all in a :class:`LawEnsemble`:
    fold-observations allotted as stacking allots them. One fold only *proposes* a ranking: nothing in
    the data says how reliable it is; each further fold can confirm or contradict it, so F - 1 folds count
    as evidence. With one fold (3 or 4 model sizes) the weights are equal; as folds accumulate they tend
-   to stacking's. Ties are broken by the backtest log score (the top-ranked candidate, ``best``, is then
+   to stacking's. Why it is not the default: with equal weights every candidate, however its plan
+   extrapolates, enters bootstraps and decisions (on the three-domain scenario, the [uncertainty]
+   analysis then took 8x the CPU and its ranges spanned N = 1e6 .. 3e9). Ties are broken by the backtest log score (the top-ranked candidate, ``best``, is then
    stacking's choice). Why: on the five real extrapolations of ``benchmarks/validate_split.py`` (one fold
    each), the single fold ranked the forms wrongly on four of five, and plain stacking's mixture was up
    to 4.9x the best candidate's error, equal weights at most 3.7x (docs/validation.md, "Weighting
@@ -157,7 +159,7 @@ def shrunk_stacking_weights(log_dens: Sequence[np.ndarray]) -> np.ndarray:
     return (evidence * stacking_weights(blocks) + 1.0) / (evidence + n_cand)
 
 
-def ensemble_weights(log_dens: Sequence[np.ndarray], method: str = "shrunk-stacking") -> np.ndarray:
+def ensemble_weights(log_dens: Sequence[np.ndarray], method: str = "stacking") -> np.ndarray:
     """Candidate weights from per-fold log predictive densities (one (n_f, J) array per fold) by ``method``."""
     if method == "shrunk-stacking":
         return shrunk_stacking_weights(log_dens)
@@ -241,7 +243,7 @@ class LawEnsemble:
     candidates: tuple[FittedLaw, ...]
     weights: tuple[float, ...]
     scores: tuple[CandidateScore, ...] = ()
-    method: str = "shrunk-stacking"
+    method: str = "stacking"
     sigmas: tuple[float, ...] = ()
     folds: tuple[Mapping[str, Any], ...] = ()
     holdout: Mapping[str, Any] | None = None
