@@ -96,6 +96,12 @@ def test_equal_weights_rank_by_backtest_log_score():
     assert [ln.split()[0] for ln in lines[2:5]] == ["split-interaction", "split-effective", "split-additive"]
     unequal = LawEnsemble(laws, (0.5, 0.3, 0.2), scores)
     assert unequal.ranking == (0, 1, 2)  # weight first
+    # the decision package takes the candidates best first: with tied weights its nominal candidate
+    # (the first of the largest weight) is the ensemble's best, the law fit(form="auto") returns
+    from planner.decision import as_candidates
+
+    assert [c.name for c in as_candidates(ens)] == ["split-interaction", "split-effective", "split-additive"]
+    assert [c.name for c in as_candidates(unequal)] == list(names)
 
 
 # ------------------------------------------------------------------------ the ensemble
