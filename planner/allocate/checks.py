@@ -126,7 +126,7 @@ def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, 
     dx = np.zeros(len(scales)) if menu else rng.standard_normal(len(scales)) * scales
     Np = np.clip(N * np.exp(dx), lo, hi)
     Dp = D * np.exp(rng.standard_normal(len(scales)) * scales)
-    Sp = np.tile(S, (len(scales), 1))
+    Sp = np.broadcast_to(S, (len(scales), len(S))).copy()
     if len(spec):
         base = np.maximum(S[spec], SPEC_FLOOR)
         Sp[:, spec] = base * np.exp(rng.standard_normal((len(scales), len(spec))) * scales[:, None])

@@ -213,7 +213,8 @@ class Problem:
         for form, ks_arr, base in layout:
             ks = ks_arr.tolist() if len(ks_arr) != self.K else slice(None)
             m = len(ks_arr)
-            p = {name: (v if n == 1 else np.tile(v, n)) for name, v in base.items()}
+            # parameters repeated per point (np.tile's Python-level overhead dominated small sweeps)
+            p = {name: (v if n == 1 else np.broadcast_to(v, (n, m)).ravel()) for name, v in base.items()}
             x = Inputs(
                 model_size=np.repeat(n_arr, m), pretrain_tokens=np.repeat(d_eff, m),
                 spec_tokens=np.ascontiguousarray(s_eff[:, ks]).reshape(-1), unique_tokens=np.full(n * m, unique),
