@@ -56,7 +56,8 @@ def test_uncertainty_section_end_to_end(tmp_path):
     w = dict(zip(regret["plans"], regret["worst"]))
     assert w["robust (worst-case regret)"] <= min(w["plan under split-additive"], w["plan under split-effective"]) + 1e-9
     json.dumps(doc)  # JSON-able
-    assert "timings" not in d and res.timings["decision_robust_seconds"] >= 0  # no timings in the reports: reruns are byte-identical
+    # no timings in the reports (reruns are byte-identical); they stay on the result for --verbose
+    assert "timings" not in d and "decision_robust_seconds" in res.timings
     md = render_markdown(doc)
     for title in ("Decisions under an uncertain law", "Cross-regret", "Robust plans", "Decision ranges", "Flatness band"):
         assert title in md

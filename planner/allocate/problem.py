@@ -207,7 +207,7 @@ class Problem:
         if params is None or params is self.params:
             layout = self._grad_layout(True)[1]  # the point estimate's parameter arrays, built once
         else:
-            layout = self._param_layout(params)
+            layout = self._param_layout([params])
         out = np.empty((n, self.K))
         # one predict call per distinct form: rows = points x domains, parameters expanded per row
         for form, ks_arr, base in layout:
@@ -225,29 +225,23 @@ class Problem:
         out = np.where(np.isnan(out), np.inf, out)
         return out[0] if single else out
 
-    def _param_layout(self, params: Sequence[Mapping[str, float]]) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+    def _param_layout(self, draws: Sequence[Sequence[Mapping[str, float]]]) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+        """Per distinct form: (form, its domains, each parameter as an array over rows draw-major x domains)."""
         groups: dict[int, list[int]] = {}
         for k, f in enumerate(self.forms):
             groups.setdefault(id(f), []).append(k)
-        return [(self.forms[ks[0]], np.array(ks), {name: np.array([float(params[k][name]) for k in ks], dtype=float) for name in params[ks[0]].keys()})
+        return [(self.forms[ks[0]], np.array(ks),
+                 {name: np.array([[float(dr[k][name]) for k in ks] for dr in draws], dtype=float).reshape(-1) for name in draws[0][ks[0]].keys()})
                 for ks in groups.values()]
 
     def _grad_layout(self, nominal: bool) -> tuple[int, list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]]:
-        """Per distinct form: (form, its domains, parameters expanded to rows draw-major x domains); cached."""
+        """(number of parameter sets, :meth:`_param_layout` of the point estimate or of the robust draws); cached."""
         key = "_grad_layout_nominal" if nominal else "_grad_layout_draws"
         got = self.__dict__.get(key)
         if got is not None:
             return got
         draws = [self.params] if nominal or not (self.robust in ("mean", "worst") and self.draws) else [d.params for d in self.draws]
-        groups: dict[int, list[int]] = {}
-        for k, f in enumerate(self.forms):
-            groups.setdefault(id(f), []).append(k)
-        layout = []
-        for ks in groups.values():
-            names = draws[0][ks[0]].keys()
-            p = {name: np.array([[float(dr[k][name]) for k in ks] for dr in draws], dtype=float).reshape(-1) for name in names}
-            layout.append((self.forms[ks[0]], np.array(ks), p))
-        got = (len(draws), layout)
+        got = (len(draws), self._param_layout(draws))
         object.__setattr__(self, key, got)  # a cache on a frozen dataclass (not a field: replace() drops it)
         return got
 

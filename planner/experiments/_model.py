@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..fitting.law import FittedLaw, law as make_law
+from ..fitting.layout import parse_slot_name
 from ..laws import Form, get_form
 from ..laws.base import Inputs
 from ..errors import PlannerError
@@ -58,13 +59,6 @@ class Points:
         return Points(self.model_size[mask], self.pretrain_tokens[mask], self.spec_tokens[mask], self.dom[mask])
 
 
-def _split_slot(name: str) -> tuple[str, str | None]:
-    if name.endswith("]") and "[" in name:
-        base, dom = name[:-1].split("[", 1)
-        return base, dom
-    return name, None
-
-
 @dataclass(frozen=True)
 class LawVec:
     """Form + domains + slot order: evaluate a law given as a vector of log-parameters."""
@@ -93,7 +87,7 @@ class LawVec:
         vec = cls.for_form(law.form, domains)
         values = []
         for s in vec.slots:
-            base, dom = _split_slot(s)
+            base, dom = parse_slot_name(s)
             if s in law.params:
                 values.append(law.params[s])
             elif base in law.params:  # tied or shared slot
@@ -112,7 +106,7 @@ class LawVec:
         """Log bounds of every slot (the form's declared bounds)."""
         lo, hi = [], []
         for s in self.slots:
-            q = self.form.param(_split_slot(s)[0])
+            q = self.form.param(parse_slot_name(s)[0])
             lo.append(np.log(q.lower))
             hi.append(np.log(q.upper))
         return np.asarray(lo), np.asarray(hi)
@@ -122,7 +116,7 @@ class LawVec:
         out: dict[str, Any] = {}
         per: dict[str, np.ndarray] = {}
         for v, s in zip(values, self.slots):
-            base, d = _split_slot(s)
+            base, d = parse_slot_name(s)
             if d is None:
                 out[base] = v
             else:
@@ -154,7 +148,7 @@ class LawVec:
                 jac[:, j] = (np.log(self.predict(t, pts)) - np.log(loss)) / h
             return jac
         for j, s in enumerate(self.slots):
-            base, d = _split_slot(s)
+            base, d = parse_slot_name(s)
             g = np.broadcast_to(np.asarray(grad[base], dtype=float), (n,))
             if d is not None:
                 g = np.where(pts.dom == self.domains.index(d), g, 0.0)
