@@ -46,7 +46,7 @@ from ..constants import package_version
 from ..fitting.law import FittedLaw
 from ._model import DesignError, LawVec, Points
 from ._plan import PlanProblem
-from .criterion import TruthSensitivity, linearized_regret, sensitivities
+from .criterion import WASTE_CAP, TruthSensitivity, linearized_regret, sensitivities
 from .ladder import Ladder, LadderSpec, _guard, default_ladder, designed_ladder, uniform_grid
 from .prior import SPLIT_FORMS, FormPrior, Prior, gaussian_sampler, prior_from_runs, published_prior
 from .shapes import Shape, shape
@@ -68,6 +68,12 @@ SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
     "branch_ratio": (0.1, 0.3, 1.0, 3.0, 10.0),
     "long_factor": (1.0, 2.0, 4.0),
 }
+#: the default ladder's shape with longer branches, added to the short list of the simulation step (the
+#: linearized criterion undervalues long branches for telling the D' forms apart, see docs/design.md)
+HABIT_VARIANTS = (
+    LadderSpec(5, 2.5, 20.0, 5, (0.25, 0.5, 1.0), 1.0),
+    LadderSpec(5, 2.5, 10.0, 5, (0.25, 1.0), 3.0),
+)
 _STARTS = (
     LadderSpec(5, 3.0, 20.0, 5, (0.25, 0.5, 1.0), 0.3),
     LadderSpec(4, 3.0, 40.0, 2, (0.5, 1.0), 0.3),
@@ -105,7 +111,8 @@ class Design:
     ``ladder``: the designed runs (:class:`.ladder.Ladder`); ``spec``: its search parameters;
     ``comparison``: designed, default and uniform ladders at equal compute (:class:`LadderScore`,
     expected regret as a share of the target budget: *waste*); ``curve``: the criterion against the
-    experiment budget; ``simulation``: the verification (or None); ``shapes``: model size -> shape.
+    experiment budget; ``simulation``: the verification (or None); ``shapes``: model size -> shape;
+    ``selection``: the short list's simulated scores (:func:`select_by_simulation`; empty when not run).
     """
 
     status: str
@@ -126,6 +133,7 @@ class Design:
     existing_measurements: int = 0
     flop_model: FlopModel = field(default_factory=SixN)
     options: Mapping[str, Any] = field(default_factory=dict)
+    selection: tuple[dict[str, Any], ...] = ()
 
     @property
     def flops(self) -> float:
@@ -169,7 +177,7 @@ class Design:
             "simulation": None if self.simulation is None else self.simulation.to_dict(),
             "shapes": {f"{n:.6g}": s.to_dict() for n, s in self.shapes.items()},
             "flop_model": self.flop_model.to_dict() if hasattr(self.flop_model, "to_dict") else {"model": type(self.flop_model).__name__},
-            "options": dict(self.options),
+            "options": dict(self.options), "selection": list(self.selection),
         })
 
     def summary(self) -> str:
@@ -177,7 +185,13 @@ class Design:
             return f"status: {self.status}: {self.message}"
         lines = [f"experiment budget {self.experiment_budget:.3g} FLOPs ({100 * self.experiment_budget / self.target_budget:.2g} % of the target "
                  f"{self.target_budget:.3g}); designed ladder {self.flops:.3g} FLOPs, {self.ladder.n_new_runs} new runs",
-                 f"  {self.spec.label() if self.spec else ''}"]
+                 f"  {self.ladder.description}"]
+        if self.selection:
+            lines.append(f"  selection by simulation ({self.options.get('select_simulations')} truths of the prior; cost = capped waste + spend, "
+                         "shares of the target budget):")
+            for r in self.selection:
+                lines.append(f"    {r['ladder']:<12} {r['n_new_runs']:>3} runs  waste {100 * r['expected_waste']:6.3g} % + spend "
+                             f"{100 * r['flops'] / self.target_budget:.3g} % = {100 * r['cost']:.3g} %{'  <- chosen' if r.get('chosen') else ''}")
         for s in self.comparison:
             sim = "" if s.simulated is None else f"; simulated {100 * s.simulated:.3g} % [{100 * s.simulated_interval[0]:.3g}, {100 * s.simulated_interval[1]:.3g}]"
             lines.append(f"  {s.name:<9} {s.n_new_runs:>3} runs {s.flops:.3g} FLOPs: expected waste (linearized) {100 * s.linearized:.3g} % of the target budget{sim}")
@@ -284,9 +298,12 @@ def prune(lad: Ladder, cost: Any, *, min_sizes: int = 3, max_steps: int = 60) ->
 def _search(budget: float, domains: Sequence[str], sens: Sequence[TruthSensitivity], noise: float, target: float, *,
             flop_model: FlopModel, min_size: float, max_size: float, menu: Sequence[float] | None,
             spend_options: Sequence[float], passes: int = 3, existing: Points | None = None,
-            prune_runs: bool = True) -> tuple[LadderSpec | None, Ladder | None, float]:
-    """Coordinate descent over :class:`LadderSpec`, then pruning of the best ladder's runs and a rescale to a spend option."""
-    cache: dict[LadderSpec, tuple[float, Ladder | None]] = {}
+            prune_runs: bool = True, seen: dict | None = None) -> tuple[LadderSpec | None, Ladder | None, float]:
+    """Coordinate descent over :class:`LadderSpec`, then pruning of the best ladder's runs and a rescale to a spend option.
+
+    ``seen``: a dict that receives every ladder the search scored (spec -> (cost, ladder)), for the short list.
+    """
+    cache: dict[LadderSpec, tuple[float, Ladder | None]] = {} if seen is None else seen
     ex = existing if existing is not None and len(existing) else None
 
     def ladder_cost(lad: Ladder) -> float:
@@ -340,6 +357,77 @@ def _search(budget: float, domains: Sequence[str], sens: Sequence[TruthSensitivi
     return best_spec, lad, best_cost
 
 
+def shortlist(chosen: Ladder, chosen_spec: LadderSpec | None, seen: Mapping[LadderSpec, tuple[float, Ladder | None]],
+              size: int) -> list[tuple[LadderSpec | None, Ladder]]:
+    """The search's ladder and the next best ladders it scored, structurally distinct first.
+
+    Ranked by the linearized cost; a ladder whose (sizes, spacing, tokens per parameter, branched sizes)
+    is already on the list is skipped while distinct ones remain, so the list is not ``size`` variants
+    of one branch horizon.
+    """
+    ranked = sorted(((c, spec, lad) for spec, (c, lad) in seen.items() if lad is not None and math.isfinite(c)), key=lambda t: t[0])
+    out: list[tuple[LadderSpec | None, Ladder]] = [(chosen_spec, chosen)]
+    def key(spec: LadderSpec) -> tuple:
+        return (spec.n_sizes, spec.size_step, spec.tokens_per_param, spec.branch_top, spec.long_factor)
+
+    labels, keys = {chosen.description}, ({key(chosen_spec)} if chosen_spec is not None else set())
+    for distinct in (True, False):
+        for _, spec, lad in ranked:
+            if len(out) >= size:
+                return out
+            if lad.description in labels or (distinct and key(spec) in keys):
+                continue
+            out.append((spec, lad))
+            labels.add(lad.description)
+            keys.add(key(spec))
+    return out
+
+
+def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladder], fit_prior: Prior, truth_prior: Prior,
+                         prob: PlanProblem, *, n_truths: int, seed: int, noise: float, flop_model: FlopModel,
+                         existing: Points | None = None, existing_y: np.ndarray | None = None,
+                         n_jobs: int | None = None) -> tuple[int, Ladder, list[dict[str, Any]]]:
+    r"""Pick among the short list and the baselines by simulated held-out regret under the design's prior.
+
+    Every ladder is simulated on the same ``n_truths`` truths of the prior (:func:`.simulate.simulate_ladders`:
+    common random numbers; truths drawn with their own seed, not the verification's), and scored by the
+    expected total cost in units of the target budget,
+
+        mean over truths of min(waste, 1) + FLOPs / C,
+
+    (waste capped at one target budget, as in the criterion: a handful of truths whose plan is off by
+    more than the whole budget would otherwise decide). The lowest wins; a candidate must beat the
+    baselines strictly, so on these truths the design is never worse than the default ladder. The
+    winner is returned as (its index in candidates + baselines, the ladder renamed ``designed``, one row
+    per ladder with what it scored).
+    """
+    named = [replace(l, name=f"candidate-{i + 1}") for i, l in enumerate(candidates)] + list(baselines)
+    sim = simulate_ladders(named, fit_prior, prob, n_truths=n_truths, seed=seed, truth_prior=truth_prior, noise=noise,
+                           existing=existing, existing_y=existing_y, n_jobs=n_jobs)
+    target = prob.budget
+    rows = []
+    for l in named:
+        w = np.array([r["waste"][l.name] for r in sim.per_truth], dtype=float)
+        capped = np.minimum(np.nan_to_num(w, nan=WASTE_CAP), WASTE_CAP)
+        rows.append({"ladder": l.name, "description": l.description, "flops": l.flops(flop_model), "n_new_runs": l.n_new_runs,
+                     "expected_waste": float(np.mean(capped)), "expected_waste_uncapped": float(np.nanmean(w)),
+                     "median_waste": float(np.nanmedian(w)), "selected_true_form": sim.selected_true_form[l.name],
+                     "cost": float(np.mean(capped)) + l.flops(flop_model) / target})
+    base = [r for r in rows if not r["ladder"].startswith("candidate-")]
+    cands = [r for r in rows if r["ladder"].startswith("candidate-")]
+    best_base = min(base, key=lambda r: r["cost"])
+    best = min(cands, key=lambda r: r["cost"]) if cands else best_base
+    if best["cost"] >= best_base["cost"]:
+        best = best_base
+    best["chosen"] = True
+    lad = next(l for l in named if l.name == best["ladder"])
+    how = (f"chosen by simulation among {len(named)} ladders ({n_truths} truths of the prior): "
+           f"expected waste {100 * best['expected_waste']:.3g} % + spend {100 * best['flops'] / target:.3g} % of the target budget")
+    if lad.name in ("default", "uniform"):
+        how = f"the {lad.name} ladder itself: no ladder of the search beat it in simulation; " + how
+    return named.index(lad), replace(lad, name="designed", description=f"{lad.description} [{how}]"), rows
+
+
 # ---------------------------------------------------------------------------- design
 def design(
     domains: Sequence[Domain | Mapping[str, Any] | str] = (),
@@ -361,6 +449,8 @@ def design(
     seed: int = 0,
     n_jobs: int | None = None,
     selection_risk: bool = True,
+    select_simulations: int = 24,
+    shortlist_size: int = 4,
 ) -> Design:
     """Design the ladder of small runs for the decision at ``budget`` (see the module doc).
 
@@ -375,6 +465,10 @@ def design(
     spend_options: shares of the experiment budget the search may use.
     selection_risk: count the risk of selecting a wrong form in the criterion (:mod:`.criterion`); False
         scores every truth as if its own form were fitted (the quadratic term alone).
+    select_simulations, shortlist_size: the linearized search short-lists ``shortlist_size`` ladders;
+        these and the default and uniform ladders are simulated on ``select_simulations`` truths of the
+        prior and the lowest simulated cost wins (:func:`select_by_simulation`); 0 keeps the search's
+        ladder (the linearized criterion alone).
     """
     if budget is None or experiment_budget is None:
         raise DesignError("design needs the target budget and the experiment budget (FLOPs)")
@@ -403,8 +497,8 @@ def design(
         raise DesignError(f"flop_model must be a FlopModel, got {type(fm).__name__}")
     if noise is not None and not (0 < float(noise) < 1):
         raise DesignError(f"noise is the sd of a run's log loss, in (0, 1); got {noise!r}")
-    if n_truths < 2 or n_simulations < 0:
-        raise DesignError("n_truths must be >= 2 and n_simulations >= 0")
+    if n_truths < 2 or n_simulations < 0 or select_simulations < 0 or shortlist_size < 1:
+        raise DesignError("n_truths must be >= 2, n_simulations and select_simulations >= 0, shortlist_size >= 1")
     if not spend_options or any(not 0 < float(s) <= 1 for s in spend_options):
         raise DesignError(f"spend_options must be shares in (0, 1], got {spend_options!r}")
     menu: list[float] | None = None
@@ -448,11 +542,24 @@ def design(
     sens = sensitivities(prior, prob, n_truths, seed=seed, n_jobs=n_jobs, reference=reference if selection_risk else None, noise=sigma)
     ex = existing if len(existing) else None
 
+    seen: dict = {}
     spec, lad, _ = _search(experiment_budget, ev_doms, sens, sigma, budget, flop_model=fm, min_size=min_size, max_size=max_size,
-                           menu=menu, spend_options=spend_options, existing=ex)
+                           menu=menu, spend_options=spend_options, existing=ex, seen=seen)
     if lad is None:
         return Design("infeasible", f"no ladder of at least 3 sizes from {min_size:.3g} parameters fits {experiment_budget:.3g} FLOPs",
                       budget, experiment_budget, names, weights, sigma, prior.source, "constant", None, None, flop_model=fm)
+    selection: list[dict[str, Any]] = []
+    if select_simulations:
+        short = shortlist(lad, spec, seen, shortlist_size)
+        for v in HABIT_VARIANTS:
+            v = replace(v, spend=max(spend_options))
+            lv = designed_ladder(v, experiment_budget, ev_doms, menu=menu, **base_kw)
+            if lv is not None and lv.description not in {l.description for _, l in short}:
+                short.append((v, lv))
+        k, lad, selection = select_by_simulation(
+            [l for _, l in short], baselines, fit_prior, prior, prob, n_truths=select_simulations, seed=seed + 2, noise=sigma,
+            flop_model=fm, existing=existing if len(existing) else None, existing_y=existing_y, n_jobs=n_jobs)
+        spec = short[k][0] if k < len(short) else None  # a baseline has no spec of the search
     ladders = [lad] + baselines
 
     def score(l: Ladder) -> tuple[float, tuple[float, float]]:
@@ -500,4 +607,5 @@ def design(
                   tuple(curve), sim, shapes, len(existing), fm,
                   {"n_truths": n_truths, "n_simulations": n_simulations, "seed": seed, "forms": list(c.vec.form.name for c in prior.components),
                    "sizes": None if sizes is None else [float(s) for s in sizes], "spend_options": list(spend_options),
-                   "selection_risk": selection_risk})
+                   "selection_risk": selection_risk, "select_simulations": select_simulations, "shortlist_size": shortlist_size},
+                  tuple(selection))

@@ -36,6 +36,14 @@ def _comparison_rows(d: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _selection_rows(d: Mapping[str, Any]) -> list[list[str]]:
+    return [[r["ladder"] + (" (chosen)" if r.get("chosen") else ""), str(r["n_new_runs"]), f"{r['flops']:.3g}", _pct(r["expected_waste"]),
+             _pct(r["median_waste"]), f"{100 * r['selected_true_form']:.0f} %", _pct(r["cost"]), r.get("description", "")]
+            for r in d.get("selection") or []]
+
+
+_SEL_HEADER = ["ladder", "new runs", "FLOPs", "mean waste (capped at 100 %)", "median waste", "right form", "waste + spend", "what it is"]
+_SEL_TITLE = "Selection by simulation (short list of the linearized search and the baselines, same truths of the prior)"
 _COMP_HEADER = ["ladder", "new runs", "FLOPs", "expected waste (linearized) [90 %]", "expected waste (simulated) [90 %]", "what it is"]
 _RUN_HEADER = ["run", "N", "shape (L x d, heads, d_ff)", "pretrain tokens", "branch: domain, from D_b, D'", "FLOPs"]
 
@@ -67,7 +75,7 @@ def _lead(d: Mapping[str, Any]) -> list[str]:
     return [
         f"Target budget {d['target_budget']:.3g} FLOPs on {', '.join(d['domains']) or 'general pretraining'}; experiment budget "
         f"{d['experiment_budget']:.3g} FLOPs ({100 * d['experiment_budget'] / d['target_budget']:.2g} % of the target).",
-        f"Designed ladder: {spec.get('label', '')}; {d['experiment_flops']:.3g} FLOPs used.",
+        f"Designed ladder: {(d.get('ladder') or {}).get('description') or spec.get('label', '')}; {d['experiment_flops']:.3g} FLOPs used.",
         f"Prior: {d['prior']}. Noise: {100 * d['noise']:.2g} % (sd of log loss). Existing measurements used: {d['existing_measurements']}.",
         f"Schedule assumption: {d['schedule']} (constant learning rate after warmup, or WSD with a short decay: every checkpoint is usable).",
         "Expected waste = expected regret of the final plan as a share of the target budget (the compute that would buy the same loss).",
@@ -76,7 +84,9 @@ def _lead(d: Mapping[str, Any]) -> list[str]:
 
 def render_design_markdown(d: Mapping[str, Any]) -> str:
     parts = ["# Experiment design", "", *[f"- {x}" for x in _lead(d)], "", "## Against the habits (equal experiment compute)", "",
-             _md_table(_COMP_HEADER, _comparison_rows(d)), "", "## Expected waste against experiment budget (linearized)", "",
+             _md_table(_COMP_HEADER, _comparison_rows(d)), "",
+             *([f"## {_SEL_TITLE}", "", _md_table(_SEL_HEADER, _selection_rows(d)), ""] if d.get("selection") else []),
+             "## Expected waste against experiment budget (linearized)", "",
              _md_table(["budget share", "FLOPs", "designed", "default", "uniform"], _curve_rows(d)), "", "## Runs to train", "",
              _md_table(_RUN_HEADER, _run_rows(d)), ""]
     return "\n".join(parts)
@@ -129,6 +139,7 @@ def render_design_html(d: Mapping[str, Any], svg: str | None = None) -> str:
              "<title>Experiment design</title>", f"<style>{_CSS}</style></head><body><main>", "<h1>Experiment design</h1>",
              '<ul class="lead">' + "".join(f"<li>{h(x)}</li>" for x in _lead(d)) + "</ul>",
              "<h2>Against the habits (equal experiment compute)</h2>", _html_table(_COMP_HEADER, _comparison_rows(d)),
+             *([f"<h2>{h(_SEL_TITLE)}</h2>", _html_table(_SEL_HEADER, _selection_rows(d))] if d.get("selection") else []),
              "<h2>Expected waste against experiment budget</h2>", svg or "<p>(no curve)</p>",
              _html_table(["budget share", "FLOPs", "designed", "default", "uniform"], _curve_rows(d)),
              "<h2>Runs to train</h2>", _html_table(_RUN_HEADER, _run_rows(d)), "</main></body></html>"]

@@ -94,11 +94,12 @@ def _simulate_one(task: _Task) -> dict[str, Any]:
     lo = fast_plan(tvec, theta, task.prob.with_budget(task.prob.budget / 1.1), start=best.u)
     marginal = abs(hi.objective - lo.objective) / (2 * math.log(1.1))
     out: dict[str, Any] = {"index": task.index, "form": tvec.form.name, "marginal": marginal, "regret": {}, "waste": {}, "selected": {}}
-    rng = np.random.default_rng(task.seed)
     for lad in task.ladders:
         pts = Points.concat([task.existing, lad.points(tvec.domains)])
         y = np.log(tvec.predict(theta, pts))
-        y = y + rng.normal(0.0, task.sigma, len(pts))
+        # common random numbers: every ladder's noise comes from the truth's seed, so ladders are compared on the
+        # same truths and (where their points coincide in order) the same noise, whatever their order in the list
+        y = y + np.random.default_rng(task.seed).normal(0.0, task.sigma, len(pts))
         if task.existing_y is not None:
             y[: len(task.existing)] = task.existing_y
         if task.fitter == "planner":
