@@ -74,21 +74,25 @@ def truth_prior(form: str, params: dict, domains: tuple[str, ...]) -> Prior:
 
 
 def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25,
-        selection_risk: bool = True) -> dict:
+        selection_risk: bool = True, select_simulations: int = 24) -> dict:
     form, params, domains, weights = SETTINGS[setting]
     doms = [planner.Domain(d, weight=w) for d, w in zip(domains, weights)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     print(f"== {setting}: designing ...", flush=True)
     des = planner.design(doms, target, fraction * target, n_truths=n_design_truths, n_simulations=0, spend_options=(1.0,), seed=seed, n_jobs=n_jobs,
-                         selection_risk=selection_risk)
-    t_design = time.perf_counter() - t0
+                         selection_risk=selection_risk, select_simulations=select_simulations, curve_fractions=())
+    t_design, c_design = time.perf_counter() - t0, time.process_time() - c0
+    print(f"   designed in {t_design:.0f} s wall, {c_design:.0f} s CPU: {des.ladder.description}", flush=True)
+    for row in des.selection:
+        print(f"   selection: {row['ladder']:<12} waste {100 * row['expected_waste']:.3g} % + spend {100 * row['flops'] / target:.3g} %"
+              f"{'  <- chosen' if row.get('chosen') else ''}  ({row['description']})", flush=True)
     ladders = [s.ladder for s in des.comparison]
     prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
     tp = truth_prior(form, params, domains)
     truths = tp.draw(n_truths, seed + 7)
     fit_prior = published_prior(domains, seed=seed)
     per_truth: list[dict] = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, n_truths, chunk):
         sim = simulate_ladders(ladders, fit_prior, prob, truths=truths[start:start + chunk], seed=seed + start, truth_prior=tp,
                                noise=0.01, n_jobs=n_jobs)
@@ -97,9 +101,10 @@ def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: floa
             w = {n: np.mean([r["waste"][n] for r in per_truth]) for n in ("designed", "default")}
             print(f"   ... {len(per_truth)} truths: designed {100 * w['designed']:.3g} %, default {100 * w['default']:.3g} % "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    t_sim = time.perf_counter() - t0
+    t_sim, c_sim = time.perf_counter() - t0, time.process_time() - c0
     out = {"setting": setting, "truth_form": form, "n_truths": len(per_truth), "design_seconds": t_design, "simulation_seconds": t_sim,
-           "spec": des.spec.label(), "ladders": {}}
+           "design_cpu_seconds": c_design, "simulation_cpu_seconds": c_sim, "spec": des.ladder.description,
+           "selection": list(des.selection), "ladders": {}}
     from planner.experiments.simulate import _boot_interval
 
     for s in des.comparison:
@@ -174,6 +179,7 @@ def main() -> None:
     ap.add_argument("--oracle", action="store_true", help="the best ladders of a grid, by the criterion at each setting's own truths")
     ap.add_argument("--min-size", type=float, default=1e7, help="smallest ladder size for --oracle")
     ap.add_argument("--no-selection-risk", action="store_true", help="design with the quadratic criterion alone")
+    ap.add_argument("--select-simulations", type=int, default=24, help="truths of the design's selection by simulation (0: the linearized search alone)")
     a = ap.parse_args()
     if a.oracle:
         for setting in a.settings.split(","):
@@ -181,10 +187,11 @@ def main() -> None:
         return
     results = []
     for setting in a.settings.split(","):
-        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk, not a.no_selection_risk)
+        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk, not a.no_selection_risk, a.select_simulations)
         results.append(r)
         print(f"== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
-              f"(design {r['design_seconds']:.0f} s, simulation {r['simulation_seconds']:.0f} s)")
+              f"(design {r['design_seconds']:.0f} s wall, {r['design_cpu_seconds']:.0f} s CPU; simulation {r['simulation_seconds']:.0f} s wall, "
+              f"{r['simulation_cpu_seconds']:.0f} s CPU; load average {os.getloadavg()[0]:.1f})")
         print(f"   designed: {r['spec']}")
         for name, v in r["ladders"].items():
             print(f"   {name:<9} {v['runs']:>3} runs {v['flops']:.3g} FLOPs  waste mean {100 * v['mean']:7.3g} % "

@@ -30,6 +30,7 @@ name = "math"
 [design]
 truths = 4
 simulations = 2
+select_simulations = 2
 """
 
 
@@ -60,7 +61,13 @@ def test_design_command_writes_the_contract(tmp_path: Path) -> None:
     assert len(doc["curve"]) == 5 and doc["curve"][0]["fraction"] == 0.001
     html = (out / "design.html").read_text()
     assert "<svg" in html and 'src="http' not in html and 'href="http' not in html and "<script" not in html
-    assert "Against the habits" in (out / "design.md").read_text()
+    md = (out / "design.md").read_text()
+    assert "Against the habits" in md and "Selection by simulation" in md
+    # the selection step: the short list and both baselines scored on the same truths; the chosen one is the cheapest
+    sel = doc["selection"]
+    assert {"default", "uniform"} <= {r["ladder"] for r in sel} and sum(bool(r.get("chosen")) for r in sel) == 1
+    chosen = next(r for r in sel if r.get("chosen"))
+    assert chosen["cost"] == min(r["cost"] for r in sel) and chosen["flops"] == pytest.approx(doc["experiment_flops"], rel=1e-12)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg == json.loads((out / "config.json").read_text())
     for r in cfg["runs"]:
@@ -81,7 +88,7 @@ def test_design_command_bad_input_exits_2(tmp_path: Path) -> None:
     code, _, err = _invoke("design", str(tmp_path / "missing.toml"), "--experiment-budget", "1e20")
     assert code == 2
     nothing = tmp_path / "nothing.toml"
-    nothing.write_text(ZERO.replace("[design]\ntruths = 4\nsimulations = 2\n", ""))
+    nothing.write_text(ZERO.replace("[design]\ntruths = 4\nsimulations = 2\nselect_simulations = 2\n", ""))
     code, _, err = _invoke("design", str(nothing))
     assert code == 2 and "experiment budget" in err
 

@@ -175,7 +175,7 @@ def test_design_bad_input() -> None:
 @pytest.mark.slow
 def test_design_from_zero_and_with_existing_runs() -> None:
     doms = [planner.Domain("code", weight=2.0), "math"]
-    fresh = planner.design(doms, 1e22, 1e20, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0)
+    fresh = planner.design(doms, 1e22, 1e20, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0, select_simulations=0)
     assert fresh.status == "ok" and fresh.flops <= 1e20
     names = [s.name for s in fresh.comparison]
     assert names == ["designed", "default", "uniform"]
@@ -190,7 +190,8 @@ def test_design_from_zero_and_with_existing_runs() -> None:
     table = grid.measurement_table(list(DOMS))
     rng = np.random.default_rng(0)
     table["loss"] = law.predict(table) * np.exp(rng.normal(0, 0.01, len(table)))
-    informed = planner.design(doms, 1e22, 1e20, runs=table, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0)
+    informed = planner.design(doms, 1e22, 1e20, runs=table, n_truths=8, n_simulations=0, curve_fractions=(0.01,), seed=0,
+                              select_simulations=0)
     assert informed.existing_measurements == len(table)
     assert informed.score("designed").linearized < fresh.score("designed").linearized
     # the search values each new run against what the existing runs already pin down: fewer new runs, no more FLOPs

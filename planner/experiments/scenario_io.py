@@ -6,7 +6,8 @@ file has a ``[law]``; a design from zero runs needs none, which the schema would
 
 ``[design]`` keys: ``experiment_budget`` (FLOPs; the CLI's ``--experiment-budget`` overrides it),
 ``sizes`` (a list of model sizes: a menu; or ``{min = "10M", max = "1B"}``: a range), ``noise``
-(sd of a run's log loss), ``truths`` (criterion), ``simulations`` (verification), ``seed``,
+(sd of a run's log loss), ``truths`` (criterion), ``simulations`` (verification),
+``select_simulations`` (truths on which the short list is simulated to pick the ladder), ``seed``,
 ``spend`` (shares of the budget the search may use), ``context`` (tokens, for shapes).
 
 ``[progress]`` keys: ``model_size``, ``tokens`` (general tokens spent), ``checkpoints`` (a run
@@ -24,7 +25,7 @@ from ._model import DesignError
 
 __all__ = ["read_sections", "design_from_scenario", "DESIGN_KEYS", "PROGRESS_KEYS"]
 
-DESIGN_KEYS = {"experiment_budget", "sizes", "noise", "truths", "simulations", "seed", "spend", "context"}
+DESIGN_KEYS = {"experiment_budget", "sizes", "noise", "truths", "simulations", "select_simulations", "seed", "spend", "context"}
 PROGRESS_KEYS = {"model_size", "tokens", "checkpoints"}
 
 
@@ -116,6 +117,7 @@ def design_from_scenario(path: str | Path, experiment_budget: Any = None, *, sim
             domains, budget, _q(eb, "flops", "experiment budget"), constraints=constraints, runs=runs, law=law_obj if runs is None else None,
             sizes=sizes, noise=dsec.get("noise"), n_truths=int(truths if truths is not None else dsec.get("truths", 16)),
             n_simulations=int(simulations if simulations is not None else dsec.get("simulations", 10)),
+            select_simulations=int(dsec.get("select_simulations", 24)),
             spend_options=tuple(dsec.get("spend", (0.25, 0.5, 1.0))), context=int(dsec.get("context", 2048)),
             seed=int(seed if seed is not None else dsec.get("seed", 0)), n_jobs=n_jobs,
         )

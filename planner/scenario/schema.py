@@ -353,6 +353,7 @@ class DesignSpec(_Spec):
     noise: float | None = Field(None, gt=0, lt=1, description="sd of a run's log loss (default: from the runs' residuals, else 0.01).")
     truths: int = Field(16, ge=2, le=10000, description="Truths of the linearized criterion.")
     simulations: int = Field(10, ge=0, le=10000, description="Truths of the verification by simulation (0: none).")
+    select_simulations: int = Field(24, ge=0, le=10000, description="Truths of the prior on which the short list and the baselines are simulated to pick the ladder (0: the linearized search alone).")
     spend: list[float] | None = Field(None, description="Shares of the experiment budget the search may use (default [0.25, 0.5, 1.0]).")
     context: int = Field(2048, gt=0, description="Context length (tokens) for the shapes' FLOPs per token.")
     seed: int = Field(0, description="Random seed.")
