@@ -74,7 +74,7 @@ def truth_prior(form: str, params: dict, domains: tuple[str, ...]) -> Prior:
 
 
 def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: float, fraction: float, n_design_truths: int, chunk: int = 25,
-        selection_risk: bool = True, select_simulations: int = 24) -> dict:
+        selection_risk: bool = True, select_simulations: int = 24, all_candidates: bool = False) -> dict:
     form, params, domains, weights = SETTINGS[setting]
     doms = [planner.Domain(d, weight=w) for d, w in zip(domains, weights)]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -87,6 +87,8 @@ def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: floa
         print(f"   selection: {row['ladder']:<12} waste {100 * row['expected_waste']:.3g} % + spend {100 * row['flops'] / target:.3g} %"
               f"{'  <- chosen' if row.get('chosen') else ''}  ({row['description']})", flush=True)
     ladders = [s.ladder for s in des.comparison]
+    if all_candidates:  # every ladder the selection step considered, on the setting's own truths (hindsight: a ceiling)
+        ladders += [l for l in des.candidates if l.name.startswith("candidate-")]
     prob = PlanProblem(target, np.arange(len(domains)), np.asarray(weights, float), np.full(len(domains), np.inf))
     tp = truth_prior(form, params, domains)
     truths = tp.draw(n_truths, seed + 7)
@@ -107,11 +109,13 @@ def run(setting: str, n_truths: int, seed: int, n_jobs: int | None, target: floa
            "selection": list(des.selection), "ladders": {}}
     from planner.experiments.simulate import _boot_interval
 
-    for s in des.comparison:
-        w = np.array([r["waste"][s.name] for r in per_truth])
-        out["ladders"][s.name] = {"flops": s.flops, "runs": s.n_new_runs, "linearized": s.linearized, "mean": float(np.mean(w)),
-                                  "interval": _boot_interval(w, seed), "median": float(np.median(w)),
-                                  "form_right": float(np.mean([r["selected"][s.name] == r["form"] for r in per_truth]))}
+    lin = {s.name: s.linearized for s in des.comparison}
+    for lad in ladders:
+        w = np.array([r["waste"][lad.name] for r in per_truth])
+        out["ladders"][lad.name] = {"flops": lad.flops(), "runs": lad.n_new_runs, "linearized": lin.get(lad.name), "mean": float(np.mean(w)),
+                                    "interval": _boot_interval(w, seed), "median": float(np.median(w)),
+                                    "form_right": float(np.mean([r["selected"][lad.name] == r["form"] for r in per_truth])),
+                                    "description": lad.description}
     L = out["ladders"]
     out["ratio_mean"] = L["designed"]["mean"] / L["default"]["mean"]
     out["ratio_median"] = L["designed"]["median"] / L["default"]["median"]
@@ -179,6 +183,7 @@ def main() -> None:
     ap.add_argument("--oracle", action="store_true", help="the best ladders of a grid, by the criterion at each setting's own truths")
     ap.add_argument("--min-size", type=float, default=1e7, help="smallest ladder size for --oracle")
     ap.add_argument("--no-selection-risk", action="store_true", help="design with the quadratic criterion alone")
+    ap.add_argument("--all-candidates", action="store_true", help="also simulate every ladder the selection considered (a hindsight ceiling)")
     ap.add_argument("--select-simulations", type=int, default=24, help="truths of the design's selection by simulation (0: the linearized search alone)")
     a = ap.parse_args()
     if a.oracle:
@@ -187,7 +192,7 @@ def main() -> None:
         return
     results = []
     for setting in a.settings.split(","):
-        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk, not a.no_selection_risk, a.select_simulations)
+        r = run(setting, a.truths, a.seed, a.n_jobs, 1e22, a.fraction, a.design_truths, a.chunk, not a.no_selection_risk, a.select_simulations, a.all_candidates)
         results.append(r)
         print(f"== {setting} ({r['truth_form']}), {r['n_truths']} truths, experiment budget {100 * a.fraction:g} % of 1e22 "
               f"(design {r['design_seconds']:.0f} s wall, {r['design_cpu_seconds']:.0f} s CPU; simulation {r['simulation_seconds']:.0f} s wall, "
@@ -196,7 +201,8 @@ def main() -> None:
         for name, v in r["ladders"].items():
             print(f"   {name:<9} {v['runs']:>3} runs {v['flops']:.3g} FLOPs  waste mean {100 * v['mean']:7.3g} % "
                   f"[{100 * v['interval'][0]:.3g}, {100 * v['interval'][1]:.3g}]  median {100 * v['median']:7.3g} %  "
-                  f"linearized {100 * v['linearized']:.3g} %  form right {100 * v['form_right']:.0f} %")
+                  f"linearized {'n/a' if v['linearized'] is None else format(100 * v['linearized'], '.3g')} %  form right {100 * v['form_right']:.0f} %  "
+                  f"ratio to default {v['mean'] / r['ladders']['default']['mean']:.3f}")
         print(f"   designed / default: mean {r['ratio_mean']:.3f}, median {r['ratio_median']:.3f}")
         sys.stdout.flush()
     if a.json:

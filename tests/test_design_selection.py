@@ -43,7 +43,7 @@ def test_selection_picks_the_lowest_simulated_cost_and_a_copy_of_the_default_can
     cheap = designed_ladder(LadderSpec(3, 4.0, 20.0, 1, (1.0,), 0.3, spend=0.25), 1e20, DOMS, min_size=1e7)
     # a candidate identical to the default: with common random numbers it scores exactly the default's cost,
     # and a candidate must beat the baselines strictly
-    k, lad, rows = select_by_simulation([default, cheap], [default, grid], prior, prior, PROB, n_truths=3, seed=5, noise=0.01,
+    k, lad, rows, named = select_by_simulation([default, cheap], [default, grid], prior, prior, PROB, n_truths=3, seed=5, noise=0.01,
                                         flop_model=SixN())
     by = {r["ladder"]: r for r in rows}
     assert by["candidate-1"]["cost"] == by["default"]["cost"]
@@ -52,6 +52,7 @@ def test_selection_picks_the_lowest_simulated_cost_and_a_copy_of_the_default_can
     w = np.minimum(np.array([r["waste"]["x"] for r in sim.per_truth]), 1.0)
     assert by["default"]["expected_waste"] == pytest.approx(float(np.mean(w)), rel=1e-12)
     assert by["default"]["cost"] == pytest.approx(float(np.mean(w)) + default.flops() / 1e22, rel=1e-12)
+    assert [l.name for l in named] == [r["ladder"] for r in rows] == ["candidate-1", "candidate-2", "default", "uniform"]
     best = min(rows, key=lambda r: r["cost"])
     assert by[[r["ladder"] for r in rows][k]].get("chosen") and lad.name == "designed"
     assert rows[k]["cost"] == best["cost"]

@@ -134,6 +134,8 @@ class Design:
     flop_model: FlopModel = field(default_factory=SixN)
     options: Mapping[str, Any] = field(default_factory=dict)
     selection: tuple[dict[str, Any], ...] = ()
+    #: the ladders of the selection step, in the order of ``selection`` (not serialised: ``runs.csv`` holds the chosen one)
+    candidates: tuple[Ladder, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def flops(self) -> float:
@@ -386,7 +388,7 @@ def shortlist(chosen: Ladder, chosen_spec: LadderSpec | None, seen: Mapping[Ladd
 def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladder], fit_prior: Prior, truth_prior: Prior,
                          prob: PlanProblem, *, n_truths: int, seed: int, noise: float, flop_model: FlopModel,
                          existing: Points | None = None, existing_y: np.ndarray | None = None,
-                         n_jobs: int | None = None) -> tuple[int, Ladder, list[dict[str, Any]]]:
+                         n_jobs: int | None = None) -> tuple[int, Ladder, list[dict[str, Any]], list[Ladder]]:
     r"""Pick among the short list and the baselines by simulated held-out regret under the design's prior.
 
     Every ladder is simulated on the same ``n_truths`` truths of the prior (:func:`.simulate.simulate_ladders`:
@@ -399,7 +401,7 @@ def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladde
     more than the whole budget would otherwise decide). The lowest wins; a candidate must beat the
     baselines strictly, so on these truths the design is never worse than the default ladder. The
     winner is returned as (its index in candidates + baselines, the ladder renamed ``designed``, one row
-    per ladder with what it scored).
+    per ladder with what it scored, the ladders of the rows).
     """
     named = [replace(l, name=f"candidate-{i + 1}") for i, l in enumerate(candidates)] + list(baselines)
     sim = simulate_ladders(named, fit_prior, prob, n_truths=n_truths, seed=seed, truth_prior=truth_prior, noise=noise,
@@ -425,7 +427,7 @@ def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladde
            f"expected waste {100 * best['expected_waste']:.3g} % + spend {100 * best['flops'] / target:.3g} % of the target budget")
     if lad.name in ("default", "uniform"):
         how = f"the {lad.name} ladder itself: no ladder of the search beat it in simulation; " + how
-    return named.index(lad), replace(lad, name="designed", description=f"{lad.description} [{how}]"), rows
+    return named.index(lad), replace(lad, name="designed", description=f"{lad.description} [{how}]"), rows, named
 
 
 # ---------------------------------------------------------------------------- design
@@ -549,6 +551,7 @@ def design(
         return Design("infeasible", f"no ladder of at least 3 sizes from {min_size:.3g} parameters fits {experiment_budget:.3g} FLOPs",
                       budget, experiment_budget, names, weights, sigma, prior.source, "constant", None, None, flop_model=fm)
     selection: list[dict[str, Any]] = []
+    considered: list[Ladder] = []
     if select_simulations:
         short = shortlist(lad, spec, seen, shortlist_size)
         for v in HABIT_VARIANTS:
@@ -556,7 +559,7 @@ def design(
             lv = designed_ladder(v, experiment_budget, ev_doms, menu=menu, **base_kw)
             if lv is not None and lv.description not in {l.description for _, l in short}:
                 short.append((v, lv))
-        k, lad, selection = select_by_simulation(
+        k, lad, selection, considered = select_by_simulation(
             [l for _, l in short], baselines, fit_prior, prior, prob, n_truths=select_simulations, seed=seed + 2, noise=sigma,
             flop_model=fm, existing=existing if len(existing) else None, existing_y=existing_y, n_jobs=n_jobs)
         spec = short[k][0] if k < len(short) else None  # a baseline has no spec of the search
@@ -608,4 +611,4 @@ def design(
                   {"n_truths": n_truths, "n_simulations": n_simulations, "seed": seed, "forms": list(c.vec.form.name for c in prior.components),
                    "sizes": None if sizes is None else [float(s) for s in sizes], "spend_options": list(spend_options),
                    "selection_risk": selection_risk, "select_simulations": select_simulations, "shortlist_size": shortlist_size},
-                  tuple(selection))
+                  tuple(selection), tuple(considered))
