@@ -190,10 +190,11 @@ class Design:
                  f"  {self.ladder.description}"]
         if self.selection:
             lines.append(f"  selection by simulation ({self.options.get('select_simulations')} truths of the prior; cost = capped waste + spend, "
-                         "shares of the target budget):")
+                         "shares of the target budget; the default stays unless beaten by a standard error of the paired difference):")
             for r in self.selection:
                 lines.append(f"    {r['ladder']:<12} {r['n_new_runs']:>3} runs  waste {100 * r['expected_waste']:6.3g} % + spend "
-                             f"{100 * r['flops'] / self.target_budget:.3g} % = {100 * r['cost']:.3g} %{'  <- chosen' if r.get('chosen') else ''}")
+                             f"{100 * r['flops'] / self.target_budget:.3g} % = {100 * r['cost']:.3g} %; minus the default's "
+                             f"{100 * r['vs_default']:+.3g} ± {100 * r['vs_default_se']:.2g} %{'  <- chosen' if r.get('chosen') else ''}")
         for s in self.comparison:
             sim = "" if s.simulated is None else f"; simulated {100 * s.simulated:.3g} % [{100 * s.simulated_interval[0]:.3g}, {100 * s.simulated_interval[1]:.3g}]"
             lines.append(f"  {s.name:<9} {s.n_new_runs:>3} runs {s.flops:.3g} FLOPs: expected waste (linearized) {100 * s.linearized:.3g} % of the target budget{sim}")
@@ -388,7 +389,7 @@ def shortlist(chosen: Ladder, chosen_spec: LadderSpec | None, seen: Mapping[Ladd
 def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladder], fit_prior: Prior, truth_prior: Prior,
                          prob: PlanProblem, *, n_truths: int, seed: int, noise: float, flop_model: FlopModel,
                          existing: Points | None = None, existing_y: np.ndarray | None = None,
-                         n_jobs: int | None = None) -> tuple[int, Ladder, list[dict[str, Any]], list[Ladder]]:
+                         n_jobs: int | None = None, margin_se: float = 1.0) -> tuple[int, Ladder, list[dict[str, Any]], list[Ladder]]:
     r"""Pick among the short list and the baselines by simulated held-out regret under the design's prior.
 
     Every ladder is simulated on the same ``n_truths`` truths of the prior (:func:`.simulate.simulate_ladders`:
@@ -398,8 +399,11 @@ def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladde
         mean over truths of min(waste, 1) + FLOPs / C,
 
     (waste capped at one target budget, as in the criterion: a handful of truths whose plan is off by
-    more than the whole budget would otherwise decide). The lowest wins; a candidate must beat the
-    baselines strictly, so on these truths the design is never worse than the default ladder. The
+    more than the whole budget would otherwise decide). The default ladder (the first baseline) is the
+    incumbent: another ladder replaces it only when its paired cost difference to the default over the
+    truths, mean + ``margin_se`` standard errors, is below zero (with a few truths of a wide prior the
+    ranking is noisy, and a ladder that wins by noise is worse than the habit elsewhere); among those,
+    the lowest cost wins. On these truths the design is never worse than the default ladder. The
     winner is returned as (its index in candidates + baselines, the ladder renamed ``designed``, one row
     per ladder with what it scored, the ladders of the rows).
     """
@@ -408,25 +412,31 @@ def select_by_simulation(candidates: Sequence[Ladder], baselines: Sequence[Ladde
                            existing=existing, existing_y=existing_y, n_jobs=n_jobs)
     target = prob.budget
     rows = []
+    per: dict[str, np.ndarray] = {}
     for l in named:
         w = np.array([r["waste"][l.name] for r in sim.per_truth], dtype=float)
         capped = np.minimum(np.nan_to_num(w, nan=WASTE_CAP), WASTE_CAP)
+        per[l.name] = capped + l.flops(flop_model) / target
         rows.append({"ladder": l.name, "description": l.description, "flops": l.flops(flop_model), "n_new_runs": l.n_new_runs,
                      "expected_waste": float(np.mean(capped)), "expected_waste_uncapped": float(np.nanmean(w)),
                      "median_waste": float(np.nanmedian(w)), "selected_true_form": sim.selected_true_form[l.name],
                      "cost": float(np.mean(capped)) + l.flops(flop_model) / target})
-    base = [r for r in rows if not r["ladder"].startswith("candidate-")]
-    cands = [r for r in rows if r["ladder"].startswith("candidate-")]
-    best_base = min(base, key=lambda r: r["cost"])
-    best = min(cands, key=lambda r: r["cost"]) if cands else best_base
-    if best["cost"] >= best_base["cost"]:
-        best = best_base
+    incumbent = baselines[0].name if baselines else rows[0]["ladder"]
+    n = len(sim.per_truth)
+    for r in rows:
+        d = per[r["ladder"]] - per[incumbent]
+        r["vs_default"] = float(np.mean(d))
+        r["vs_default_se"] = float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    beats = [r for r in rows if r["ladder"] != incumbent and r["vs_default"] + margin_se * r["vs_default_se"] < 0]
+    best = min(beats, key=lambda r: r["cost"]) if beats else next(r for r in rows if r["ladder"] == incumbent)
     best["chosen"] = True
     lad = next(l for l in named if l.name == best["ladder"])
     how = (f"chosen by simulation among {len(named)} ladders ({n_truths} truths of the prior): "
            f"expected waste {100 * best['expected_waste']:.3g} % + spend {100 * best['flops'] / target:.3g} % of the target budget")
-    if lad.name in ("default", "uniform"):
-        how = f"the {lad.name} ladder itself: no ladder of the search beat it in simulation; " + how
+    if lad.name == incumbent:
+        how = f"the {lad.name} ladder itself: no ladder beat it by {margin_se:g} standard error in simulation; " + how
+    elif lad.name in ("default", "uniform"):
+        how = f"the {lad.name} ladder itself; " + how
     return named.index(lad), replace(lad, name="designed", description=f"{lad.description} [{how}]"), rows, named
 
 

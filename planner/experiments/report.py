@@ -38,11 +38,13 @@ def _comparison_rows(d: Mapping[str, Any]) -> list[list[str]]:
 
 def _selection_rows(d: Mapping[str, Any]) -> list[list[str]]:
     return [[r["ladder"] + (" (chosen)" if r.get("chosen") else ""), str(r["n_new_runs"]), f"{r['flops']:.3g}", _pct(r["expected_waste"]),
-             _pct(r["median_waste"]), f"{100 * r['selected_true_form']:.0f} %", _pct(r["cost"]), r.get("description", "")]
+             _pct(r["median_waste"]), f"{100 * r['selected_true_form']:.0f} %", _pct(r["cost"]),
+             "" if r.get("vs_default") is None else f"{100 * r['vs_default']:+.3g} % ± {100 * r['vs_default_se']:.3g} %", r.get("description", "")]
             for r in d.get("selection") or []]
 
 
-_SEL_HEADER = ["ladder", "new runs", "FLOPs", "mean waste (capped at 100 %)", "median waste", "right form", "waste + spend", "what it is"]
+_SEL_HEADER = ["ladder", "new runs", "FLOPs", "mean waste (capped at 100 %)", "median waste", "right form", "waste + spend",
+               "minus the default's (± se, paired)", "what it is"]
 _SEL_TITLE = "Selection by simulation (short list of the linearized search and the baselines, same truths of the prior)"
 _COMP_HEADER = ["ladder", "new runs", "FLOPs", "expected waste (linearized) [90 %]", "expected waste (simulated) [90 %]", "what it is"]
 _RUN_HEADER = ["run", "N", "shape (L x d, heads, d_ff)", "pretrain tokens", "branch: domain, from D_b, D'", "FLOPs"]
