@@ -25,6 +25,11 @@ Method:
    existing runs (the prior is their posterior) or the other runs already give is pruned, and with
    good existing runs the design buys fewer runs and spends less. Every ladder is scaled to its spend
    of the budget, never above it.
+   **Selection by simulation** (:func:`select_by_simulation`): the search's ladder, the next best it
+   scored (:func:`shortlist`) and :data:`HABIT_VARIANTS` are simulated with the default and uniform
+   ladders on ``select_simulations`` truths of the prior (common random numbers); the default stays
+   unless another ladder's paired cost difference is below zero by a standard error, so under its
+   prior the design is never worse than the default (the linearized criterion alone was, in simulation).
 4. **Baselines at equal compute**: Choshen et al.'s default ladder and a uniform grid
    (:mod:`.ladder`), scored by the same criterion; a curve of the criterion against the experiment
    budget (0.1 % .. 10 % of C).
@@ -52,7 +57,8 @@ from .prior import SPLIT_FORMS, FormPrior, Prior, gaussian_sampler, prior_from_r
 from .shapes import Shape, shape
 from .simulate import SimulationSummary, simulate_ladders
 
-__all__ = ["design", "Design", "LadderScore", "DESIGN_SCHEMA", "SEARCH_SPACE", "CURVE_FRACTIONS", "runs_to_points"]
+__all__ = ["design", "Design", "LadderScore", "DESIGN_SCHEMA", "SEARCH_SPACE", "CURVE_FRACTIONS", "HABIT_VARIANTS", "runs_to_points",
+           "shortlist", "select_by_simulation"]
 
 DESIGN_SCHEMA = "planner.design/1"
 #: ladder sizes searched without a ``sizes`` option: from 10M parameters (smaller models deviate from the
