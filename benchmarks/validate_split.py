@@ -376,7 +376,18 @@ def _study_scores(case: str, train: pd.DataFrame, test: pd.DataFrame, forms: tup
             w = _study_weights(blocks, scheme, [steps[n] for n in names], target_step)
             ratios[set_name][scheme] = _are(w @ np.vstack([final[f] for f in forms]), obs) / best
     fold_are = {n: {f: float(np.mean(np.abs(np.expm1(fold_err[n][f])))) for f in forms} for n in fold_err}
-    return {"case": case, "errors": errors, "best": min(errors, key=errors.get), "fold_are": fold_are, "ratios": ratios}
+    # choosing the scheme by a cross-validation inside the training sizes: weights from the "down" and "mid"
+    # folds, scored on the "up" fold (the mixture of the up fold's predictions, exp(log error) * observed);
+    # the scheme with the smallest such ratio is then used with every size fold on the held-out rows
+    up_obs = train["loss"].to_numpy()[_study_folds(train)["up"][1]]
+    up_pred = np.vstack([np.exp(fold_err["up"][f]) * up_obs for f in forms])
+    up_best = min(_are(p, up_obs) for p in up_pred)
+    inner = [np.column_stack([fold_err[n][f] for f in forms]) for n in ("down", "mid")]
+    inner_ratio = {sc: _are(_study_weights(inner, sc, [steps["down"], steps["mid"]], steps["up"]) @ up_pred, up_obs) / up_best
+                   for sc in STUDY_SCHEMES}
+    chosen = min(STUDY_SCHEMES, key=lambda sc: (round(inner_ratio[sc], 9), STUDY_SCHEMES.index(sc)))
+    return {"case": case, "errors": errors, "best": min(errors, key=errors.get), "fold_are": fold_are, "ratios": ratios,
+            "inner_cv": {"ratios_on_up_fold": inner_ratio, "chosen": chosen, "heldout_ratio": ratios["three size folds"][chosen]}}
 
 
 STUDY_CASES = ("split_lab", "Cerebras flan", "Cerebras wmt19", "OPT flan", "OPT wmt19")
@@ -558,6 +569,13 @@ def _markdown_weighting(study: list[dict[str, Any]]) -> list[str]:
         for scheme in STUDY_SCHEMES:
             vals = [r["ratios"][set_name][scheme] for r in study]
             lines.append(f"| {set_name} | {scheme} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {sum(v <= 1.1 for v in vals)} of {len(vals)} |")
+    if all("inner_cv" in r for r in study):
+        lines += ["", "Choosing the scheme by a cross-validation inside the training sizes (weights from the down and mid folds, "
+                  "scored on the up fold; the chosen scheme then weighs with the three size folds):", "",
+                  "| case | scheme chosen | its ratio on the up fold | its held-out ratio |", "|---|---|---:|---:|"]
+        for r in study:
+            cv = r["inner_cv"]
+            lines.append(f"| {r['case']} | {cv['chosen']} | {cv['ratios_on_up_fold'][cv['chosen']]:.2f} | {cv['heldout_ratio']:.2f} |")
     lines += ["", "Each candidate's ARE on each training-only fold (the evidence the weights see) and on the held-out rows:", "",
               "| case | fold | " + " | ".join(_short(f) for f in study[-1]["errors"]) + " |", "|---|---|" + "---:|" * len(study[-1]["errors"])]
     for r in study:
