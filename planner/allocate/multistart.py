@@ -68,10 +68,13 @@ def solve_multistart(
     spec_fractions: tuple[float, ...] = (0.05, 0.3, 0.7),
     seed: int = 0,
     initial: tuple[float, float, np.ndarray] | None = None,
-    agree: int | None = AGREE,
+    agree: int | None | str = "default",
 ) -> Solution:
     """The best plan over SLSQP runs from a grid of starts (``n_sizes`` model sizes x ``spec_fractions``,
-    or the one ``initial`` point), polished from the best; see the module docstring for ``agree``."""
+    or the one ``initial`` point), polished from the best; see the module docstring for ``agree``
+    (``"default"``: the module's :data:`AGREE`)."""
+    if agree == "default":
+        agree = AGREE
     K = prob.K
     spec_idx = prob.spec_index
     Ks = len(spec_idx)

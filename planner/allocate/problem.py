@@ -38,6 +38,9 @@ SPEC_FLOOR = 1e3
 N_RANGE = (1e3, 1e16)
 #: internal floor of the general pretraining tokens D (tokens)
 MIN_PRETRAIN_TOKENS = 1.0
+#: objective gradients of the point estimate from one direct analytic call (False: the general route
+#: through :meth:`Problem.losses_log_grad`, kept for ``benchmarks/bench_decision.py --compare``)
+DIRECT_GRADIENTS = True
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,8 @@ class Problem:
         """What :meth:`objective_log_grad` needs to call the analytic log-gradients directly (cached):
         (spec_index, weights, [(analytic function, domains, parameters, all domains?)]), or None where the
         general route is needed (robust draws, effective tokens, a form without an analytic gradient)."""
+        if not DIRECT_GRADIENTS:
+            return None
         got = self.__dict__.get("_direct_grad")
         if got is not None:
             return got or None
