@@ -111,25 +111,47 @@ def project_to_budget(prob: Problem, budget: float | None, N: float, D: float, S
     return D, S
 
 
+_STEPS: dict[tuple[int, int, int, bool], tuple[np.ndarray, ...]] = {}
+
+
+def _perturbation_steps(seed: int, n: int, n_spec: int, menu: bool) -> tuple[np.ndarray, ...]:
+    """(scales, log steps of N, of D, of each D') of the perturbation check: the draws of a generator
+    seeded with ``seed``, the same for every plan with the same sizes (cached: a sweep re-checks at
+    every budget; read-only arrays)."""
+    key = (int(seed), int(n), int(n_spec), bool(menu))
+    got = _STEPS.get(key)
+    if got is None:
+        rng = np.random.default_rng(seed)
+        scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
+        dx = np.zeros(len(scales)) if menu else rng.standard_normal(len(scales)) * scales
+        dd = rng.standard_normal(len(scales)) * scales
+        ds = rng.standard_normal((len(scales), n_spec)) * scales[:, None] if n_spec else np.zeros((len(scales), 0))
+        got = (scales, dx, dd, ds)
+        for a in got:
+            a.setflags(write=False)
+        if len(_STEPS) > 64:
+            _STEPS.clear()
+        _STEPS[key] = got
+    return got
+
+
 def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, S: np.ndarray, value: float, seed: int, n: int = 240) -> dict[str, Any]:
     """Random feasible perturbations of the plan (re-projected onto the budget): none should be better."""
     if prob.mode != "min-loss" or budget is None:
         return {}
-    rng = np.random.default_rng(seed)
     K = prob.K
     spec = prob.spec_index
     # the cost is n x K law evaluations: keep it near 12,000 for many domains (at least 40 points)
     n = n if K <= 50 else max(40, 4 * (12_000 // K // 4))
-    scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
     lo, hi = prob.model_size_bounds()
     menu = prob.constraints.model_sizes is not None
-    dx = np.zeros(len(scales)) if menu else rng.standard_normal(len(scales)) * scales
+    scales, dx, dd, ds = _perturbation_steps(seed, n, len(spec), menu)
     Np = np.clip(N * np.exp(dx), lo, hi)
-    Dp = D * np.exp(rng.standard_normal(len(scales)) * scales)
+    Dp = D * np.exp(dd)
     Sp = np.broadcast_to(S, (len(scales), len(S))).copy()
     if len(spec):
         base = np.maximum(S[spec], SPEC_FLOOR)
-        Sp[:, spec] = base * np.exp(rng.standard_normal((len(scales), len(spec))) * scales[:, None])
+        Sp[:, spec] = base * np.exp(ds)
     fpt = prob.flops_per_token(Np)
     infer = prob.inference_flops(Np) if prob.inference_in_budget else 0.0
     phi = prob.fixed_fraction if (prob.fixed_fraction is not None and len(spec)) else None

@@ -541,8 +541,13 @@ class LocalSolver:
         if self._direct is not None:
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
                 for fn, params, pos, Gn, rows in self._direct:
-                    L, dn, dd, ds = (np.broadcast_to(a, rows.shape) for a in fn(params, N, D, S[rows]))
+                    L, dn, dd, ds = (a if np.shape(a) == rows.shape else np.broadcast_to(a, rows.shape) for a in fn(params, N, D, S[rows]))
                     L = np.where(np.isnan(L), np.inf, L).reshape(Gn, K)
+                    if Gn == 1:
+                        out[pos] = L[0] @ w
+                        G[pos, 0], G[pos, 1] = dn @ w, dd @ w
+                        G[pos, 2:] = (ds * w)[self.spec]
+                        continue
                     out[pos] = L @ w
                     G[pos, 0] = dn.reshape(Gn, K) @ w
                     G[pos, 1] = dd.reshape(Gn, K) @ w
@@ -599,9 +604,57 @@ class LocalSolver:
                 best = r
         return best
 
+    def _token_solver(self) -> Any:
+        """The numpy KKT solver of :mod:`planner.allocate.kkt` for this objective, or None (cached).
+
+        It applies when the objective is one point-estimate scenario (the nominal headline's flatness
+        band) of a law that is separable in the tokens (split-additive, Chinchilla, ...), with the
+        setting's own feasible set (no size menu, no repeated-token model) and the same specializing
+        domains: then a profile point (one coordinate held) is the global optimum in the tokens at
+        each N with N found by the root of dV/dlog N (:meth:`KKTSolver.solve`), instead of an SLSQP run."""
+        if "_kkt" in self.__dict__:
+            return self.__dict__["_kkt"]
+        from dataclasses import replace as _replace
+
+        from ..allocate._context import build_context
+        from ..allocate._options import check_options
+        from ..allocate.kkt import KKTSolver, kkt_applicable
+
+        solver = None
+        st = self.setting
+        if (self.DIRECT and self.kind == "mean" and len(self.scen) == 1 and self.ss.draw[self.scen[0]] < 0
+                and not self._effective and st.constraints.model_sizes is None):
+            law = self.ss.candidates[self.ss.candidate[self.scen[0]]].law
+            try:
+                opts = check_options("optimize", **{k: v for k, v in st.options.items() if k in ("flops", "inference", "inference_budget")})
+                prob = _replace(build_context(law, st.budget, list(st.domains), st.constraints, opts, {}).problem, fixed_fraction=None)
+                if np.array_equal(prob.can_spec, self.ss.can_spec) and kkt_applicable(prob)[0]:
+                    solver = KKTSolver(prob, path="dcp+search", certified=False)
+            except PlannerError:
+                solver = None
+        self.__dict__["_kkt"] = solver
+        return solver
+
+    def _solve_tokens(self, solver: Any, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float) -> tuple[float, float, np.ndarray, float]:
+        """:meth:`_solve` by the KKT solver (at most one coordinate held; see :meth:`_token_solver`)."""
+        if 0 in fixes:
+            sol = solver.solve_at(float(fixes[0]), budget)
+        else:
+            if fixes:
+                (j, value), = fixes.items()
+                solver = solver.pinned(j - 1, max(float(value), SPEC_FLOOR if j >= 2 else 1.0))
+            sol = solver.solve(budget, near=float(start[0]))
+        if not sol.ok:
+            return math.nan, math.nan, np.full(self.setting.K, math.nan), math.inf
+        N, D, S = float(sol.model_size), float(sol.pretrain_tokens), np.asarray(sol.spec_tokens, dtype=float).copy()
+        return N, D, S, float(self.values(N, D, S[None, :])[0])
+
     def _solve(self, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float | None) -> tuple[float, float, np.ndarray, float]:
         st = self.setting
         budget = st.budget if budget is None else budget
+        kkt = self._token_solver() if len(fixes) <= 1 else None
+        if kkt is not None:
+            return self._solve_tokens(kkt, start, fixes, budget)
         lo, hi = st.model_size_bounds()
         cap_d = st.constraints.pretrain_token_cap
         caps = st.spec_caps()
