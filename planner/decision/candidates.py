@@ -511,7 +511,8 @@ class LocalSolver:
         # the analytic log-gradients called directly (every group a shipped form, no repeated tokens):
         # (function, flat parameters, positions, number of scenarios, domain index of every row)
         fns = [_analytic(form) for form, *_ in self._flat]
-        self._direct = None if not self.DIRECT or self._effective or any(f is None for f in fns) else [
+        self._fast = bool(self.DIRECT)  # read once: the routes of this solver do not change
+        self._direct = None if not self._fast or self._effective or any(f is None for f in fns) else [
             (fn, params, pos, G, np.tile(np.arange(K), G)) for fn, (form, params, pos, G) in zip(fns, self._flat)]
 
     def point_values(self, N: float, D: float, S: np.ndarray) -> np.ndarray:
@@ -622,7 +623,7 @@ class LocalSolver:
 
         solver = None
         st = self.setting
-        if (self.DIRECT and self.kind == "mean" and len(self.scen) == 1 and self.ss.draw[self.scen[0]] < 0
+        if (self._fast and self.kind == "mean" and len(self.scen) == 1 and self.ss.draw[self.scen[0]] < 0
                 and not self._effective and st.constraints.model_sizes is None):
             law = self.ss.candidates[self.ss.candidate[self.scen[0]]].law
             try:
