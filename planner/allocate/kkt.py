@@ -256,6 +256,7 @@ class KKTSolver:
         self.infer = prob.total_inference_tokens if prob.inference_in_budget else 0.0
         self._lam_guess: list[tuple[float, float, float] | None] = [None, None]
         self._slots: dict[tuple[int, int], dict[str, Any]] = {}
+        self._solved: list[tuple[float, float]] = []  # (log budget, log N) of the last two plans over N
         # single-term variables have an explicit x(lambda)
         self.single = np.sum(self.terms.coef > 0, axis=1) == 1
         self.fpt_terms = prob.flop_model.terms()
@@ -271,6 +272,7 @@ class KKTSolver:
         new.lo0[var] = new.hi0[var] = float(value)
         new._slots = {}
         new._lam_guess = [None, None]
+        new._solved = []
         return new
 
     # ------------------------------------------------------------------ budget
@@ -525,6 +527,13 @@ class KKTSolver:
         points = 13
         if near is None and last is not None and last[0] is not None:
             near = last[1].model_size * math.sqrt(budget / last[0])
+            h = self._solved
+            if len(h) == 2 and h[1][0] != h[0][0] and abs(h[1][1] - math.log(last[1].model_size)) < 1e-9:
+                # the last two plans' log N against log C (a sweep): their slope instead of 1/2 puts the
+                # middle of the scan next to the root, and Brent's first secant step from it lands close
+                slope = (h[1][1] - h[0][1]) / (h[1][0] - h[0][0])
+                if 0.0 < slope < 1.0:
+                    near = math.exp(h[1][1] + slope * (math.log(budget) - h[1][0]))
         if near is not None and near > 0 and math.isfinite(near):
             guess = math.log(near)
             a2, b2 = max(a, guess - math.log(4)), min(b, guess + math.log(4))
@@ -603,6 +612,7 @@ class KKTSolver:
         if len(cands) > 1:
             notes = (f"the profile over log N has {len(cands)} local minima on the scan; the best was kept",)
         sol = self._solution(math.exp(best), budget, inn, notes)
+        self._solved = (self._solved + [(math.log(budget), best)])[-2:]
         if len(cands) > 1 and self.certified_class:
             sol = Solution(**{**sol.__dict__, "certified": False})
         return sol
