@@ -204,7 +204,7 @@ def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, 
 def perturbation_checks(prob: Problem, plans: list[tuple[float, float, float, np.ndarray, float]], seed: int) -> list[dict[str, Any]]:
     """:func:`perturbation_check` of several plans of one problem at their own budgets (a sweep), the
     objective evaluated once for all of them: ``plans`` are (budget, N, D, S, value)."""
-    pts = [perturbation_points(prob.with_budget(b), b, N, D, S, seed) for b, N, D, S, _ in plans]
+    pts = [perturbation_points(prob, b, N, D, S, seed) for b, N, D, S, _ in plans]  # the budget is an argument
     have = [p for p in pts if p is not None]
     vals: list[np.ndarray | None] = [None] * len(pts)
     if have:

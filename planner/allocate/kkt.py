@@ -508,7 +508,7 @@ class KKTSolver:
         where the profile still falls towards an edge."""
         if self._infinite() is not None:
             return self._infinite()  # type: ignore[return-value]
-        prob = self.prob.with_budget(budget)
+        prob = self.prob  # search_bounds takes the budget itself
         lo, hi, hard_lo, hard_hi = prob.search_bounds(budget)
         cache: dict[float, _Inner] = {}
 
