@@ -335,11 +335,14 @@ def dprime_table(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) ->
     return ["domain", "form (weight)", "planned D'", "loss at D' = 0", "loss at planned D'", "loss at 2x planned D'"], rows
 
 
-def residual_table_rows(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]] | None:
-    """Each candidate's in-sample |relative error| on base and specialized rows (Markdown fallback of the residual plot)."""
+def residual_table_rows(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None,
+                        residuals: list[dict[str, Any]] | None = None) -> tuple[list[str], list[list[str]]] | None:
+    """Each candidate's in-sample |relative error| on base and specialized rows (Markdown fallback of the residual plot).
+
+    ``residuals``: :func:`.curves.form_residuals` of ``r`` if already computed (the HTML page's plot uses the same)."""
     from .curves import form_residuals
 
-    data = form_residuals(r, _laws(r) if laws is None else laws)
+    data = residuals if residuals is not None else form_residuals(r, _laws(r) if laws is None else laws)
     if not data:
         return None
     rows = []
@@ -435,8 +438,12 @@ def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], li
 
 
 
-def render_markdown(result: Mapping[str, Any]) -> str:
-    """The report as Markdown (for a pull request or a wiki)."""
+def render_markdown(result: Mapping[str, Any], *, laws: Mapping[str, Any] | None = None,
+                    residuals: list[dict[str, Any]] | None = None) -> str:
+    """The report as Markdown (for a pull request or a wiki).
+
+    ``laws`` (:func:`.document.law_objects` of the result) and ``residuals`` (:func:`.curves.form_residuals`)
+    may be passed when already computed; by default they are computed from the document."""
     r = result
     title = r.get("title") or "Allocation report"
     out = [f"# {md_text(title)}", ""]
@@ -467,12 +474,13 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             out += ["Form selection by held-out error (ARE):", "",
                     _md_table(["form", "ARE", "note"], [[str(s.get("form")), "–" if s.get("are") is None else f"{100 * float(s['are']):.3f}%", str(s.get("note") or "")] for s in law["selection"]]), ""]
         out += [_md_table(PARAM_HEADER, _param_rows(law)), ""]
-    dtab = dprime_table(r)
+    laws = _laws(r) if laws is None else laws
+    dtab = dprime_table(r, laws)
     if dtab:
         out += ["## Loss against D' under every candidate form", "",
                 md_text("Predicted loss per domain at the plan's N and D, for no specialization, the planned D'_k and twice it, under each "
                         "candidate form (the HTML report plots the curves with the runs)."), "", _md_table(*dtab), ""]
-    rtab = residual_table_rows(r)
+    rtab = residual_table_rows(r, laws, residuals)
     if rtab:
         out += ["## In-sample residuals of every candidate form", "",
                 md_text("Mean and worst |predicted / observed - 1| on the rows each form was fitted to (held-out rows left out), "
