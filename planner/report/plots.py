@@ -183,6 +183,7 @@ def _minor_ticks_as_markers(fig: Figure) -> None:
                           markersize=matplotlib.rcParams[f"{name}tick.minor.size"], markeredgewidth=matplotlib.rcParams[f"{name}tick.minor.width"],
                           color=matplotlib.rcParams[f"{name}tick.color"], transform=ax.get_xaxis_transform() if name == "x" else ax.get_yaxis_transform(),
                           clip_on=False, zorder=axis.get_zorder())
+            line.set_in_layout(False)  # like tick marks, not part of the tight box (only tick labels are)
             ax.add_artist(line)  # not add_line: the marks must not move the data limits
 
 
