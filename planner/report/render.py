@@ -663,7 +663,8 @@ def render_markdown(result: Mapping[str, Any], *, laws: Mapping[str, Any] | None
 
 
 # --------------------------------------------------------------------------- CSV
-#: the plan's columns (one row per phase and domain, ``Allocation.to_frame``), then the decision's:
+#: the plan's columns (one row per phase and domain, ``Allocation.to_frame``; with a robust headline also the
+#: headline plan's rows in that layout, ``plan`` its name), then the decision's:
 #: ``section`` (plan, headline, plan-per-form, robust, range, flatness, baseline), ``plan`` (which plan),
 #: ``quantity``/``value``/``low``/``high`` (a number and its interval), ``interval_level`` (central
 #: probability of low..high; empty when low..high is not a probability interval), ``headline`` (True on
