@@ -28,6 +28,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .document import predict_at
+
 __all__ = ["candidate_laws", "dprime_curves", "form_residuals", "plan_rows", "predict_at", "GRID_POINTS"]
 
 #: points per curve (log-spaced in D')
@@ -50,26 +52,6 @@ def candidate_laws(law_objects: Mapping[str, Any], result: Mapping[str, Any] | N
     if ens is not None and len(getattr(ens, "candidates", ())) > 0:
         return [(str(c.form.name), c, float(w)) for c, w in zip(ens.candidates, ens.weights)]
     return [(str(law.form.name), law, 1.0)]
-
-
-def _law_domain(law: Any, name: str) -> str | None:
-    if name in law.domains:
-        return name
-    if len(law.domains) == 1:
-        return law.domains[0]
-    return None
-
-
-def predict_at(law: Any, name: str, n: np.ndarray, d: np.ndarray, s: np.ndarray) -> np.ndarray | None:
-    """``law``'s loss in domain ``name`` at (N, D, D') arrays, or None where it cannot predict (no such domain, a failing form)."""
-    dom = _law_domain(law, name)
-    if dom is None:
-        return None
-    try:
-        y = np.asarray(law.predict(model_size=n, pretrain_tokens=d, spec_tokens=s, domain=dom), dtype=float)
-    except Exception:  # noqa: BLE001 - a form that cannot predict there: no curve, not a failed report
-        return None
-    return y if y.shape == n.shape and np.isfinite(y).any() else None
 
 
 def _points_frame(result: Mapping[str, Any]) -> pd.DataFrame | None:

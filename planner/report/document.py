@@ -277,6 +277,26 @@ def headline_block(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _law_domain(law: Any, name: str) -> str | None:
+    if name in law.domains:
+        return name
+    if len(law.domains) == 1:
+        return law.domains[0]
+    return None
+
+
+def predict_at(law: Any, name: str, n: np.ndarray, d: np.ndarray, s: np.ndarray) -> np.ndarray | None:
+    """``law``'s loss in domain ``name`` at (N, D, D') arrays, or None where it cannot predict (no such domain, a failing form)."""
+    dom = _law_domain(law, name)
+    if dom is None:
+        return None
+    try:
+        y = np.asarray(law.predict(model_size=n, pretrain_tokens=d, spec_tokens=s, domain=dom), dtype=float)
+    except Exception:  # noqa: BLE001 - a form that cannot predict there: no curve, not a failed report
+        return None
+    return y if y.shape == n.shape and np.isfinite(y).any() else None
+
+
 def _main_law(laws: Mapping[str, Any]) -> Any:
     return laws.get("law") if "law" in laws else next(iter(laws.values()), None)
 
@@ -335,8 +355,6 @@ def headline_tables(doc: Mapping[str, Any], laws: Mapping[str, Any] | None = Non
     n, d_tokens, spec = h.get("model_size"), h.get("pretrain_tokens"), dict(h.get("spec_tokens") or {})
     if n is None or d_tokens is None or isinstance(n, Mapping) or isinstance(d_tokens, Mapping):
         return {**out, "available": False, "reason": "the headline plan has no single model size and pretraining token count"}
-    from .curves import predict_at
-
     laws = law_objects(doc) if laws is None else laws
     law = _main_law(laws)
     try:
@@ -358,7 +376,7 @@ def headline_tables(doc: Mapping[str, Any], laws: Mapping[str, Any] | None = Non
         if loss is not None and kind and dom.get("loss_interval"):
             try:
                 lo, hi = law.predict_interval(kind=kind, model_size=[float(n)], pretrain_tokens=[float(d_tokens)], spec_tokens=[s],
-                                              domain=[name if name in law.domains else law.domains[0]])
+                                              domain=[_law_domain(law, name)])
                 interval = [float(lo[0]), float(hi[0])]
             except Exception:  # noqa: BLE001 - no draws or calibration for this interval: none shown
                 interval = None
