@@ -108,7 +108,7 @@ def main() -> None:
         "plot-isoloss": lambda: plots.isoloss_contours(doc, law_obj),
     }
     times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(max(1, args.repeats // 2)):
+    for _ in range(args.repeats):
         for plot_id, draw in per_plot.items():
             for mode in MODES:
                 plots.SVG_RENDERER = mode
@@ -116,7 +116,7 @@ def main() -> None:
                 draw()
                 times.setdefault((plot_id, mode), []).append(time.process_time() - c)
     plots.SVG_RENDERER = "single-draw"
-    print(f"\nper plot (CPU s, median of {max(1, args.repeats // 2)}; includes the plot's own data preparation):")
+    print(f"\nper plot (CPU s, median of {args.repeats}; includes the plot's own data preparation):")
     print(f"  {'plot':<22}{'savefig':>9}{'single':>9}{'ratio':>8}")
     for plot_id in per_plot:
         a, b = statistics.median(times[(plot_id, 'savefig')]), statistics.median(times[(plot_id, 'single-draw')])
