@@ -287,9 +287,10 @@ def domain_table(r: Mapping[str, Any], ht: Mapping[str, Any] | None = None) -> t
     nominal = {str(d.get("name")): d for d in r.get("domains") or []}
     with_error = _has_error(r)
     header = ["domain", "weight", f"D' (tokens), headline ({plan})", "D', nominal", "specialize (headline / nominal)",
-              f"predicted loss, headline ({plan})", "interval, headline", "predicted loss, nominal", "interval, nominal"]
+              "predicted loss, headline", "interval, headline", "predicted loss, nominal", "interval, nominal"]
     header += ["predicted error, nominal"] if with_error else []
-    header += ["target", f"FLOPs, headline ({plan})", "FLOPs, nominal"]
+    with_target = any(d.get("target_loss") is not None for d in list(ht.get("domains") or []) + list(nominal.values()))
+    header += (["target"] if with_target else []) + ["FLOPs, headline", "FLOPs, nominal"]
     yes = lambda d: "yes" if d.get("specialize", (d.get("spec_tokens") or 0) > 0) else "no"  # noqa: E731
     rows = []
     for d in ht.get("domains") or []:
@@ -297,7 +298,8 @@ def domain_table(r: Mapping[str, Any], ht: Mapping[str, Any] | None = None) -> t
         row = [str(d.get("name")), f"{float(d.get('weight') or 0):g}", fmt_count(d.get("spec_tokens")), fmt_count(nd.get("spec_tokens")),
                f"{yes(d)} / {yes(nd)}", fmt_loss(d.get("loss")), _interval(d), fmt_loss(nd.get("loss")), _interval(nd)]
         row += (["–" if nd.get("error") is None else f"{float(nd['error']):.4f}"] if with_error else [])
-        row += [fmt_loss(d.get("target_loss")) if d.get("target_loss") is not None else "–", fmt_flops(d.get("flops")), fmt_flops(nd.get("flops"))]
+        row += ([fmt_loss(d.get("target_loss")) if d.get("target_loss") is not None else "–"] if with_target else [])
+        row += [fmt_flops(d.get("flops")), fmt_flops(nd.get("flops"))]
         rows.append(row)
     return header, rows, tuple(i for i, h in enumerate(header) if i in (1, 2, 3) or h.startswith(("predicted", "target", "FLOPs")))
 
@@ -854,6 +856,8 @@ table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; font-variant
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; }
+.table-wrap { overflow-x: auto; }
+table.domains { font-size: 13px; }
 table.kv th { width: 38%; background: none; font-weight: 500; color: var(--muted); }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin: 16px 0; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; background: var(--soft); }
@@ -883,7 +887,8 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str =
         "<tr>" + "".join(f"<td{num if i in numeric else ''}>{_h(str(c).replace('**', ''))}</td>" for i, c in enumerate(row)) + "</tr>"
         for row in rows
     )
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # wide tables (a robust headline beside the nominal plan) scroll inside the page instead of overflowing it
+    return f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
