@@ -1,9 +1,9 @@
 """The multi-start's shortcuts give the numbers of the path without them.
 
-* the cold multi-start stops polishing once ``n_agree`` polishes reached the best optimum; the
-  scripted cases pin the rule (a lower basin found later resets the count), and on the main
-  scenario's runs and on synthetic recoveries the fit equals the one that polishes every start
-  (``n_agree = n_polish``), to the optimizer's own reproducibility;
+* with ``n_agree=k`` the cold multi-start stops polishing once k polishes reached the best optimum;
+  the scripted cases pin the rule (a lower basin found later resets the count), and on the main
+  scenario's runs and on synthetic recoveries the fit equals the default one that polishes every
+  start, to the optimizer's own reproducibility;
 * the amplitude columns of the variable-projection starts come from one call of the form's
   gradient: the same columns, and the same amplitudes, as one prediction per linear slot.
 """
@@ -60,7 +60,8 @@ def _scripted(monkeypatch, funs: list[float]) -> list[int]:
     ([5.0, 3.0, 3.0 * (1 - 1e-12), 1.0], 2, 3, 2),         # a lower basin resets the count; agreeing and lower wins
     ([5.0, 3.0, 1.0, 1.0, 0.5, 0.5], 2, 4, 2),             # stops at the first basin found twice
     ([5.0, 3.0, 1.0, 0.5, 0.4, 0.3], 2, 6, 5),             # no two agree: every start is polished
-    ([2.0, 2.0, 1.0, 1.0, 1.0, 1.0], 6, 6, 2),             # n_agree >= n_polish: every start (the old path)
+    ([2.0, 2.0, 1.0, 1.0, 1.0, 1.0], 6, 6, 2),             # n_agree >= n_polish: every start
+    ([2.0, 2.0, 1.0, 1.0, 1.0, 1.0], None, 6, 2),          # None (the default): every start
     ([2.0, 2.0, 2.0, 1.0, 1.0, 1.0], 3, 3, 0),
     ([np.inf, 2.0, 2.0, 1.0], 2, 3, 1),                    # a failed polish neither counts nor wins
 ])
@@ -74,16 +75,17 @@ def test_cold_multistart_stops_once_n_agree_polishes_reach_the_best(monkeypatch,
     assert n_starts == 16
 
 
-def test_default_n_agree_is_two(monkeypatch):
+def test_by_default_every_start_is_polished(monkeypatch):
     runs, _ = grid_table("chinchilla", seed=3)
     done = _scripted(monkeypatch, [1.0] * 6)
     ms.multistart(_objective(runs, "chinchilla"), max_starts=16, n_polish=6)
-    assert ms.N_AGREE == 2 and len(done) == 2
+    assert ms.N_AGREE is None and len(done) == 6
+    assert LawFitter("chinchilla").n_agree is None
 
 
 def test_bad_n_agree_is_an_error():
     runs, _ = grid_table("chinchilla", seed=3)
-    with pytest.raises(planner.FitError, match=r"n_agree=0 must be in \[1, "):
+    with pytest.raises(planner.FitError, match=r"n_agree=0 must be in \[1, .*\(or None\)"):
         planner.fit(runs, "chinchilla", n_agree=0)
 
 
@@ -101,9 +103,9 @@ def _same_law(a: planner.FittedLaw, b: planner.FittedLaw, params_rel: float = 1e
 def test_synthetic_recovery_is_the_same_with_the_agreement_stop(form, monkeypatch):
     runs, truth = grid_table(form, noise=0.01, seed=0)
     options = {"tie": ["gamma"]} if form == "split-additive" else {}
-    new = planner.fit(runs, form, seed=0, max_starts=64, **options)
+    new = planner.fit(runs, form, seed=0, max_starts=64, n_agree=2, **options)
     _old_path(monkeypatch)
-    old = planner.fit(runs, form, seed=0, max_starts=64, n_agree=6, **options)
+    old = planner.fit(runs, form, seed=0, max_starts=64, **options)
     _same_law(new, old, params_rel=1e-3)
 
 
@@ -111,9 +113,9 @@ def test_a_scenario_form_with_its_holdout_is_the_same(monkeypatch):
     """split-additive (the form the main scenario plans with) on its runs: the fit and the held-out fit."""
     runs = planner.load_runs(SCENARIO_RUNS)
     options = dict(SCENARIO_FIT, calibrate=False)
-    new = planner.fit(runs, "split-additive", **options)
+    new = planner.fit(runs, "split-additive", n_agree=2, **options)
     _old_path(monkeypatch)
-    old = planner.fit(runs, "split-additive", n_agree=6, **options)
+    old = planner.fit(runs, "split-additive", **options)
     _same_law(new, old)
     assert new.holdout["are"] == pytest.approx(old.holdout["are"], rel=1e-6)
     for name in old.holdout["params"]:
@@ -124,9 +126,9 @@ def test_a_scenario_form_with_its_holdout_is_the_same(monkeypatch):
 def test_the_main_scenarios_auto_fit_is_the_same_as_polishing_every_start(monkeypatch):
     """The fit of scenarios/three-domains.toml (form auto, six candidates, backtests, calibration)."""
     runs = planner.load_runs(SCENARIO_RUNS)
-    new = planner.fit(runs, "auto", **SCENARIO_FIT)
+    new = planner.fit(runs, "auto", n_agree=2, **SCENARIO_FIT)
     _old_path(monkeypatch)
-    old = planner.fit(runs, "auto", n_agree=6, **SCENARIO_FIT)
+    old = planner.fit(runs, "auto", **SCENARIO_FIT)
     assert new.form.name == old.form.name
     np.testing.assert_allclose(new.candidates.weights, old.candidates.weights, rtol=0, atol=1e-6)
     for a, b in zip(new.candidates.candidates, old.candidates.candidates):

@@ -246,11 +246,12 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
     """Best polished result over variable-projection starts. Returns (result, number of starts).
 
     Cold (``warm=None``): the ``n_polish`` best starts by objective (grid points and ``extra_starts``)
-    are polished in that order; the best result wins. The polishing stops early once ``n_agree``
-    polishes (default :data:`N_AGREE`) have reached the best optimum so far (to :data:`CONFIRM_RTOL`
-    in objective): that basin has been found from several starts, and the remaining starts, worse
-    by the variable-projection objective, are not polished. A later start that would find a lower
-    basin is then missed: ``n_agree >= n_polish`` polishes every start (the previous behaviour).
+    are polished in that order; the best result wins. With ``n_agree`` (default :data:`N_AGREE`:
+    None, every start is polished) the polishing stops early once ``n_agree`` polishes have reached
+    the best optimum so far (to :data:`CONFIRM_RTOL` in objective): that basin has been found from
+    several starts, and the remaining starts, worse by the variable-projection objective, are not
+    polished. A later start that would find a lower basin is then missed, which is why it is not
+    the default (measured in docs/methods.md).
 
     Warm (``warm``: the optimum of a fit on more rows): ``warm``, with its amplitudes re-solved on
     these rows, is polished first; then the grid starts in order of objective, until one of them
@@ -271,6 +272,8 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
     best: OptimizeResult | None = None
     if warm is None:
         n_agree = N_AGREE if n_agree is None else n_agree
+        if n_agree is None:
+            n_agree = n_polish + 1  # never reached: every start is polished
         agreeing = 0  # polishes that reached the best optimum so far
         for cand in finite[:n_polish]:
             res = polish(obj, cand.values, method=method)
@@ -307,5 +310,6 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
 CONFIRM_RTOL = 1e-8
 
 #: the cold multi-start stops polishing once this many polishes reached the best optimum
-#: (``LawFitter(n_agree=...)``; measured on the main scenario and the validation data: docs/methods.md)
-N_AGREE = 2
+#: (``LawFitter(n_agree=...)``); None: every one of the ``n_polish`` starts is polished. Not 2 by
+#: default: on the real fine-tuning curves it missed lower basins that later starts find (docs/methods.md)
+N_AGREE: int | None = None
