@@ -325,7 +325,7 @@ class LawFitter:
     max_starts, n_polish: multi-start budget.
     n_agree: None (the default) polishes every one of the ``n_polish`` best starts of a cold
         multi-start; an integer k stops once k of them reached the best optimum (k = 2: the basin
-        was found twice). Faster (1.7x on the main scenario's fit, the same plan to 4e-8) but a lower
+        was found twice). Faster (1.7-1.9x less CPU on the main scenario's fit, the same plan to 4e-8) but a lower
         basin that a later start would find is missed: seen on 2 of the 30 candidate fits of the
         real fine-tuning validation (docs/methods.md), so it is opt-in.
     polish: "auto" (default: :func:`scipy.optimize.least_squares`, trust-region reflective on the
