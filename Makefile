@@ -34,11 +34,12 @@ test-fast: venv
 fuzz: venv
 	$(BIN)/python -m pytest -q -m fuzz_long $(PYTEST_ARGS)
 
-# Medians, printed: fit (and the chinchilla package), optimizer scaling in K, whole scenarios and start-up.
+# Medians, printed: fit (and the chinchilla package), optimizer scaling in K, whole scenarios and start-up, reports.
 bench: venv
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_allocate.py
 	$(BIN)/python benchmarks/bench_scenario.py
+	$(BIN)/python benchmarks/bench_report.py
 
 validate: venv
 	$(BIN)/python benchmarks/validate.py --write docs/validation.md

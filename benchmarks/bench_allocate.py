@@ -11,6 +11,11 @@ ratio = cvxpy / numpy, both measured in the same run):
 * the agreement of the two solvers (relative difference of objective and N).
 
 Run:  PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_allocate.py [--repeats 3] [--quick] [--wall]
+
+``--against DIR``: old against new instead. The 100-budget sweeps at K = 10, the K = 2 ``optimize()``
+with baselines on the dcp path and the K = 1,000 ``optimize()`` are timed in fresh processes, one with
+``DIR`` (an older checkout, e.g. ``/work/main``) first on the path and one with this tree, alternately,
+``--repeats`` rounds (medians of each process's best-of-5 CPU seconds; ratio = old / new).
 """
 
 from __future__ import annotations
@@ -75,7 +80,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="skip the slowest cvxpy references (K = 1000, shared law K = 1000)")
     ap.add_argument("--wall", action="store_true", help="time wall-clock (perf_counter) instead of this process's CPU time")
+    ap.add_argument("--against", default=None, metavar="DIR", help="an older checkout: time the sweeps and K = 2 / 1,000 plans old against new")
     args = ap.parse_args()
+    if args.against:
+        against(args.against, args.repeats)
+        return
     if args.wall:
         CLOCK.update(fn=time.perf_counter, name="wall")
     r = args.repeats
@@ -127,6 +136,54 @@ def main() -> None:
     agreement("gp path, K = 2, 1e23", optimize(law_g, budget, doms2, solver="numpy"), optimize(law_g, budget, doms2, solver="cvxpy"))
     law, doms = make_law(10)
     agreement("gp path, K = 10, 1e21", optimize(law, 1e21, doms, baselines=False, solver="numpy"), optimize(law, 1e21, doms, baselines=False, solver="cvxpy"))
+
+
+#: the cases of ``--against``, run in a fresh process by ``_AGAINST_SNIPPET``
+_AGAINST_CASES = ("sweep gp law, K = 10, 100 budgets", "sweep dcp law (D0 = 1e9), K = 10, 100 budgets",
+                  "optimize dcp law, K = 2, baselines", "optimize gp law, K = 1000, no baselines")
+_AGAINST_SNIPPET = """
+import sys, time, warnings
+sys.path.insert(1, {bench!r})
+warnings.simplefilter("ignore")
+import numpy as np
+from bench_allocate import make_law
+from planner.allocate import optimize, sweep
+budgets = list(np.geomspace(1e20, 1e25, 100))
+law_g, doms10 = make_law(10)
+law_d, doms10d = make_law(10, d0=1e9)
+law_2, doms2 = make_law(2, d0=1e9)
+law_k, domsk = make_law(1000)
+cases = [lambda: sweep(law_g, budgets, doms10), lambda: sweep(law_d, budgets, doms10d),
+         lambda: optimize(law_2, 1e23, doms2), lambda: optimize(law_k, 1e23, domsk, baselines=False)]
+out = []
+for fn in cases:
+    fn()
+    best = float("inf")
+    for _ in range(5):
+        t = time.process_time(); fn(); best = min(best, time.process_time() - t)
+    out.append(best)
+print(" ".join(repr(x) for x in out))
+"""
+
+
+def against(old_dir: str, repeats: int) -> None:
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    code = _AGAINST_SNIPPET.format(bench=os.path.join(here, "benchmarks"))
+    times: dict[str, list[list[float]]] = {"old": [], "new": []}
+    for _ in range(max(repeats, 1)):
+        for label, tree in (("old", os.path.abspath(old_dir)), ("new", here)):
+            env = {**os.environ, "PYTHONPATH": tree}
+            res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            times[label].append([float(x) for x in res.stdout.split()])
+    print(f"old ({old_dir}) against new ({here}): medians over {repeats} process pairs of each process's best-of-5 CPU seconds")
+    for i, case in enumerate(_AGAINST_CASES):
+        o = statistics.median(t[i] for t in times["old"])
+        n = statistics.median(t[i] for t in times["new"])
+        print(f"  {case:<48} old {o:8.4f} s   new {n:8.4f} s   ratio {o / n:5.2f}x")
 
 
 def with_warnings_off() -> None:

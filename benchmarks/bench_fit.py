@@ -15,11 +15,15 @@ polish or the serial run measured in the same process, with the ratio):
   ``scenarios/three-domains.toml``, both polishes;
 * ``calibrate=True`` on the three-domain runs (4 size backtests), both polishes, and n_jobs=1 vs -1;
 * 200 bootstrap draws on the three-domain runs, ``n_jobs=1`` vs ``n_jobs=-1`` (one run each);
+* the scenario's fit (below) with the cold multi-start's agreement stop (``n_agree=2``, opt-in)
+  and the amplitude columns from one gradient call, beside every one of the ``n_polish`` starts
+  polished (the default) with one prediction per amplitude column (``multistart.ANALYTIC_COLUMNS
+  = False``): the path before them;
 * the scenario's own fit (``form="auto"``, ``train_on="auto"``, ``calibrate=True``, ``max_starts=32``:
   ``scenarios/three-domains.toml``) and the same with ``bootstrap=200`` (the uncertainty-heavy
   variant), both at ``n_jobs=1``, beside the previous path in the same process: every subset fit a
-  cold multi-start (``warm_start=False``) and no solve reused (``planner.fitting.core.REUSE_SOLVES
-  = False``). "Same result" gives the largest change of the ensemble weights (absolute) and of the
+  cold multi-start (``warm_start=False``), no solve reused (``planner.fitting.core.REUSE_SOLVES
+  = False``) and one prediction per amplitude column. "Same result" gives the largest change of the ensemble weights (absolute) and of the
   chosen law's parameters (relative);
 * the scenario's fit at ``n_jobs=-1`` vs ``n_jobs=1`` (the process pool is used only when the
   work outweighs its start-up, see ``planner/_parallel.py``).
@@ -258,23 +262,38 @@ def _speed_rows(row, runs, opts, repeats: int, n_boot: int, same_objective) -> N
 
 def _scenario_fit_rows(row, runs, repeats: int, n_boot: int) -> None:
     import planner.fitting.core as fitting_core
+    import planner.fitting.multistart as multistart
 
     scenario_fit = dict(form="auto", train_on="auto", max_starts=32, calibrate=True)
 
     def old_path(**extra):
         def call():
             fitting_core.REUSE_SOLVES = False
+            multistart.ANALYTIC_COLUMNS = False
             try:
                 return planner.fit(runs, warm_start=False, **scenario_fit, **extra)
             finally:
                 fitting_core.REUSE_SOLVES = True
+                multistart.ANALYTIC_COLUMNS = True
         return call
 
     def same_ensemble(a, b) -> str:
         dw = max(abs(x - y) for x, y in zip(a.candidates.weights, b.candidates.weights))
         dp = max(abs(a.params[k] - b.params[k]) / abs(b.params[k]) for k in b.params if b.params[k])
-        return f"{a.form.name}; weights abs diff {dw:.1e}, law params rel diff {dp:.1e}"
+        do = abs(a.objective - b.objective) / b.objective
+        return f"{a.form.name}; weights abs diff {dw:.1e}, law params rel diff {dp:.1e}, objective rel diff {do:.1e}"
 
+    def every_start(**extra):
+        def call():
+            multistart.ANALYTIC_COLUMNS = False
+            try:
+                return planner.fit(runs, **scenario_fit, **extra)
+            finally:
+                multistart.ANALYTIC_COLUMNS = True
+        return call
+
+    row("scenario fit: n_agree=2 vs every start polished", lambda: planner.fit(runs, n_jobs=1, n_agree=2, **scenario_fit),
+        every_start(n_jobs=1), repeats, same_ensemble)
     row("scenario fit (auto+calibrate): new vs old path", lambda: planner.fit(runs, n_jobs=1, **scenario_fit),
         old_path(n_jobs=1), max(1, repeats // 2), same_ensemble)
     row(f"scenario fit + bootstrap {n_boot}: new vs old path", lambda: planner.fit(runs, n_jobs=1, bootstrap=n_boot, **scenario_fit),

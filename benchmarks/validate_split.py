@@ -18,11 +18,13 @@ The numbers go into docs/validation.md ("Real D' data") and are pinned in tests/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,28 @@ def _are(pred: np.ndarray, obs: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(pred) - np.asarray(obs)) / np.asarray(obs)))
 
 
+@contextlib.contextmanager
+def _recording_backtests() -> Iterator[dict[str, Any]]:
+    """Within the block, every ``form="auto"`` fit leaves its candidates' per-row backtest log errors in the
+    yielded dict (``"fold_errors"``: form -> one array per fold, None where the fold failed), by wrapping
+    ``planner.fitting.core._weigh_candidates`` (benchmark only: the rule study reads auto's own folds)."""
+    import planner.fitting.core as core
+
+    seen: dict[str, Any] = {}
+    original = core._weigh_candidates
+
+    def wrapped(results, skipped, folds, method, notes):
+        seen["fold_errors"] = {r["form"].name: list(r["fold_errors"]) for r in results if r["law"] is not None}
+        seen["folds"] = list(folds)
+        return original(results, skipped, folds, method, notes)
+
+    core._weigh_candidates = wrapped
+    try:
+        yield seen
+    finally:
+        core._weigh_candidates = original
+
+
 def _heldout_predictions(auto_law: planner.FittedLaw, test: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each candidate's training-only fit (``law.holdout['params']``) on the held-out rows, and the ensemble's mixture."""
     ens = auto_law.candidates
@@ -67,14 +91,19 @@ def load_split_lab() -> pd.DataFrame:
     return planner.load_runs(SPLIT_LAB)
 
 
-def split_lab_extrapolation(n_train_sizes: int = 3, n_jobs: int | None = -1) -> dict[str, Any]:
-    """Fit on the ``n_train_sizes`` smallest sizes, predict the others: ARE per form on base and specialized rows."""
+def split_lab_extrapolation(n_train_sizes: int = 3, n_jobs: int | None = -1, keep: bool = False) -> dict[str, Any]:
+    """Fit on the ``n_train_sizes`` smallest sizes, predict the others: ARE per form on base and specialized rows.
+
+    ``keep``: also return ``"kept"``: the held-out rows and observations, every law's held-out
+    predictions, the backtest table's scored rows and auto's per-row backtest log errors (for :func:`rule_study`).
+    """
     runs = load_split_lab()
     sizes = np.sort(runs["model_size"].unique())
     cut = float(sizes[n_train_sizes - 1])
     rule = f"model_size <= {cut:g}"
     start = time.perf_counter()
-    auto_law = planner.fit(runs, "auto", train_on=rule, n_jobs=n_jobs, **AUTO_OPTIONS)
+    with _recording_backtests() as seen:
+        auto_law = planner.fit(runs, "auto", train_on=rule, n_jobs=n_jobs, **AUTO_OPTIONS)
     seconds = time.perf_counter() - start
     used = runs[~runs["cross_domain"]]
     test = used[used["model_size"] > cut].reset_index(drop=True)
@@ -92,12 +121,27 @@ def split_lab_extrapolation(n_train_sizes: int = 3, n_jobs: int | None = -1) -> 
     rows = {name: {"base": _are(p[base], obs[base]), "specialized": _are(p[spec], obs[spec]), "all": _are(p, obs)} for name, p in preds.items()}
     candidates = [n for n in auto_law.candidates.names]
     best = min(candidates, key=lambda n: rows[n]["all"])
-    return {
+    out = {
         "rule": rule, "n_train": int(len(train)), "n_test": int(len(test)), "n_base": int(base.sum()), "n_specialized": int(spec.sum()),
         "errors": rows, "weights": dict(zip(auto_law.candidates.names, auto_law.candidates.weights)),
         "best_candidate": best, "ensemble_over_best": rows["ensemble"]["all"] / rows[best]["all"],
         "selected": auto_law.form.name, "seconds": seconds,
     }
+    if keep:
+        out["kept"] = _kept(auto_law, seen, train.reset_index(drop=True), obs, preds)
+    return out
+
+
+def _kept(auto_law: planner.FittedLaw, seen: dict[str, Any], train: pd.DataFrame, obs: np.ndarray,
+          preds: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What :func:`rule_study` needs of one extrapolation (auto's one backtest fold: the largest fitted size)."""
+    ens = auto_law.candidates
+    assert len(seen["folds"]) == 1  # 3 fitted sizes: one fold, the 2 smallest -> the third
+    errors = np.column_stack([seen["fold_errors"][n][0] for n in ens.names])
+    scored = train[train["model_size"] == train["model_size"].max()].reset_index(drop=True)
+    assert len(scored) == len(errors)  # the fold's scored rows (cross-domain rows are not in ``train``)
+    return {"names": list(ens.names), "sigmas": list(ens.sigmas), "obs": obs,
+            "predictions": np.vstack([preds[n] for n in ens.names]), "fold_errors": errors, "fold_rows": scored}
 
 
 def split_lab_adequacy(min_tokens: float | None = None, forms: tuple[str, ...] = SPLIT_FORMS) -> dict[str, Any]:
@@ -159,13 +203,15 @@ def load_finetune(family: str, domain: str) -> pd.DataFrame:
     return planner.load_runs(d.reset_index(drop=True))
 
 
-def finetune_extrapolation(family: str, domain: str, n_jobs: int | None = -1) -> dict[str, Any]:
-    """Fit the smaller sizes of a family, predict the largest size's curve; baseline: the next size down."""
+def finetune_extrapolation(family: str, domain: str, n_jobs: int | None = -1, keep: bool = False) -> dict[str, Any]:
+    """Fit the smaller sizes of a family, predict the largest size's curve; baseline: the next size down.
+    ``keep``: as in :func:`split_lab_extrapolation`."""
     runs = load_finetune(family, domain)
     sizes = np.sort(runs["model_size"].unique())
     rule = f"model_size < {sizes[-1]:g}"
     start = time.perf_counter()
-    auto_law = planner.fit(runs, "auto", train_on=rule, n_jobs=n_jobs, **AUTO_OPTIONS)
+    with _recording_backtests() as seen:
+        auto_law = planner.fit(runs, "auto", train_on=rule, n_jobs=n_jobs, **AUTO_OPTIONS)
     seconds = time.perf_counter() - start
     test = runs[runs["model_size"] == sizes[-1]].reset_index(drop=True)
     preds = _heldout_predictions(auto_law, test)
@@ -175,7 +221,7 @@ def finetune_extrapolation(family: str, domain: str, n_jobs: int | None = -1) ->
     errors = {name: _are(p, obs) for name, p in preds.items()}
     candidates = list(auto_law.candidates.names)
     best = min(candidates, key=lambda n: errors[n])
-    return {
+    out = {
         "family": family, "domain": domain, "rule": rule, "n_test": int(len(test)), "errors": errors,
         "weights": dict(zip(auto_law.candidates.names, auto_law.candidates.weights)),
         "failed": {s.form: s.reason for s in auto_law.candidates.scores if s.status == "failed"},
@@ -183,6 +229,9 @@ def finetune_extrapolation(family: str, domain: str, n_jobs: int | None = -1) ->
         "beats_baseline": sorted(n for n in candidates + ["ensemble"] if errors[n] < errors["copy next size down"]),
         "selected": auto_law.form.name, "seconds": seconds,
     }
+    if keep:
+        out["kept"] = _kept(auto_law, seen, runs[runs["model_size"] < sizes[-1]].reset_index(drop=True), obs, preds)
+    return out
 
 
 # --------------------------------------------------------------- weighting schemes
@@ -205,8 +254,13 @@ def _study_folds(train: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]
     return {"up": (m <= s[1], m == s[2]), "down": (m >= s[1], m == s[0]), "mid": (m != s[1], m == s[1]), "curve": (early, ~early)}
 
 
-def _study_weights(blocks: list[np.ndarray], scheme: str) -> np.ndarray:
-    """Weights of one scheme from per-fold log errors (one (n_f, J) array per fold)."""
+def _study_weights(blocks: list[np.ndarray], scheme: str, steps: list[float | None] | None = None, target_step: float | None = None) -> np.ndarray:
+    """Weights of one scheme from per-fold log errors (one (n_f, J) array per fold).
+
+    ``steps``: each fold's signed extrapolation step in log model size (log of the scored size over the
+    nearest fitted one, 0 for interpolation, None for a within-curve fold); ``target_step``: the real
+    extrapolation's (the smallest held-out size over the largest fitted); for "distance-weighted stacking".
+    """
     from scipy.optimize import minimize
 
     from planner.fitting.ensemble import _normal_logpdf, ensemble_weights
@@ -224,6 +278,33 @@ def _study_weights(blocks: list[np.ndarray], scheme: str) -> np.ndarray:
             w = np.exp(z - z.max())
             acc += w / w.sum()
         return acc / 1000
+    if scheme == "stability-penalised stacking":
+        # a form whose fold errors move from fold to fold is less predictable: sigma_j^2 = its mean fold MSE
+        # plus the variance across folds of its mean fold log error (no change with one fold)
+        bias = np.vstack([b.mean(axis=0) for b in blocks])
+        wide = np.sqrt(sigma ** 2 + bias.var(axis=0))
+        return ensemble_weights([np.column_stack([_normal_logpdf(b[:, j], wide[j]) for j in range(n_cand)]) for b in blocks], "stacking")
+    if scheme == "distance-weighted stacking":
+        # every size fold, its rows weighted by a Gaussian kernel in (its step - the real step) / the real step:
+        # the folds that extrapolate as far as the plan does count most (a within-curve fold: weight 0)
+        if steps is None or target_step is None:
+            return ensemble_weights(log_dens, "stacking")
+        h = max(abs(target_step), 1e-9)
+        kern = np.array([0.0 if st is None else math.exp(-0.5 * ((st - target_step) / h) ** 2) for st in steps])
+        rows = np.vstack(log_dens)
+        row_w = np.concatenate([np.full(len(b), k / len(b)) for b, k in zip(log_dens, kern)])
+        row_w = row_w / row_w.sum()
+        shifted = np.exp(rows - rows.max(axis=1, keepdims=True))
+        w = np.full(n_cand, 1.0 / n_cand)
+        for _ in range(3000):  # EM on the kernel-weighted mixture log score (stacking_weights' updates)
+            resp = shifted * w / (shifted @ w)[:, None]
+            w_new = row_w @ resp
+            w_new = w_new / w_new.sum()
+            if np.max(np.abs(w_new - w)) < 1e-12:
+                w = w_new
+                break
+            w = w_new
+        return w
     if scheme == "inverse MSE":  # Bates & Granger 1969
         w = 1.0 / sigma ** 2
         return w / w.sum()
@@ -237,7 +318,8 @@ def _study_weights(blocks: list[np.ndarray], scheme: str) -> np.ndarray:
     raise ValueError(scheme)
 
 
-STUDY_SCHEMES = ("shrunk-stacking", "equal", "stacking", "pseudo-bma", "BB-pseudo-BMA", "inverse MSE", "point stacking")
+STUDY_SCHEMES = ("shrunk-stacking", "equal", "stacking", "pseudo-bma", "BB-pseudo-BMA", "inverse MSE", "point stacking",
+                 "stability-penalised stacking", "distance-weighted stacking")
 
 
 def _case_rows(case: str) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, ...]]:
@@ -266,7 +348,7 @@ def weighting_study(case: str) -> dict[str, Any]:
 
     train, test, forms = _case_rows(case)
     folds = _study_folds(train)
-    obs, final, fold_err = test["loss"].to_numpy(), {}, {f: {} for f in folds}
+    final, fold_err = {}, {f: {} for f in folds}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for form in forms:
@@ -274,20 +356,189 @@ def weighting_study(case: str) -> dict[str, Any]:
             for name, (fit_rows, score_rows) in folds.items():
                 pred = planner.fit(train[fit_rows], form, **FIT_OPTIONS).predict(train[score_rows])
                 fold_err[name][form] = np.log(pred) - np.log(train["loss"].to_numpy()[score_rows])
+    return _study_scores(case, train, test, forms, final, fold_err)
+
+
+def _study_scores(case: str, train: pd.DataFrame, test: pd.DataFrame, forms: tuple[str, ...], final: dict[str, np.ndarray],
+                  fold_err: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """The weighting study's table from the fits (``final``: held-out predictions; ``fold_err``: fold -> form -> log errors)."""
+    obs = test["loss"].to_numpy()
     errors = {f: _are(final[f], obs) for f in forms}
     best = min(errors.values())
+    s = np.log(np.sort(train["model_size"].unique()))
+    steps = {"up": s[2] - s[1], "down": s[0] - s[1], "mid": 0.0, "curve": None}
+    target_step = float(np.log(test["model_size"].min()) - s[-1])
     ratios: dict[str, dict[str, float]] = {}
     for set_name, names in STUDY_FOLD_SETS.items():
         blocks = [np.column_stack([fold_err[n][f] for f in forms]) for n in names]
         ratios[set_name] = {}
         for scheme in STUDY_SCHEMES:
-            w = _study_weights(blocks, scheme)
+            w = _study_weights(blocks, scheme, [steps[n] for n in names], target_step)
             ratios[set_name][scheme] = _are(w @ np.vstack([final[f] for f in forms]), obs) / best
-    fold_are = {n: {f: float(np.mean(np.abs(np.expm1(fold_err[n][f])))) for f in forms} for n in folds}
-    return {"case": case, "errors": errors, "best": min(errors, key=errors.get), "fold_are": fold_are, "ratios": ratios}
+    fold_are = {n: {f: float(np.mean(np.abs(np.expm1(fold_err[n][f])))) for f in forms} for n in fold_err}
+    # choosing the scheme by a cross-validation inside the training sizes: weights from the "down" and "mid"
+    # folds, scored on the "up" fold (the mixture of the up fold's predictions, exp(log error) * observed);
+    # the scheme with the smallest such ratio is then used with every size fold on the held-out rows
+    up_obs = train["loss"].to_numpy()[_study_folds(train)["up"][1]]
+    up_pred = np.vstack([np.exp(fold_err["up"][f]) * up_obs for f in forms])
+    up_best = min(_are(p, up_obs) for p in up_pred)
+    inner = [np.column_stack([fold_err[n][f] for f in forms]) for n in ("down", "mid")]
+    inner_ratio = {sc: _are(_study_weights(inner, sc, [steps["down"], steps["mid"]], steps["up"]) @ up_pred, up_obs) / up_best
+                   for sc in STUDY_SCHEMES}
+    chosen = min(STUDY_SCHEMES, key=lambda sc: (round(inner_ratio[sc], 9), STUDY_SCHEMES.index(sc)))
+    return {"case": case, "errors": errors, "best": min(errors, key=errors.get), "fold_are": fold_are, "ratios": ratios,
+            "inner_cv": {"ratios_on_up_fold": inner_ratio, "chosen": chosen, "heldout_ratio": ratios["three size folds"][chosen]}}
 
 
 STUDY_CASES = ("split_lab", "Cerebras flan", "Cerebras wmt19", "OPT flan", "OPT wmt19")
+
+
+# ------------------------------------------------------------------ rules on auto's own fold
+def _curves(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's curve (run, domain, branch point: D' on a branch, D on the pretraining curve) and its position on it."""
+    spec = rows["spec_tokens"].to_numpy(dtype=float)
+    key = (rows["run"].astype(str) + "|" + rows["domain"].astype(str) + "|"
+           + np.where(spec > 0, rows["pretrain_tokens"].astype(str), "base")).to_numpy()
+    return key, np.where(spec > 0, spec, rows["pretrain_tokens"].to_numpy(dtype=float))
+
+
+def _student_t_logpdf(err: np.ndarray, sigma: float, nu: float = 3.0) -> np.ndarray:
+    from scipy.special import gammaln
+
+    z = err / sigma
+    return (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * math.log(nu * math.pi) - math.log(sigma)
+            - (nu + 1) / 2 * np.log1p(z * z / nu))
+
+
+def _bayesian_bootstrap_pbma(units: list[np.ndarray], draws: int = 1000, seed: int = 0) -> np.ndarray:
+    """Pseudo-BMA+ (Yao et al. 2018, sec. 3.2): w = E_alpha[softmax(n * sum_u alpha_u elpd_u)], alpha ~ Dirichlet(1, ..., 1)
+    over the n independent units (``units``: one (rows, J) array of log densities per unit; a unit's elpd is their sum)."""
+    elpd = np.vstack([u.sum(axis=0) for u in units])
+    rng, acc = np.random.default_rng(seed), np.zeros(elpd.shape[1])
+    for _ in range(draws):
+        z = len(elpd) * (rng.dirichlet(np.ones(len(elpd))) @ elpd)
+        w = np.exp(z - z.max())
+        acc += w / w.sum()
+    return acc / draws
+
+
+#: the rules of :func:`rule_study`, each from auto's one backtest fold (fit the 2 smallest fitted sizes, score the third)
+RULES = ("stacking (fit's default)", "equal (= shrunk stacking with one fold)", "pseudo-BMA", "pseudo-BMA+ (bootstrap over rows)",
+         "pseudo-BMA+ (bootstrap over curves)", "stacking, Student-t(3) densities", "stacking, scales refitted jointly",
+         "stacking on the final checkpoints", "inverse MSE", "point stacking")
+
+
+def rule_weights(kept: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every rule of :data:`RULES` on auto's own backtest log errors ``kept["fold_errors"]`` (rows x candidates).
+
+    Densities are normal with auto's scales (each candidate's RMS fold log error, floored at its in-sample RMS)
+    unless the rule says otherwise. Nothing held out enters a weight.
+    """
+    from planner.fitting.ensemble import _normal_logpdf, pseudo_bma_weights, stacking_weights
+
+    err = np.asarray(kept["fold_errors"], dtype=float)
+    sigma = np.asarray(kept["sigmas"], dtype=float)
+    n_cand = err.shape[1]
+    dens = np.column_stack([_normal_logpdf(err[:, j], sigma[j]) for j in range(n_cand)])
+    key, pos = _curves(kept["fold_rows"])
+    last = pd.Series(pos).groupby(key).transform("max").to_numpy() == pos
+    out = {RULES[0]: stacking_weights([dens]), RULES[1]: np.full(n_cand, 1.0 / n_cand), RULES[2]: pseudo_bma_weights([dens]),
+           RULES[3]: _bayesian_bootstrap_pbma([dens[i:i + 1] for i in range(len(dens))]),
+           RULES[4]: _bayesian_bootstrap_pbma([dens[key == k] for k in np.unique(key)])}
+    out[RULES[5]] = stacking_weights([np.column_stack([_student_t_logpdf(err[:, j], sigma[j]) for j in range(n_cand)])])
+    # one factor c on every scale, chosen with the weights by the mixture's log score (a grid over c in [0.3, 10])
+    best_score, best_w = -math.inf, None
+    for c in np.geomspace(0.3, 10.0, 31):
+        d = np.column_stack([_normal_logpdf(err[:, j], c * sigma[j]) for j in range(n_cand)])
+        w = stacking_weights([d])
+        score = float(np.mean(np.log(np.exp(d) @ w)))
+        if score > best_score:
+            best_score, best_w = score, w
+    out[RULES[6]] = best_w
+    fin_sigma = np.maximum(np.sqrt(np.mean(err[last] ** 2, axis=0)), 1e-4)
+    out[RULES[7]] = stacking_weights([np.column_stack([_normal_logpdf(err[last, j], fin_sigma[j]) for j in range(n_cand)])])
+    out[RULES[8]] = (1.0 / sigma ** 2) / np.sum(1.0 / sigma ** 2)
+    from scipy.optimize import minimize
+
+    r = minimize(lambda w: float(np.mean(np.log(np.maximum(np.exp(err) @ w, 1e-300)) ** 2)), np.full(n_cand, 1.0 / n_cand),
+                 bounds=[(0.0, 1.0)] * n_cand, constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},), method="SLSQP")
+    w = np.clip(r.x, 0.0, None)
+    out[RULES[9]] = w / w.sum()
+    return out
+
+
+def rule_study(kept_by_case: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each rule's held-out mixture ARE over the best candidate's, per case, with its weights; and the bound
+    on what any weights of a subset of forms could reach (a linear program on the held-out rows: an oracle,
+    used only to show what is reachable, never as a weight)."""
+    out: dict[str, Any] = {}
+    for case, k in kept_by_case.items():
+        preds, obs = np.asarray(k["predictions"]), np.asarray(k["obs"])
+        errs = np.array([_are(p, obs) for p in preds])
+        rules = rule_weights(k)
+        fold_are = np.mean(np.abs(np.expm1(k["fold_errors"])), axis=0)
+        out[case] = {"names": k["names"], "heldout_are": dict(zip(k["names"], errs)), "fold_are": dict(zip(k["names"], fold_are)),
+                     "ratios": {r: _are(w @ preds, obs) / errs.min() for r, w in rules.items()},
+                     "weights": {r: dict(zip(k["names"], w)) for r, w in rules.items()},
+                     "n_weighted": {r: int(np.sum(w >= 0.01)) for r, w in rules.items()}}
+        from scipy.stats import spearmanr
+
+        out[case]["rank_agreement"] = float(spearmanr(fold_are, errs).correlation)  # Spearman: fold ARE vs held-out ARE
+        with_d_term = [n for n in k["names"] if n.startswith("split-")]
+        if len(with_d_term) < len(k["names"]):
+            out[case]["oracle_d_term_forms_only"] = _oracle_ratio(preds, obs, [n in with_d_term for n in k["names"]]) / errs.min()
+            out[case]["least_no_d_weight_for_1_1"] = _least_weight_for(preds, obs, [n not in with_d_term for n in k["names"]], 1.1 * errs.min())
+    return out
+
+
+def _least_weight_for(preds: np.ndarray, obs: np.ndarray, subset: list[bool], are_cap: float) -> float:
+    """The least total weight on the ``subset`` candidates of any simplex weights whose held-out ARE is at most
+    ``are_cap`` (an LP on the held-out rows: an oracle, to show what a rule would have to do)."""
+    from scipy.optimize import linprog
+
+    n_cand, n = preds.shape
+    a_ub = np.block([[(preds / obs).T, -np.eye(n)], [-(preds / obs).T, -np.eye(n)], [np.zeros((1, n_cand)), np.full((1, n), 1.0 / n)]])
+    b_ub = np.r_[np.ones(n), -np.ones(n), are_cap]
+    r = linprog(np.r_[np.asarray(subset, dtype=float), np.zeros(n)], A_ub=a_ub, b_ub=b_ub, A_eq=np.r_[np.ones(n_cand), np.zeros(n)][None],
+                b_eq=[1.0], bounds=[(0.0, 1.0)] * n_cand + [(0.0, None)] * n, method="highs")
+    return float(r.fun) if r.status == 0 else math.nan
+
+
+def _oracle_ratio(preds: np.ndarray, obs: np.ndarray, allowed: list[bool]) -> float:
+    """The smallest held-out ARE any simplex weights on the ``allowed`` candidates reach (an LP; an oracle)."""
+    from scipy.optimize import linprog
+
+    n_cand, n = preds.shape
+    a_ub = np.block([[(preds / obs).T, -np.eye(n)], [-(preds / obs).T, -np.eye(n)]])
+    b_ub = np.r_[np.ones(n), -np.ones(n)]
+    r = linprog(np.r_[np.zeros(n_cand), np.full(n, 1.0 / n)], A_ub=a_ub, b_ub=b_ub, A_eq=np.r_[np.ones(n_cand), np.zeros(n)][None],
+                b_eq=[1.0], bounds=[(0.0, 1.0 if ok else 0.0) for ok in allowed] + [(0.0, None)] * n, method="highs")
+    return float(r.fun)
+
+
+def _markdown_rules(study: dict[str, Any]) -> list[str]:
+    cases = list(study)
+    lines = ["### Weighting rules on auto's own backtest fold: the ensemble's held-out ARE over the best single candidate's", "",
+             "| rule | " + " | ".join(cases) + " | within 1.1x | forms with weight >= 0.01 |", "|---|" + "---:|" * (len(cases) + 2)]
+    for rule in RULES:
+        vals = [study[c]["ratios"][rule] for c in cases]
+        lines.append(f"| {rule} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {sum(v <= 1.1 for v in vals)} of {len(vals)} | "
+                     + ", ".join(str(study[c]["n_weighted"][rule]) for c in cases) + " |")
+    lines += ["", "| case | " + " | ".join(_short(n) for n in study[cases[-1]]["names"]) + " |", "|---|" + "---:|" * len(study[cases[-1]]["names"])]
+    for c in cases:
+        for label, key in (("auto's fold ARE", "fold_are"), ("held-out ARE", "heldout_are")):
+            lines.append(f"| {c}: {label} | " + " | ".join(_pct(study[c][key].get(n)) for n in study[cases[-1]]["names"]) + " |")
+        w = study[c]["weights"][RULES[0]]
+        lines.append(f"| {c}: stacking weight | " + " | ".join("–" if n not in w else f"{w[n]:.3f}" for n in study[cases[-1]]["names"]) + " |")
+    lines.append("")
+    lines.append("Rank agreement (Spearman) of auto's fold ARE with the held-out ARE: "
+                 + ", ".join(f"{c} {study[c]['rank_agreement']:+.2f}" for c in cases) + ".")
+    for c in cases:
+        if study[c].get("least_no_d_weight_for_1_1", 0.0) > 1e-6:
+            lines.append(f"- {c} (oracle, held-out rows): any weights on the six forms with a D' term reach at best "
+                         f"{study[c]['oracle_d_term_forms_only']:.2f}x; 1.1x needs at least {study[c]['least_no_d_weight_for_1_1']:.2f} "
+                         "of the weight on the two forms without one.")
+    return lines + [""]
 
 
 # --------------------------------------------------------------------------- report
@@ -305,6 +556,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _markdown_adequacy(results["adequacy"])
     if "weighting" in results:
         lines += _markdown_weighting(results["weighting"])
+    if "rules" in results:
+        lines += _markdown_rules(results["rules"])
     return "\n".join(lines)
 
 
@@ -316,6 +569,13 @@ def _markdown_weighting(study: list[dict[str, Any]]) -> list[str]:
         for scheme in STUDY_SCHEMES:
             vals = [r["ratios"][set_name][scheme] for r in study]
             lines.append(f"| {set_name} | {scheme} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {sum(v <= 1.1 for v in vals)} of {len(vals)} |")
+    if all("inner_cv" in r for r in study):
+        lines += ["", "Choosing the scheme by a cross-validation inside the training sizes (weights from the down and mid folds, "
+                  "scored on the up fold; the chosen scheme then weighs with the three size folds):", "",
+                  "| case | scheme chosen | its ratio on the up fold | its held-out ratio |", "|---|---|---:|---:|"]
+        for r in study:
+            cv = r["inner_cv"]
+            lines.append(f"| {r['case']} | {cv['chosen']} | {cv['ratios_on_up_fold'][cv['chosen']]:.2f} | {cv['heldout_ratio']:.2f} |")
     lines += ["", "Each candidate's ARE on each training-only fold (the evidence the weights see) and on the held-out rows:", "",
               "| case | fold | " + " | ".join(_short(f) for f in study[-1]["errors"]) + " |", "|---|---|" + "---:|" * len(study[-1]["errors"])]
     for r in study:
@@ -386,6 +646,13 @@ def run_all(n_jobs: int | None = -1, parts: tuple[str, ...] = ("split_lab", "fin
         for case in STUDY_CASES:
             _progress(f"weighting study {case}")
             out["weighting"].append(weighting_study(case))
+    if "rules" in parts:
+        kept = {}
+        for case in STUDY_CASES:
+            _progress(f"rule study {case}")
+            r = split_lab_extrapolation(n_jobs=n_jobs, keep=True) if case == "split_lab" else finetune_extrapolation(*case.split(" "), n_jobs=n_jobs, keep=True)
+            kept[case] = r["kept"]
+        out["rules"] = rule_study(kept)
     if "adequacy" in parts:
         _progress("adequacy")
         out["adequacy"] = {"none": split_lab_adequacy(None), "min_tokens=1e6": split_lab_adequacy(1e6)}
@@ -396,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     ap.add_argument("--n-jobs", type=int, default=-1)
-    ap.add_argument("--parts", default="split_lab,finetune,adequacy", help="comma-separated: split_lab, finetune, adequacy, weighting (the last refits every form on 4 folds per case: minutes)")
+    ap.add_argument("--parts", default="split_lab,finetune,adequacy", help="comma-separated: split_lab, finetune, adequacy, weighting (refits every form on 4 folds per case: minutes), rules (weighting rules on auto's own fold)")
     ap.add_argument("--families", default=",".join(FAMILIES), help="finetune families, comma-separated")
     args = ap.parse_args(argv)
     results = run_all(n_jobs=args.n_jobs, parts=tuple(p.strip() for p in args.parts.split(",")),

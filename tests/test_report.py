@@ -43,9 +43,13 @@ def test_markdown_has_every_section(result):
     for heading in ("# Fixture plan", "## Plan", "## Domains", "## FLOPs per phase", "## Against the usual baselines",
                     "## Constraints", "## Sweep over budgets", "## Scaling law", "## Warnings"):
         assert heading in md, heading
-    assert "| code | 2 | 120B | yes | 1.6200 | [1.6000, 1.6500] |" in md
+    # the headline is the robust-worst plan (N x 0.8, D / 0.8, D' x 0.8): its columns beside the nominal plan's
+    assert "| code | 2 | 96B | 120B | yes / yes |" in md and "| 1.6200 | [1.6000, 1.6500] |" in md
+    nominal = render_markdown(make_result(sweep=True))
+    assert "| code | 2 | 120B | yes | 1.6200 | [1.6000, 1.6500] |" in nominal
     # the fixture law was fitted up to 4.1e19 FLOPs: at 1e22 every multiplier is beyond its range (docs/decisions.md)
-    assert "| no-split | 7.55000 | +0.1300 | 2.4× (beyond the fitted range) |" in md
+    assert "| no-split | 7.55000 | +0.1300 | 2.4× (beyond the fitted range) |" in nominal
+    assert "| ≤ 2.4× (beyond the fitted range) | 2.4× (beyond the fitted range) |" in md
     assert "held out (auto): 27 rows; ARE 0.81%" in md
     assert "**law/few-model-sizes**" in md and "**plan/spec-floor**" in md
 
@@ -56,8 +60,8 @@ def test_markdown_of_infeasible_plan():
 
 
 def test_csv_one_row_per_phase_and_domain(result):
-    rows = [r for r in csv.DictReader(io.StringIO(render_csv(result))) if r["section"] == "plan"]
-    assert len(rows) == 3 * 4  # three budgets x (pretrain + three domains); then the decision's rows
+    rows = [r for r in csv.DictReader(io.StringIO(render_csv(result))) if r["section"] == "plan" and r["plan"] == "nominal"]
+    assert len(rows) == 3 * 4  # three budgets x (pretrain + three domains); then the headline plan's rows and the decision's
     assert [r["phase"] for r in rows[:4]] == ["pretrain", "specialize", "specialize", "specialize"]
     assert rows[1]["domain"] == "code" and float(rows[1]["tokens"]) == 1.2e11 and float(rows[1]["loss_low"]) == 1.6
     assert {float(r["budget"]) for r in rows} == {1e21, 1e22, 1e23}

@@ -74,8 +74,8 @@ def test_markdown_and_html_plan_sections_show_the_headline_and_the_level():
     from planner.report.render import fmt_count
 
     assert f"| **model size N** | {fmt_count(head['model_size'])} parameters [{fmt_count(lo)}, {fmt_count(hi)}] |" in plan
-    assert "nominal plan (detailed in the tables below)" in plan
-    assert "These tables detail the nominal plan" in md.split("## Domains", 1)[1]
+    assert "nominal plan (beside the headline in the tables below)" in plan
+    assert "The headline robust-worst plan beside the nominal plan" in md.split("## Domains", 1)[1]
     assert "per e-fold of compute" in plan  # the marginal value has units
     page = render_html(doc, {})
     cards = page.split('<div class="cards">', 1)[1].split("</div></section>", 1)[0]
@@ -107,7 +107,8 @@ def test_csv_has_the_decision_rows_with_headline_and_level():
     assert float(n["value"]) == doc["decision"]["headline_plan"]["model_size"] and n["interval_level"] == "0.9"
     assert [float(n["low"]), float(n["high"])] == doc["headline"]["intervals"]["model_size"]
     # the nominal plan's rows are not the headline here; the robust-worst plan's rows are
-    assert {r["headline"] for r in rows if r["section"] == "plan"} == {"False"}
+    assert {r["headline"] for r in rows if r["section"] == "plan" and r["plan"] == "nominal"} == {"False"}
+    assert {r["headline"] for r in rows if r["section"] == "plan" and r["plan"] == "robust-worst"} == {"True"}
     assert {r["headline"] for r in rows if r["plan"] == "robust (worst-case regret)"} == {"True"}
     assert {r["headline"] for r in rows if r["plan"] == "plan under split-interaction"} == {"False"}
     weights = {r["plan"]: float(r["form_weight"]) for r in rows if r["section"] == "plan-per-form"}

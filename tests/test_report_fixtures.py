@@ -137,7 +137,7 @@ def make_decision(plan: dict, headline: str = "robust-worst") -> dict:
 
 def make_result(sweep: bool = False, with_points: bool = True, status: str = "optimal", decision: str | None = None) -> dict:
     """The whole document; ``decision`` (a headline: "nominal", "robust-mean", "robust-worst") adds a decision block."""
-    from planner.report.document import headline_block
+    from planner.report.document import headline_document
 
     budgets = [1e21, 1e22, 1e23]
     plans = [make_allocation_dict(b, status) for b in budgets]
@@ -151,7 +151,7 @@ def make_result(sweep: bool = False, with_points: bool = True, status: str = "op
     )
     if decision is not None:
         doc["decision"] = make_decision(plans[1], decision)
-    doc["headline"] = headline_block(doc)
+    doc["headline"] = headline_document(doc)
     return doc
 
 

@@ -23,6 +23,7 @@ from .checks import (
     named_constraints,
     official_losses,
     perturbation_check,
+    perturbation_checks,
     precheck,
     project_to_budget,
 )
@@ -104,10 +105,12 @@ def flop_dict(fm: FlopModel) -> dict[str, Any]:
     return fm.to_dict() if hasattr(fm, "to_dict") else {"model": type(fm).__name__, "terms": [list(t) for t in fm.terms()]}
 
 
-def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, draws: bool = True, warm: bool = False) -> Allocation:
+def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, draws: bool = True, warm: bool = False, perturb: bool = True) -> Allocation:
     """The plan of ``ctx.strategy`` at ``ctx.budget`` (the budget lives in the context's problem).
 
-    ``warm``: start the search over N near the strategy's last plan (a sweep's previous budget)."""
+    ``warm``: start the search over N near the strategy's last plan (a sweep's previous budget).
+    ``perturb=False`` leaves the perturbation check to the caller (a sweep checks every budget's plan
+    at once: :func:`perturb_plans`)."""
     prob = ctx.problem
     budget = prob.budget
     baselines = ctx.options.baselines
@@ -168,7 +171,7 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
                     certified = False
                     status = "inaccurate"
                     warnings_.append(AllocationWarning("check-mismatch", f"the solver's objective {sol.solver_value:.8g} differs from the law's prediction {predicted:.8g} (relative {rel:.2e} > {MISMATCH_TOL:g}); the plan is not a verified optimum (status 'inaccurate')"))
-            pert = perturbation_check(eng_prob, budget, N, D, S, value, ctx.options.seed)
+            pert = perturbation_check(eng_prob, budget, N, D, S, value, ctx.options.seed) if perturb else {}
             point = pert.pop("point", None)
             check.update(pert)
             if point is not None:
@@ -314,3 +317,33 @@ def assemble_separate(ctx: Context, strategies: dict[str, StrategySolver], budge
         pretrain_fraction=pretrain_flops / total_flops if total_flops > 0 else math.nan, baselines=tuple(base_list), strategy="separate", mode=prob.mode,
         flop_model=flop_dict(prob.flop_model), constraints=prob.constraints.to_dict(),
     )
+
+
+def perturb_plans(ctx: Context, strategies: dict[str, StrategySolver], plans: list[Allocation]) -> list[Allocation]:
+    """The perturbation check of a sweep's plans (solved with ``perturb=False``), the law evaluated once
+    for all of them; a plan that a perturbation improves is solved again with the check in place (it
+    then carries the perturbed plan and the warning, as ``optimize`` would give)."""
+    if not ctx.options.check or ctx.problem.mode != "min-loss" or ctx.strategy == "separate" or not plans:
+        return plans
+    prob = strategies[ctx.strategy].engines[0][1].prob
+    todo = [i for i, p in enumerate(plans) if "objective_predict" in p.check and math.isfinite(p.model_size)]  # the check's branch ran
+    if not todo:
+        return plans
+    rows = []
+    for i in todo:
+        p = plans[i]
+        S = np.array([p.spec_tokens.get(n, 0.0) for n in prob.names], dtype=float) if not prob.pseudo_general else np.zeros(prob.K)
+        rows.append((p.budget, p.model_size, p.pretrain_tokens, S, p.objective))
+    out = list(plans)
+    for i, pert in zip(todo, perturbation_checks(prob, rows, ctx.options.seed)):
+        if pert.get("improved"):
+            out[i] = solve_and_assemble(ctx.at_budget(plans[i].budget), strategies)
+            continue
+        check = {}
+        for k, v in plans[i].check.items():  # the keys in optimize's order: the check's before the marginal value's source
+            if k == "marginal_value_source":
+                check.update(pert)
+            check[k] = v
+        check.update({k: v for k, v in pert.items() if k not in check})
+        out[i] = replace(plans[i], check=check)
+    return out

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._context import Context
 
 __all__ = [
-    "BINDING_TOL", "precheck", "project_to_budget", "perturbation_check", "official_losses", "loss_intervals",
+    "BINDING_TOL", "precheck", "project_to_budget", "perturbation_check", "perturbation_checks", "official_losses", "loss_intervals",
     "binding_records", "named_constraints", "extrapolation_warnings", "fitted_compute",
 ]
 
@@ -111,25 +111,46 @@ def project_to_budget(prob: Problem, budget: float | None, N: float, D: float, S
     return D, S
 
 
-def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, S: np.ndarray, value: float, seed: int, n: int = 240) -> dict[str, Any]:
-    """Random feasible perturbations of the plan (re-projected onto the budget): none should be better."""
-    if prob.mode != "min-loss" or budget is None:
-        return {}
-    rng = np.random.default_rng(seed)
+_STEPS: dict[tuple[int, int, int, bool], tuple[np.ndarray, ...]] = {}
+
+
+def _perturbation_steps(seed: int, n: int, n_spec: int, menu: bool) -> tuple[np.ndarray, ...]:
+    """(scales, log steps of N, of D, of each D') of the perturbation check: the draws of a generator
+    seeded with ``seed``, the same for every plan with the same sizes (cached: a sweep re-checks at
+    every budget; read-only arrays)."""
+    key = (int(seed), int(n), int(n_spec), bool(menu))
+    got = _STEPS.get(key)
+    if got is None:
+        rng = np.random.default_rng(seed)
+        scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
+        dx = np.zeros(len(scales)) if menu else rng.standard_normal(len(scales)) * scales
+        dd = rng.standard_normal(len(scales)) * scales
+        ds = rng.standard_normal((len(scales), n_spec)) * scales[:, None] if n_spec else np.zeros((len(scales), 0))
+        got = (scales, dx, dd, ds)
+        for a in got:
+            a.setflags(write=False)
+        if len(_STEPS) > 64:
+            _STEPS.clear()
+        _STEPS[key] = got
+    return got
+
+
+def perturbation_points(prob: Problem, budget: float, N: float, D: float, S: np.ndarray, seed: int, n: int = 240) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The feasible random perturbations of a plan (re-projected onto the budget) as arrays (N, D, S),
+    or None when none is feasible (see :func:`perturbation_check`)."""
     K = prob.K
     spec = prob.spec_index
     # the cost is n x K law evaluations: keep it near 12,000 for many domains (at least 40 points)
     n = n if K <= 50 else max(40, 4 * (12_000 // K // 4))
-    scales = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], n // 4)
     lo, hi = prob.model_size_bounds()
     menu = prob.constraints.model_sizes is not None
-    dx = np.zeros(len(scales)) if menu else rng.standard_normal(len(scales)) * scales
+    scales, dx, dd, ds = _perturbation_steps(seed, n, len(spec), menu)
     Np = np.clip(N * np.exp(dx), lo, hi)
-    Dp = D * np.exp(rng.standard_normal(len(scales)) * scales)
+    Dp = D * np.exp(dd)
     Sp = np.broadcast_to(S, (len(scales), len(S))).copy()
     if len(spec):
         base = np.maximum(S[spec], SPEC_FLOOR)
-        Sp[:, spec] = base * np.exp(rng.standard_normal((len(scales), len(spec))) * scales[:, None])
+        Sp[:, spec] = base * np.exp(ds)
     fpt = prob.flops_per_token(Np)
     infer = prob.inference_flops(Np) if prob.inference_in_budget else 0.0
     phi = prob.fixed_fraction if (prob.fixed_fraction is not None and len(spec)) else None
@@ -155,16 +176,46 @@ def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, 
         L = prob.losses(Np, Dp, Sp)
         ok &= np.all(L[:, tgt] <= prob.targets[tgt][None, :], axis=1)
     if not np.any(ok):
+        return None
+    return Np[ok], Dp[ok], Sp[ok]
+
+
+def _perturbation_result(points: tuple[np.ndarray, np.ndarray, np.ndarray] | None, vals: np.ndarray | None, value: float) -> dict[str, Any]:
+    if points is None or vals is None:
         return {"n_perturbations": 0, "improved": False}
-    vals = np.asarray(prob.objective(Np[ok], Dp[ok], Sp[ok]), dtype=float)
     j = int(np.argmin(vals))
     best = float(vals[j])
     improved = best < value - 1e-9 * abs(value)  # relative: a common scale of the weights changes nothing
-    out: dict[str, Any] = {"n_perturbations": int(ok.sum()), "best_perturbed": best, "improved": bool(improved)}
+    out: dict[str, Any] = {"n_perturbations": int(len(vals)), "best_perturbed": best, "improved": bool(improved)}
     if improved:
-        idx = np.flatnonzero(ok)[j]
-        out["point"] = (float(Np[idx]), float(Dp[idx]), Sp[idx].copy())
+        out["point"] = (float(points[0][j]), float(points[1][j]), points[2][j].copy())
     return out
+
+
+def perturbation_check(prob: Problem, budget: float | None, N: float, D: float, S: np.ndarray, value: float, seed: int, n: int = 240) -> dict[str, Any]:
+    """Random feasible perturbations of the plan (re-projected onto the budget): none should be better."""
+    if prob.mode != "min-loss" or budget is None:
+        return {}
+    pts = perturbation_points(prob, budget, N, D, S, seed, n)
+    vals = None if pts is None else np.asarray(prob.objective(*pts), dtype=float)
+    return _perturbation_result(pts, vals, value)
+
+
+def perturbation_checks(prob: Problem, plans: list[tuple[float, float, float, np.ndarray, float]], seed: int) -> list[dict[str, Any]]:
+    """:func:`perturbation_check` of several plans of one problem at their own budgets (a sweep), the
+    objective evaluated once for all of them: ``plans`` are (budget, N, D, S, value)."""
+    pts = [perturbation_points(prob, b, N, D, S, seed) for b, N, D, S, _ in plans]  # the budget is an argument
+    have = [p for p in pts if p is not None]
+    vals: list[np.ndarray | None] = [None] * len(pts)
+    if have:
+        allv = np.asarray(prob.objective(np.concatenate([p[0] for p in have]), np.concatenate([p[1] for p in have]),
+                                         np.concatenate([p[2] for p in have])), dtype=float)
+        start = 0
+        for i, p in enumerate(pts):
+            if p is not None:
+                vals[i] = allv[start:start + len(p[0])]
+                start += len(p[0])
+    return [_perturbation_result(p, v, plan[4]) for p, v, plan in zip(pts, vals, plans)]
 
 
 def law_groups(ctx: "Context") -> dict[int, list[int]]:

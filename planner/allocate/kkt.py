@@ -69,16 +69,24 @@ class TokenTerms:
     infinite: tuple[str, ...] = ()  # domains whose loss is infinite without specialization
 
     def a(self, N: float) -> float:
-        return float(np.sum(self.n_coef * N ** self.n_exp))
+        return float((self.n_coef * N ** self.n_exp).sum())
 
     def n_da(self, N: float) -> float:
         """N a'(N)."""
-        return float(np.sum(self.n_coef * self.n_exp * N ** self.n_exp))
+        return float((self.n_coef * self.n_exp * N ** self.n_exp).sum())
 
     def h(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             v = self.coef * (x[:, None] + self.offset) ** (-self.power)
         return np.where(self.coef > 0, v, 0.0).sum(axis=1)
+
+    def h_total(self, x: np.ndarray) -> float:
+        """sum_j h_j(x_j) (the same numbers as ``h(x).sum()``; one column of terms without the 2-D detour)."""
+        if self.coef.shape[1] != 1:
+            return float(self.h(x).sum())
+        c = self.coef[:, 0]
+        v = c * (x + self.offset[:, 0]) ** (-self.power[:, 0])  # the caller holds np.errstate
+        return float(np.where(c > 0, v, 0.0).sum())
 
     def g(self, x: np.ndarray) -> np.ndarray:
         """-h'(x) >= 0 per variable."""
@@ -248,9 +256,24 @@ class KKTSolver:
         self.infer = prob.total_inference_tokens if prob.inference_in_budget else 0.0
         self._lam_guess: list[tuple[float, float, float] | None] = [None, None]
         self._slots: dict[tuple[int, int], dict[str, Any]] = {}
+        self._solved: list[tuple[float, float]] = []  # (log budget, log N) of the last two plans over N
         # single-term variables have an explicit x(lambda)
         self.single = np.sum(self.terms.coef > 0, axis=1) == 1
         self.fpt_terms = prob.flop_model.terms()
+        self.all_idx = np.arange(self.terms.n_vars)
+
+    def pinned(self, var: int, value: float) -> "KKTSolver":
+        """The same solver with token variable ``var`` (0: D, 1 + i: the i-th specializing domain's D')
+        held at ``value`` (both bounds), for profiles of the objective along one coordinate."""
+        import copy
+
+        new = copy.copy(self)
+        new.lo0, new.hi0 = self.lo0.copy(), self.hi0.copy()
+        new.lo0[var] = new.hi0[var] = float(value)
+        new._slots = {}
+        new._lam_guess = [None, None]
+        new._solved = []
+        return new
 
     # ------------------------------------------------------------------ budget
     def _fpt(self, N: float) -> tuple[float, float]:
@@ -279,6 +302,7 @@ class KKTSolver:
                 "expo": -1.0 / (t.power[idx, 0] + 1.0), "off": t.offset[idx, 0], "multi": multi,
                 "sub": TokenTerms(t.n_coef, t.n_exp, 0.0, len(multi), t.coef[idx][multi], t.power[idx][multi], t.offset[idx][multi]),
                 "unbounded": bool(np.any(has & ~np.isfinite(self.hi0[idx]))),
+                "plain": bool(np.all(has)) and len(multi) == 0,  # every variable one term: x(lambda) explicit
             }
             self._slots[key] = got
         return got
@@ -289,6 +313,10 @@ class KKTSolver:
         if lam <= 0:
             return np.where(has, hi, lo), np.zeros(len(lo))
         base = (lam / sl["cp"]) ** sl["expo"]  # the caller holds np.errstate
+        if sl["plain"]:
+            x = base - sl["off"]
+            inside = (x > lo) & (x < hi)
+            return np.minimum(np.maximum(x, lo), hi), np.where(inside, sl["expo"] * base, 0.0)
         x = np.where(has, base - sl["off"], lo)
         dx = np.where(has, sl["expo"] * base, 0.0)  # d(base)/dlog lambda = expo * base
         multi = sl["multi"]
@@ -385,12 +413,12 @@ class KKTSolver:
         x = x_at_u if x_at_u is not None else self._x_of_lam(lam, sl, lo, hi)[0]
         self._lam_guess[slot] = (lam, T, dF / T if math.isfinite(dF) else math.nan)
         # the budget exactly (the root is exact to rounding; the residue goes to the interior variables)
-        resid = T - float(np.sum(x))
+        resid = T - float(x.sum())
         free = (x > lo) & (x < hi)
         if np.any(free):
-            x[free] += resid * x[free] / float(np.sum(x[free]))
+            x[free] += resid * x[free] / float(x[free].sum())
         elif resid < 0:
-            x *= T / float(np.sum(x))
+            x *= T / float(x.sum())
         return x, lam
 
     def inner(self, N: float, budget: float) -> _Inner:
@@ -404,14 +432,16 @@ class KKTSolver:
         nvar = self.terms.n_vars
         if not T > 0:
             return _Inner(False, np.full(nvar, math.nan), (), math.inf, math.nan, "inference alone exceeds the budget at this model size")
-        lo, hi = self.lo0.copy(), self.hi0.copy()
+        lo, hi = self.lo0, self.hi0
+        if self.r_min is not None or self.r_max is not None:
+            lo, hi = lo.copy(), hi.copy()
         if self.r_min is not None:
             lo[0] = max(lo[0], self.r_min * N)
         if self.r_max is not None:
             hi[0] = min(hi[0], self.r_max * N)
         if lo[0] > hi[0] * (1 + 1e-12):
             return _Inner(False, np.full(nvar, math.nan), (), math.inf, math.nan, "tokens-per-parameter limits conflict with the pretraining cap at this model size")
-        all_idx = np.arange(nvar)
+        all_idx = self.all_idx
         if self.phi is None:
             res = self._allocate(T, all_idx, lo, hi, 0)
             if res is None:
@@ -429,7 +459,7 @@ class KKTSolver:
             lams = (rd[1], rs[1])
             lam_d = rd[1]
             dT = (rd[1] * self.phi + rs[1] * (1.0 - self.phi)) * nT
-        value = self.terms.a(N) + self.terms.const + float(np.sum(self.terms.h(x)))
+        value = self.terms.a(N) + self.terms.const + self.terms.h_total(x)
         slope = self.terms.n_da(N) - dT
         # D at an N-dependent bound (tokens per parameter): its multiplier enters dV/dlog N
         d = x[0]
@@ -470,11 +500,15 @@ class KKTSolver:
             return infeasible_solution(self.prob.K, self.path, f"{inn.message} (N = {N:.4g})")
         return self._solution(N, budget, inn)
 
-    def solve(self, budget: float, last: tuple[float | None, Solution] | None = None) -> Solution:
-        """The optimal plan over N (bounds from the problem), from a scan of dV/dlog N and Brent on its root."""
+    def solve(self, budget: float, last: tuple[float | None, Solution] | None = None, *, near: float | None = None) -> Solution:
+        """The optimal plan over N (bounds from the problem), from a scan of dV/dlog N and Brent on its root.
+
+        ``last`` (budget, plan) of a nearby budget, or ``near`` (a model size near the optimum): the scan
+        starts on [N/4, 4 N] around it (N scaled by the square root of the budget ratio) and widens
+        where the profile still falls towards an edge."""
         if self._infinite() is not None:
             return self._infinite()  # type: ignore[return-value]
-        prob = self.prob.with_budget(budget)
+        prob = self.prob  # search_bounds takes the budget itself
         lo, hi, hard_lo, hard_hi = prob.search_bounds(budget)
         cache: dict[float, _Inner] = {}
 
@@ -491,8 +525,17 @@ class KKTSolver:
         floor = a if hard_lo else min(a, math.log(N_RANGE[0]))
         ceil = b if hard_hi else max(b, math.log(N_RANGE[1]))
         points = 13
-        if last is not None and last[0] is not None:
-            guess = math.log(last[1].model_size * math.sqrt(budget / last[0]))
+        if near is None and last is not None and last[0] is not None:
+            near = last[1].model_size * math.sqrt(budget / last[0])
+            h = self._solved
+            if len(h) == 2 and h[1][0] != h[0][0] and abs(h[1][1] - math.log(last[1].model_size)) < 1e-9:
+                # the last two plans' log N against log C (a sweep): their slope instead of 1/2 puts the
+                # middle of the scan next to the root, and Brent's first secant step from it lands close
+                slope = (h[1][1] - h[0][1]) / (h[1][0] - h[0][0])
+                if 0.0 < slope < 1.0:
+                    near = math.exp(h[1][1] + slope * (math.log(budget) - h[1][0]))
+        if near is not None and near > 0 and math.isfinite(near):
+            guess = math.log(near)
             a2, b2 = max(a, guess - math.log(4)), min(b, guess + math.log(4))
             if a2 < b2:
                 a, b, points = a2, b2, 3
@@ -569,6 +612,7 @@ class KKTSolver:
         if len(cands) > 1:
             notes = (f"the profile over log N has {len(cands)} local minima on the scan; the best was kept",)
         sol = self._solution(math.exp(best), budget, inn, notes)
+        self._solved = (self._solved + [(math.log(budget), best)])[-2:]
         if len(cands) > 1 and self.certified_class:
             sol = Solution(**{**sol.__dict__, "certified": False})
         return sol

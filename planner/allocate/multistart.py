@@ -6,6 +6,12 @@ constraints; size and token caps are bounds. D'_k has a floor of 1e3 tokens: a
 branch that ends at the floor is compared with D'_k = 0 and reported as not worth
 specializing. Starts: a grid of model sizes across the search bracket times a few
 specialization fractions, each start placed on the budget. No certificate.
+
+The starts run in an order that spreads them over the grid (the middle first, then the far corners,
+then the rest), and the search stops early once ``agree`` feasible starts have all reached the same
+plan (objective within 1e-10 relative, every log variable within 1e-5): on the shipped laws every
+start of a budget's grid lands on one optimum, and the other starts only repeat it. ``agree=None``
+runs every start (the previous behaviour, kept for comparison: ``benchmarks/bench_decision.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,34 @@ __all__ = ["solve_multistart"]
 
 LOG_S = math.log(TOKEN_SCALE)
 
+#: feasible starts that must reach the same plan before the remaining starts are skipped (None: run all)
+AGREE = 3
+#: "the same plan": objective within this relative difference ...
+AGREE_VALUE_RTOL = 1e-10
+#: ... and every variable within this distance in log space
+AGREE_LOG_TOL = 1e-5
+
+
+def spread_order(n_sizes: int, n_fracs: int) -> list[tuple[int, int]]:
+    """The (size, fraction) grid cells in the order the starts run: the middle cell, then the two far
+    corners (smallest size with the smallest fraction, largest with the largest), then the rest by
+    increasing distance from the cells already taken (ties: grid order)."""
+    cells = [(i, j) for i in range(n_sizes) for j in range(n_fracs)]
+    first = [(n_sizes // 2, n_fracs // 2), (0, 0), (n_sizes - 1, n_fracs - 1)]
+    order: list[tuple[int, int]] = []
+    for c in first:
+        if c in cells and c not in order:
+            order.append(c)
+    rest = [c for c in cells if c not in order]
+    while rest:
+        def gap(c: tuple[int, int]) -> float:
+            return min(abs(c[0] - o[0]) / max(n_sizes - 1, 1) + abs(c[1] - o[1]) / max(n_fracs - 1, 1) for o in order) if order else 0.0
+
+        best = max(rest, key=gap)  # max keeps the first of equal gaps: grid order
+        order.append(best)
+        rest.remove(best)
+    return order
+
 
 def solve_multistart(
     prob: Problem,
@@ -34,7 +68,13 @@ def solve_multistart(
     spec_fractions: tuple[float, ...] = (0.05, 0.3, 0.7),
     seed: int = 0,
     initial: tuple[float, float, np.ndarray] | None = None,
+    agree: int | None | str = "default",
 ) -> Solution:
+    """The best plan over SLSQP runs from a grid of starts (``n_sizes`` model sizes x ``spec_fractions``,
+    or the one ``initial`` point), polished from the best; see the module docstring for ``agree``
+    (``"default"``: the module's :data:`AGREE`)."""
+    if agree == "default":
+        agree = AGREE
     K = prob.K
     spec_idx = prob.spec_index
     Ks = len(spec_idx)
@@ -96,7 +136,8 @@ def solve_multistart(
     if budget is not None:
         if phi is None:
             def whole(v: np.ndarray) -> float:
-                return 1.0 - float(prob.budget_used(*unpack(v))) / budget
+                N, D, S = unpack(v)
+                return 1.0 - (fpt(N)[0] * (D + float(S.sum())) + 2.0 * N * infer_tokens) / budget
 
             def whole_jac(v: np.ndarray) -> np.ndarray:
                 """d/dv of 1 - (f(N) (D + sum D') + 2 N I) / C."""
@@ -176,40 +217,45 @@ def solve_multistart(
         fracs = (float(np.sum(S0_[spec_idx])) / max(D0_ + float(np.sum(S0_[spec_idx])), 1.0),) if Ks else (0.0,)
         if Ks and float(np.sum(S0_[spec_idx])) > 0:
             w = S0_[spec_idx] / float(np.sum(S0_[spec_idx]))
-    for N in sizes:
+    fracs_run = (1.0 - phi,) if phi is not None else tuple(fracs)  # the fixed split: one start per size
+    for i_size, i_frac in spread_order(len(sizes), len(fracs_run)):
+        N = float(sizes[i_size])
+        fr = fracs_run[i_frac]
         if budget is not None:
             T = prob.tokens_available(N, budget)
             if T <= 0:
                 continue
         else:
             T = 20.0 * N
-        for fr in fracs:
-            if phi is not None:
-                fr = 1.0 - phi
-            D = max((1 - fr) * T, 1.0)
-            S = np.maximum(fr * T * w, SPEC_FLOOR)
-            if c.min_tokens_per_param is not None:
-                D = max(D, c.min_tokens_per_param * N)
-            if c.max_tokens_per_param is not None:
-                D = min(D, c.max_tokens_per_param * N)
-            v = np.concatenate([[math.log(N) - LOG_S, math.log(D) - LOG_S], np.log(S) - LOG_S])
-            v = np.clip(v, [b[0] for b in bounds], [b[1] for b in bounds])
-            if budget is not None:
-                # place on the budget (training terms are linear in the tokens)
-                N0, D0, S0 = unpack(v)
-                used = float(prob.budget_used(N0, D0, S0))
-                if used > budget:
-                    v[1:] -= math.log(used / budget) + 1e-9
-                    v = np.clip(v, [b[0] for b in bounds], [b[1] for b in bounds])
-            starts.append(v)
-            if phi is not None:
-                break
+        D = max((1 - fr) * T, 1.0)
+        S = np.maximum(fr * T * w, SPEC_FLOOR)
+        if c.min_tokens_per_param is not None:
+            D = max(D, c.min_tokens_per_param * N)
+        if c.max_tokens_per_param is not None:
+            D = min(D, c.max_tokens_per_param * N)
+        v = np.concatenate([[math.log(N) - LOG_S, math.log(D) - LOG_S], np.log(S) - LOG_S])
+        v = np.clip(v, [b[0] for b in bounds], [b[1] for b in bounds])
+        if budget is not None:
+            # place on the budget (training terms are linear in the tokens)
+            N0, D0, S0 = unpack(v)
+            used = float(prob.budget_used(N0, D0, S0))
+            if used > budget:
+                v[1:] -= math.log(used / budget) + 1e-9
+                v = np.clip(v, [b[0] for b in bounds], [b[1] for b in bounds])
+        starts.append(v)
     if not starts:
         return infeasible_solution(K, "multistart", "no model size in range leaves compute for training after inference")
 
     best: tuple[float, np.ndarray] | None = None
     n_ok = 0
+    n_run = 0
+    ends: list[tuple[float, np.ndarray]] = []
     for v0 in starts:
+        if agree is not None and len(ends) >= agree and all(
+                abs(val_ - best[0]) <= AGREE_VALUE_RTOL * max(abs(best[0]), 1e-300) and float(np.max(np.abs(v_ - best[1]))) <= AGREE_LOG_TOL
+                for val_, v_ in ends):
+            break
+        n_run += 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = minimize(objective, v0, jac=objective_jac, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": 500, "ftol": 1e-14})
@@ -218,6 +264,7 @@ def solve_multistart(
             continue
         n_ok += 1
         val = objective(v)
+        ends.append((val, v))
         if best is None or val < best[0]:
             best = (val, v)
     if best is None:
@@ -240,7 +287,7 @@ def solve_multistart(
             if v0 <= objective_point(prob, N, D, S, min_compute, cref) + 1e-15:
                 S = S0
     value = float(prob.budget_used(N, D, S)) if min_compute else float(prob.objective(N, D, S))
-    return Solution(N, D, S, value, "optimal", "multistart", False, notes=(f"{n_ok}/{len(starts)} starts feasible",))
+    return Solution(N, D, S, value, "optimal", "multistart", False, notes=(f"{n_ok}/{n_run} starts feasible" + (f" ({len(starts) - n_run} more skipped: {n_ok} agreed)" if n_run < len(starts) else ""),))
 
 
 def objective_point(prob: Problem, N: float, D: float, S: np.ndarray, min_compute: bool, cref: float) -> float:

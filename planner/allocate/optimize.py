@@ -18,7 +18,7 @@ from ..errors import PlannerWarning
 from ..fitting.law import FittedLaw
 from ._context import _domain_list, build_context
 from ._options import check_budget, check_options
-from .assemble import solve_and_assemble
+from .assemble import perturb_plans, solve_and_assemble
 from .baselines import DEFAULT_FIXED_FRACTION, STRATEGIES
 from .model import Allocation, AllocationError, Constraints, Domain, FlopModel
 from .strategies import StrategySolver
@@ -185,6 +185,7 @@ def sweep(
     else:
         ctx = build_context(law, checked[0], domains, constraints, opts, constraint_fields)
         strategies = {opts.strategy: StrategySolver(ctx, opts.strategy)}
-        plans = [solve_and_assemble(ctx.at_budget(b), strategies, warm=i > 0) for i, b in enumerate(checked)]
+        plans = [solve_and_assemble(ctx.at_budget(b), strategies, warm=i > 0, perturb=False) for i, b in enumerate(checked)]
+        plans = perturb_plans(ctx, strategies, plans)  # every budget's perturbation check, the law evaluated once
     _raise_plan_warnings(plans)
     return plans

@@ -38,6 +38,9 @@ SPEC_FLOOR = 1e3
 N_RANGE = (1e3, 1e16)
 #: internal floor of the general pretraining tokens D (tokens)
 MIN_PRETRAIN_TOKENS = 1.0
+#: objective gradients of the point estimate from one direct analytic call (False: the general route
+#: through :meth:`Problem.losses_log_grad`, kept for ``benchmarks/bench_decision.py --compare``)
+DIRECT_GRADIENTS = True
 
 
 @dataclass(frozen=True)
@@ -281,11 +284,56 @@ class Problem:
         L = np.where(np.isnan(L), np.inf, L)
         return L, gN, gD * d_ratio, gS * s_ratio[None, :]
 
+    def _direct_log_grad(self) -> tuple | None:
+        """What :meth:`objective_log_grad` needs to call the analytic log-gradients directly (cached):
+        (spec_index, weights, [(analytic function, domains, parameters, all domains?)]), or None where the
+        general route is needed (robust draws, effective tokens, a form without an analytic gradient)."""
+        if not DIRECT_GRADIENTS:
+            return None
+        got = self.__dict__.get("_direct_grad")
+        if got is not None:
+            return got or None
+        from .gradients import _analytic
+
+        nd, layout = self._grad_layout(False)
+        direct: Any = ()
+        if nd == 1 and not self.effective_pretrain and self.constraints.repetition != "effective":
+            fns = [_analytic(form) for form, _, _ in layout]
+            if all(f is not None for f in fns):
+                direct = (self.spec_index, np.asarray(self.weights, dtype=float),
+                          [(fn, ks, p, len(ks) == self.K) for fn, (form, ks, p) in zip(fns, layout)])
+        object.__setattr__(self, "_direct_grad", direct)  # cache (not a field: replace() drops it)
+        return direct or None
+
     def objective_log_grad(self, model_size: float, pretrain_tokens: float, spec_tokens: np.ndarray) -> tuple[float, np.ndarray]:
         r"""The min-loss objective at one point and its gradient in v = (log N, log D, log D'_k for k in spec_index).
 
         Robust "mean": the mean of the draws' gradients; "worst": the gradient of the worst draw
-        (the active piece of the maximum)."""
+        (the active piece of the maximum). For the point estimate of the shipped forms the analytic
+        log-gradients are called directly (the same numbers as :meth:`losses_log_grad`, without its
+        general bookkeeping: this runs at every step of the multi-start SLSQP)."""
+        direct = self._direct_log_grad()
+        if direct is not None:
+            spec, w, groups = direct
+            S = np.where(self.can_spec, np.asarray(spec_tokens, dtype=float), 0.0)
+            N, D = float(model_size), float(pretrain_tokens)
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                if len(groups) == 1 and groups[0][3]:
+                    fn, _, p, _ = groups[0]
+                    L, gN, gD, gS = fn(p, N, D, S)
+                    L = np.broadcast_to(L, S.shape)
+                    gN, gD, gS = (np.broadcast_to(g, S.shape) for g in (gN, gD, gS))
+                else:
+                    L, gN, gD, gS = np.empty(self.K), np.empty(self.K), np.empty(self.K), np.empty(self.K)
+                    for fn, ks, p, _ in groups:
+                        L[ks], gN[ks], gD[ks], gS[ks] = fn(p, N, D, S[ks])
+                L = np.where(np.isnan(L), np.inf, L)
+                val = float(L @ w)
+            return val, np.concatenate(([float(gN @ w), float(gD @ w)], (gS * w)[spec]))
+        return self._objective_log_grad_general(model_size, pretrain_tokens, spec_tokens)
+
+    def _objective_log_grad_general(self, model_size: float, pretrain_tokens: float, spec_tokens: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`objective_log_grad` by :meth:`losses_log_grad` (any form, draws, effective tokens)."""
         L, gN, gD, gS = self.losses_log_grad(model_size, pretrain_tokens, spec_tokens)
         w = self.weights
         with np.errstate(invalid="ignore"):

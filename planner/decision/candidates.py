@@ -36,7 +36,7 @@ from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
 from ..allocate import Allocation, Constraints, Domain, FlopModel, SixN, optimize
 from ..allocate.checks import fitted_compute  # the one extrapolation reference (largest fitted 6 N (D + D'))
-from ..allocate.gradients import loss_log_gradients
+from ..allocate.gradients import _analytic, loss_log_gradients
 
 __all__ = [
     "DecisionError", "Candidate", "as_candidates", "Setting", "Plan", "ScenarioSet", "evaluate_plan",
@@ -486,6 +486,10 @@ class LocalSolver:
     compared with D'_k = 0 (the freed tokens going to pretraining).
     """
 
+    #: values and gradients of the shipped forms from one direct analytic call (False: the general route
+    #: through ``predict`` and ``loss_log_gradients``, kept for ``benchmarks/bench_decision.py --compare``)
+    DIRECT = True
+
     def __init__(self, ss: ScenarioSet, scen: np.ndarray, *, weights: np.ndarray | None = None, kind: str = "mean", offsets: np.ndarray | None = None) -> None:
         self.ss = ss
         self.setting = ss.setting
@@ -504,6 +508,12 @@ class LocalSolver:
         self._w = np.where(self.setting.weights > 0, self.setting.weights, 0.0)
         self._effective = self.setting.constraints.repetition == "effective"
         self._K = K
+        # the analytic log-gradients called directly (every group a shipped form, no repeated tokens):
+        # (function, flat parameters, positions, number of scenarios, domain index of every row)
+        fns = [_analytic(form) for form, *_ in self._flat]
+        self._fast = bool(self.DIRECT)  # read once: the routes of this solver do not change
+        self._direct = None if not self._fast or self._effective or any(f is None for f in fns) else [
+            (fn, params, pos, G, np.tile(np.arange(K), G)) for fn, (form, params, pos, G) in zip(fns, self._flat)]
 
     def point_values(self, N: float, D: float, S: np.ndarray) -> np.ndarray:
         """f_s at one split plan for the solver's scenarios, shape (n_scen,)."""
@@ -529,6 +539,21 @@ class LocalSolver:
         out = np.empty(n_scen)
         G = np.zeros((n_scen, 2 + len(self.spec)))
         w = self._w
+        if self._direct is not None:
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                for fn, params, pos, Gn, rows in self._direct:
+                    L, dn, dd, ds = (a if np.shape(a) == rows.shape else np.broadcast_to(a, rows.shape) for a in fn(params, N, D, S[rows]))
+                    L = np.where(np.isnan(L), np.inf, L).reshape(Gn, K)
+                    if Gn == 1:
+                        out[pos] = L[0] @ w
+                        G[pos, 0], G[pos, 1] = dn @ w, dd @ w
+                        G[pos, 2:] = (ds * w)[self.spec]
+                        continue
+                    out[pos] = L @ w
+                    G[pos, 0] = dn.reshape(Gn, K) @ w
+                    G[pos, 1] = dd.reshape(Gn, K) @ w
+                    G[pos, 2:] = (ds.reshape(Gn, K) * w[None, :])[:, self.spec]
+            return out, G
         for form, params, pos, Gn in self._flat:
             L, dn, dd, ds = loss_log_gradients(form, params, N, D, np.tile(S, Gn), self._unique)
             L = np.where(np.isnan(L), np.inf, L).reshape(Gn, K)
@@ -580,9 +605,57 @@ class LocalSolver:
                 best = r
         return best
 
+    def _token_solver(self) -> Any:
+        """The numpy KKT solver of :mod:`planner.allocate.kkt` for this objective, or None (cached).
+
+        It applies when the objective is one point-estimate scenario (the nominal headline's flatness
+        band) of a law that is separable in the tokens (split-additive, Chinchilla, ...), with the
+        setting's own feasible set (no size menu, no repeated-token model) and the same specializing
+        domains: then a profile point (one coordinate held) is the global optimum in the tokens at
+        each N with N found by the root of dV/dlog N (:meth:`KKTSolver.solve`), instead of an SLSQP run."""
+        if "_kkt" in self.__dict__:
+            return self.__dict__["_kkt"]
+        from dataclasses import replace as _replace
+
+        from ..allocate._context import build_context
+        from ..allocate._options import check_options
+        from ..allocate.kkt import KKTSolver, kkt_applicable
+
+        solver = None
+        st = self.setting
+        if (self._fast and self.kind == "mean" and len(self.scen) == 1 and self.ss.draw[self.scen[0]] < 0
+                and not self._effective and st.constraints.model_sizes is None):
+            law = self.ss.candidates[self.ss.candidate[self.scen[0]]].law
+            try:
+                opts = check_options("optimize", **{k: v for k, v in st.options.items() if k in ("flops", "inference", "inference_budget")})
+                prob = _replace(build_context(law, st.budget, list(st.domains), st.constraints, opts, {}).problem, fixed_fraction=None)
+                if np.array_equal(prob.can_spec, self.ss.can_spec) and kkt_applicable(prob)[0]:
+                    solver = KKTSolver(prob, path="dcp+search", certified=False)
+            except PlannerError:
+                solver = None
+        self.__dict__["_kkt"] = solver
+        return solver
+
+    def _solve_tokens(self, solver: Any, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float) -> tuple[float, float, np.ndarray, float]:
+        """:meth:`_solve` by the KKT solver (at most one coordinate held; see :meth:`_token_solver`)."""
+        if 0 in fixes:
+            sol = solver.solve_at(float(fixes[0]), budget)
+        else:
+            if fixes:
+                (j, value), = fixes.items()
+                solver = solver.pinned(j - 1, max(float(value), SPEC_FLOOR if j >= 2 else 1.0))
+            sol = solver.solve(budget, near=float(start[0]))
+        if not sol.ok:
+            return math.nan, math.nan, np.full(self.setting.K, math.nan), math.inf
+        N, D, S = float(sol.model_size), float(sol.pretrain_tokens), np.asarray(sol.spec_tokens, dtype=float).copy()
+        return N, D, S, float(self.values(N, D, S[None, :])[0])
+
     def _solve(self, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float | None) -> tuple[float, float, np.ndarray, float]:
         st = self.setting
         budget = st.budget if budget is None else budget
+        kkt = self._token_solver() if len(fixes) <= 1 else None
+        if kkt is not None:
+            return self._solve_tokens(kkt, start, fixes, budget)
         lo, hi = st.model_size_bounds()
         cap_d = st.constraints.pretrain_token_cap
         caps = st.spec_caps()
@@ -610,8 +683,10 @@ class LocalSolver:
         n_x = 2 + n_spec + (1 if worst else 0)
 
         def budget_fun(x: np.ndarray) -> float:
-            N, D, S = self._unpack(x[:2 + n_spec])
-            return 1.0 - float(st.budget_used(N, D, S.sum())) / budget
+            """1 - (f(N) (D + sum D') + 2 N I) / C in log variables."""
+            N = math.exp(x[0]) * _S
+            tokens = math.exp(x[1]) * _S + float(np.exp(x[2:2 + n_spec]).sum()) * _S
+            return 1.0 - (sum(cj * N ** e for cj, e in terms) * tokens + 2.0 * N * infer_tokens) / budget
 
         def budget_jac(x: np.ndarray) -> np.ndarray:
             """d/dv of 1 - (f(N) (D + sum D') + 2 N I) / C in log variables, f(N) = sum_j c_j N^e_j."""
@@ -653,16 +728,33 @@ class LocalSolver:
             return np.where(free, g, 0.0)
 
         analytic = not self._effective  # repeated tokens: central differences of the batch above
+        direct = analytic and self._direct is not None  # values and gradients from one analytic call
+
+        memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+        def values_grad(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """f_s and df_s/dv at v, one analytic evaluation (SLSQP asks for the value and the gradient
+            at the same point; the last point is kept)."""
+            key = v.tobytes()
+            got = memo.get(key)
+            if got is None:
+                N, D, S = self._unpack(v)
+                f, g = self.point_values_grad(N, D, S)
+                got = (f, np.where(free, g, 0.0))
+                memo.clear()
+                memo[key] = got
+            return got
 
         def scen_grad(v: np.ndarray) -> np.ndarray:
             """df_s/dv for every scenario, shape (n_scen, nv), zero along fixed coordinates."""
             if not analytic:
                 return grad_of(batch(v))
-            N, D, S = self._unpack(v)
-            return np.where(free, self.point_values_grad(N, D, S)[1], 0.0)
+            return values_grad(v)[1]
 
         if worst:
             def fs(v: np.ndarray) -> np.ndarray:
+                if direct:
+                    return values_grad(v)[0] - self.c
                 N, D, S = self._unpack(v)
                 return self.point_values(N, D, S) - self.c
 
@@ -679,8 +771,12 @@ class LocalSolver:
             jac = lambda x: np.append(np.zeros(nv), 1.0)  # noqa: E731
         else:
             def obj(x: np.ndarray) -> float:
-                N, D, S = self._unpack(x)
-                val = self.point_value(N, D, S)
+                if direct:
+                    f = values_grad(x)[0]
+                    val = float(self.q @ f) if self.kind == "mean" else float(np.max(f - self.c))
+                else:
+                    N, D, S = self._unpack(x)
+                    val = self.point_value(N, D, S)
                 return val / ref if math.isfinite(val) else 1e30
 
             def jac(x: np.ndarray) -> np.ndarray:

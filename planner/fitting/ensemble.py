@@ -31,7 +31,10 @@ that applies to the runs and keeps them all in a :class:`LawEnsemble`:
    each), the single fold ranked the forms wrongly on four of five, and plain stacking's mixture was up
    to 4.9x the best candidate's error, equal weights at most 3.7x (docs/validation.md, "Weighting
    schemes"): the forecast-combination puzzle (equal weights are hard to beat when the weights are
-   estimated from little data; Smith & Wallis 2009, Claeskens et al. 2016).
+   estimated from little data; Smith & Wallis 2009, Claeskens et al. 2016). Pseudo-BMA+ (the Bayesian bootstrap of
+   Yao et al. 2018), Student-t densities, refitted scales, stacking on the final checkpoints only, and
+   folds weighted by extrapolation distance or penalised for instability did no better: on four of the five
+   the one fold ranks the forms backwards (docs/validation.md, "Weighting rules").
    ``method="stacking"`` gives s itself; ``method="pseudo-bma"`` gives w_j proportional to exp(elpd_j),
    elpd_j the same fold-balanced log score summed over folds (Yao et al.'s pseudo-BMA, without the
    Bayesian bootstrap); ``method="equal"`` gives 1/J whatever the folds.

@@ -38,19 +38,24 @@ class _Start:
 def solve_amplitudes(obj: Objective, values: dict[str, float]) -> dict[str, float]:
     """Given nonlinear slot values, the linear free slots by bounded least squares on relative residuals."""
     layout = obj.layout
-    linear = [s for s in layout.free if s.param.linear]
+    index = [j for j, s in enumerate(layout.free) if s.param.linear]
+    linear = [layout.free[j] for j in index]
     if not linear:
         return dict(values)
-    base_values = dict(values)
-    for s in linear:
-        base_values[s.name] = 0.0
-    base = obj.predict(base_values)
-    columns = []
-    for s in linear:
-        v = dict(base_values)
-        v[s.name] = 1.0
-        columns.append(obj.predict(v) - base)
-    phi = np.column_stack(columns)
+    affine = obj.linear_columns(values, index) if ANALYTIC_COLUMNS else None
+    if affine is not None:
+        base, phi = affine
+    else:
+        base_values = dict(values)
+        for s in linear:
+            base_values[s.name] = 0.0
+        base = obj.predict(base_values)
+        columns = []
+        for s in linear:
+            v = dict(base_values)
+            v[s.name] = 1.0
+            columns.append(obj.predict(v) - base)
+        phi = np.column_stack(columns)
     sw = np.sqrt(obj.weights) / obj.observed
     a = phi * sw[:, None]
     b = (obj.observed - base) * sw
@@ -66,6 +71,11 @@ def solve_amplitudes(obj: Objective, values: dict[str, float]) -> dict[str, floa
     for s, c in zip(linear, res.x / norms):
         out[s.name] = float(np.clip(c, s.param.lower, s.param.upper))
     return out
+
+
+#: False: the amplitude columns of :func:`solve_amplitudes` by one prediction per linear slot
+#: (the previous path, for benchmarks) instead of one call of the form's gradient
+ANALYTIC_COLUMNS = True
 
 
 def start_grid(obj: Objective, max_starts: int, rng: np.random.Generator) -> list[dict[str, float]]:
@@ -198,9 +208,10 @@ def _polish_least_squares(obj: Objective, theta0: np.ndarray, max_nfev: int) -> 
     root_u = np.sqrt(u)
     loss = obj.loss
     options: dict[str, Any] = {"loss": "linear"}
+    row_scale: Any = None
     if loss.kind == "huber":
         options = {"loss": "huber" if np.allclose(u, 1.0, rtol=0.0, atol=1e-12) else _weighted_huber(u), "f_scale": loss.delta}
-        row_scale = lambda r: np.ones_like(r)  # noqa: E731
+        row_scale = None  # rows as they are (scipy's loss carries the Huber weights)
     elif loss.kind == "ls":
         row_scale = lambda r: root_u  # noqa: E731
     elif loss.kind == "over":
@@ -211,13 +222,13 @@ def _polish_least_squares(obj: Objective, theta0: np.ndarray, max_nfev: int) -> 
 
     def fun(theta: np.ndarray) -> np.ndarray:
         r = obj.residuals(theta)
-        return row_scale(r) * r
+        return r if row_scale is None else row_scale(r) * r
 
     def jac(theta: np.ndarray) -> np.ndarray:
         r, jr = obj.residual_jacobian(theta)
         if jr is None:
             return np.zeros((m, theta.size))
-        return row_scale(r)[:, None] * jr
+        return jr if row_scale is None else row_scale(r)[:, None] * jr
 
     res = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale=1.0,
                         ftol=LSQ_TOL, xtol=LSQ_TOL, gtol=LSQ_TOL, max_nfev=max_nfev, **options)
@@ -231,11 +242,16 @@ LSQ_TOL = 1e-12
 
 
 def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed: int = 0, extra_starts: list[dict[str, float]] | None = None,
-               method: str = "auto", warm: dict[str, float] | None = None) -> tuple[OptimizeResult, int]:
+               method: str = "auto", warm: dict[str, float] | None = None, n_agree: int | None = None) -> tuple[OptimizeResult, int]:
     """Best polished result over variable-projection starts. Returns (result, number of starts).
 
     Cold (``warm=None``): the ``n_polish`` best starts by objective (grid points and ``extra_starts``)
-    are polished; the best result wins.
+    are polished in that order; the best result wins. With ``n_agree`` (default :data:`N_AGREE`:
+    None, every start is polished) the polishing stops early once ``n_agree`` polishes have reached
+    the best optimum so far (to :data:`CONFIRM_RTOL` in objective): that basin has been found from
+    several starts, and the remaining starts, worse by the variable-projection objective, are not
+    polished. A later start that would find a lower basin is then missed, which is why it is not
+    the default (measured in docs/methods.md).
 
     Warm (``warm``: the optimum of a fit on more rows): ``warm``, with its amplitudes re-solved on
     these rows, is polished first; then the grid starts in order of objective, until one of them
@@ -255,10 +271,22 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
     finite = [c for c in candidates if c.objective < _BAD] or candidates[:1]
     best: OptimizeResult | None = None
     if warm is None:
+        n_agree = N_AGREE if n_agree is None else n_agree
+        if n_agree is None:
+            n_agree = n_polish + 1  # never reached: every start is polished
+        agreeing = 0  # polishes that reached the best optimum so far
         for cand in finite[:n_polish]:
             res = polish(obj, cand.values, method=method)
-            if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
-                best = res
+            if best is None or (not np.isfinite(best.fun) and np.isfinite(res.fun)):
+                best, agreeing = res, int(np.isfinite(res.fun))
+            elif np.isfinite(res.fun) and np.isfinite(best.fun):
+                same = abs(res.fun - best.fun) <= CONFIRM_RTOL * abs(best.fun)
+                if res.fun < best.fun:
+                    best, agreeing = res, (agreeing + 1 if same else 1)
+                elif same:
+                    agreeing += 1
+            if agreeing >= n_agree:
+                break
         assert best is not None
         return best, len(candidates)
     # warm: the start as given and with re-solved amplitudes; the better one is polished first
@@ -280,3 +308,8 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
 
 #: a grid start whose polish reaches the best warm optimum to this relative objective confirms it
 CONFIRM_RTOL = 1e-8
+
+#: the cold multi-start stops polishing once this many polishes reached the best optimum
+#: (``LawFitter(n_agree=...)``); None: every one of the ``n_polish`` starts is polished. Not 2 by
+#: default: on the real fine-tuning curves it missed lower basins that later starts find (docs/methods.md)
+N_AGREE: int | None = None

@@ -86,7 +86,7 @@ class Objective:
         self.loss = loss
         self._rows = layout.slot_rows(self.domain_index)
         self._prepare_expansion()
-        self._last: tuple[bytes, np.ndarray, dict[str, Any], np.ndarray] | None = None
+        self._last: tuple[bytes, np.ndarray, dict[str, Any], np.ndarray, np.ndarray] | None = None
         self.analytic = form.gradient(self.expand_theta(layout.to_theta(layout.start_values())), x) is not None
 
     # ------------------------------------------------------------ expansion
@@ -127,7 +127,7 @@ class Objective:
         full[self._free_pos] = np.where(self._free_log, np.exp(theta), theta)
         return full
 
-    def expand_theta(self, theta: np.ndarray, full: np.ndarray | None = None) -> dict[str, Any]:
+    def expand_theta(self, theta: np.ndarray | None, full: np.ndarray | None = None) -> dict[str, Any]:
         """theta -> {param: scalar or per-row array}, as ``layout.expand(layout.from_theta(theta))``."""
         if full is None:
             full = self.slot_vector(theta)
@@ -136,30 +136,58 @@ class Objective:
     def predict(self, values: dict[str, float]) -> np.ndarray:
         return self.form.predict(self.layout.expand(values, self.domain_index), self.x)
 
-    def _evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
-        """Slot vector, expanded parameters and prediction at ``theta``; the last point is kept, so
-        the Jacobian the least-squares polish asks for right after the residuals at the same point
-        does not predict again (the same numbers, computed once)."""
+    def linear_columns(self, values: dict[str, float], linear: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The prediction as ``base + columns @ c`` in the free slots ``linear`` (indices into
+        ``layout.free``, parameters the form is affine in), the other slots at ``values``.
+
+        ``base`` is the prediction with those slots at 0; column j is d pred / d slot_j, from one call
+        of the form's ``gradient`` (taken with the linear slots at 1: by linearity the column does not
+        depend on where), times the rows the slot acts on. Two form calls instead of the ``1 + len(linear)``
+        predictions of ``predict(slot_j = 1) - base``, the same numbers. None for forms without
+        analytic derivatives.
+        """
+        if not self.analytic:
+            return None
+        full = np.array([values[name] for name in self._names], dtype=float)
+        lin_pos = self._free_pos[linear]
+        full[lin_pos] = 0.0
+        with np.errstate(all="ignore"):
+            base = self.form.predict(self.expand_theta(None, full), self.x)
+            full[lin_pos] = 1.0
+            g_rows = self.form.gradient(self.expand_theta(None, full), self.x)
+        if g_rows is None:
+            return None
+        n = len(self.observed)
+        columns = np.empty((n, len(linear)))
+        for k, j in enumerate(linear):
+            columns[:, k] = g_rows[self._free_param[j]]  # broadcasts scalars
+            columns[:, k] *= self._mask[:, j]
+        return base, columns
+
+    def _evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, dict[str, Any], np.ndarray, np.ndarray]:
+        """Slot vector, expanded parameters, prediction and log residuals at ``theta``; the last point
+        is kept, so the Jacobian the least-squares polish asks for right after the residuals at the
+        same point does not predict again (the same numbers, computed once)."""
         theta = np.asarray(theta, dtype=float)
         key = theta.tobytes()
         last = self._last
         if last is not None and last[0] == key:
-            return last[1], last[2], last[3]
+            return last[1], last[2], last[3], last[4]
         full = self.slot_vector(theta)
         p = self.expand_theta(theta, full)
         with np.errstate(all="ignore"):
             pred = self.form.predict(p, self.x)
-        self._last = (key, full, p, pred)
-        return full, p, pred
+            r = np.log(pred) - self.log_observed
+        self._last = (key, full, p, pred, r)
+        return full, p, pred, r
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
-        _, _, pred = self._evaluate(theta)
-        with np.errstate(all="ignore"):
-            return np.log(pred) - self.log_observed
+        """Log residuals log(pred) - log(observed) (rows,); a fresh array."""
+        return self._evaluate(theta)[3].copy()
 
     def value(self, theta: np.ndarray) -> float:
         """Weighted mean of rho over the rows (unscaled)."""
-        r = self.residuals(theta)
+        r = self._evaluate(theta)[3]
         if not np.all(np.isfinite(r)):
             return _BAD
         return float(self.weights @ self.loss.rho(r))
@@ -170,20 +198,20 @@ class Objective:
         dr_i/dtheta_j = (1/pred_i) dpred_i/dq_j, times q_j for a slot fitted in log space.
         Analytic forms only (the form's ``gradient``).
         """
-        full, p, pred = self._evaluate(theta)
-        with np.errstate(all="ignore"):
-            r = np.log(pred) - self.log_observed
+        full, p, pred, r = self._evaluate(theta)
+        r = r.copy()
         if not np.all(np.isfinite(r)) or np.any(pred <= 0):
             return r, None
         g_rows = self.form.gradient(p, self.x)
         assert g_rows is not None
-        n = len(r)
-        cols = np.empty((n, len(self._free_param)))
+        cols = np.empty((len(r), len(self._free_param)))
         for j, name in enumerate(self._free_param):
             cols[:, j] = g_rows[name]  # broadcasts scalars
-        chain = np.where(self._free_log, full[self._free_pos], 1.0)
-        jac = cols * self._mask * (chain / 1.0)[None, :] / pred[:, None]
-        return r, jac
+            if self._rows[j] is not None:
+                cols[:, j] *= self._mask[:, j]  # a per-domain slot acts on its domain's rows only
+        cols *= np.where(self._free_log, full[self._free_pos], 1.0)[None, :]
+        cols /= pred[:, None]
+        return r, cols
 
     def _analytic(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         r, jac = self.residual_jacobian(theta)

@@ -16,8 +16,8 @@ Loss against D' (:func:`dprime_curves`), for every domain k of the plan and ever
 
 In-sample residuals (:func:`form_residuals`): each candidate's relative error
 (predicted - observed) / observed on the rows it was fitted to (held-out rows left out), from
-:func:`planner.fitting.adequacy.residual_table`, summarised by model size N, pretraining tokens D
-and specialization tokens D' (:func:`~planner.fitting.adequacy.residual_summary`).
+:func:`planner.fitting.adequacy.residual_table`; the report averages it by model size N, pretraining
+tokens D and specialization tokens D' (the plot) and by kind of row (the table).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+
+from .document import predict_at
 
 __all__ = ["candidate_laws", "dprime_curves", "form_residuals", "plan_rows", "predict_at", "GRID_POINTS"]
 
@@ -50,26 +52,6 @@ def candidate_laws(law_objects: Mapping[str, Any], result: Mapping[str, Any] | N
     if ens is not None and len(getattr(ens, "candidates", ())) > 0:
         return [(str(c.form.name), c, float(w)) for c, w in zip(ens.candidates, ens.weights)]
     return [(str(law.form.name), law, 1.0)]
-
-
-def _law_domain(law: Any, name: str) -> str | None:
-    if name in law.domains:
-        return name
-    if len(law.domains) == 1:
-        return law.domains[0]
-    return None
-
-
-def predict_at(law: Any, name: str, n: np.ndarray, d: np.ndarray, s: np.ndarray) -> np.ndarray | None:
-    """``law``'s loss in domain ``name`` at (N, D, D') arrays, or None where it cannot predict (no such domain, a failing form)."""
-    dom = _law_domain(law, name)
-    if dom is None:
-        return None
-    try:
-        y = np.asarray(law.predict(model_size=n, pretrain_tokens=d, spec_tokens=s, domain=dom), dtype=float)
-    except Exception:  # noqa: BLE001 - a form that cannot predict there: no curve, not a failed report
-        return None
-    return y if y.shape == n.shape and np.isfinite(y).any() else None
 
 
 def _points_frame(result: Mapping[str, Any]) -> pd.DataFrame | None:
@@ -151,12 +133,13 @@ def dprime_curves(result: Mapping[str, Any], law_objects: Mapping[str, Any]) -> 
 
 
 def form_residuals(result: Mapping[str, Any], law_objects: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per candidate: its in-sample residual table and summaries by N, D and D' (held-out rows left out).
+    """Per candidate: its in-sample residual table and its adequacy (held-out rows left out).
 
-    Each item: ``{"form", "weight", "table" (residual_table), "by" {"model_size", "pretrain_tokens",
-    "spec_tokens": residual_summary}, "adequacy" {"base", "specialized": {"mean", "max", "n"}}}``.
+    Each item: ``{"form", "weight", "table" (residual_table), "adequacy" {"base", "specialized": {"mean",
+    "max", "n"}}}``; summaries by N, D or D' are ``planner.fitting.adequacy.residual_summary(item["table"], key)``
+    (not computed here: no output shows them, and they were 60 % of this function's time).
     """
-    from ..fitting.adequacy import residual_summary, residual_table
+    from ..fitting.adequacy import residual_table
 
     pts = _points_frame(result)
     cands = candidate_laws(law_objects, result)
@@ -177,8 +160,7 @@ def form_residuals(result: Mapping[str, Any], law_objects: Mapping[str, Any]) ->
         for kind in ("base", "specialized"):
             e = t.loc[t["kind"] == kind, "rel_error"].abs()
             adequacy[kind] = {"mean": float(e.mean()) if len(e) else None, "max": float(e.max()) if len(e) else None, "n": int(len(e))}
-        out.append({"form": form, "weight": w, "table": t,
-                    "by": {k: residual_summary(t, k) for k in ("model_size", "pretrain_tokens", "spec_tokens")}, "adequacy": adequacy})
+        out.append({"form": form, "weight": w, "table": t, "adequacy": adequacy})
     return out
 
 

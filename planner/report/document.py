@@ -12,16 +12,18 @@ RESULT.json`` re-renders without re-solving. No timings or dates: reruns are byt
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from .._io import read_json
 from .._records import to_jsonable as _clean
 from ..constants import ALLOCATION_SCHEMA, package_version
 from ..errors import PlannerError
 
-__all__ = ["ReportError", "build_result", "load_result", "law_objects", "headline_block", "HEADLINE_MEANING", "REQUIRED_KEYS"]
+__all__ = ["ReportError", "build_result", "load_result", "law_objects", "headline_block", "headline_tables", "headline_document", "HEADLINE_MEANING", "REQUIRED_KEYS"]
 
 #: keys every result document has (``Allocation.from_dict`` needs them)
 REQUIRED_KEYS: tuple[str, ...] = ("budget", "model_size", "pretrain_tokens", "objective", "certified", "domains")
@@ -273,3 +275,136 @@ def headline_block(doc: Mapping[str, Any]) -> dict[str, Any]:
         "interval_over": f"the optimal plans of {dec.get('n_scenarios')} scenarios: {(dec.get('ranges') or {}).get('over', 'draws and forms')}",
         "intervals": intervals, "is_nominal": bool(is_nominal),
     }
+
+
+def _law_domain(law: Any, name: str) -> str | None:
+    if name in law.domains:
+        return name
+    if len(law.domains) == 1:
+        return law.domains[0]
+    return None
+
+
+def predict_at(law: Any, name: str, n: np.ndarray, d: np.ndarray, s: np.ndarray) -> np.ndarray | None:
+    """``law``'s loss in domain ``name`` at (N, D, D') arrays, or None where it cannot predict (no such domain, a failing form)."""
+    dom = _law_domain(law, name)
+    if dom is None:
+        return None
+    try:
+        y = np.asarray(law.predict(model_size=n, pretrain_tokens=d, spec_tokens=s, domain=dom), dtype=float)
+    except Exception:  # noqa: BLE001 - a form that cannot predict there: no curve, not a failed report
+        return None
+    return y if y.shape == n.shape and np.isfinite(y).any() else None
+
+
+def _main_law(laws: Mapping[str, Any]) -> Any:
+    return laws.get("law") if "law" in laws else next(iter(laws.values()), None)
+
+
+def headline_tables(doc: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The headline plan's rows of the Domains, FLOPs-per-phase and baselines tables, beside the nominal plan's.
+
+    The nominal plan's rows are the document's own (``domains``, ``flops``, ``baselines``). A robust headline
+    plan (N_h, D_h, D'_h) is evaluated here under the same law as the nominal plan (the document's
+    ``laws.law``, its point estimate), so both sit in one table on one scale:
+
+    - loss_k = L_k(N_h, D_h, D'_{h,k}) with its interval of the nominal's kind where the law gives one;
+    - FLOPs: pretraining c(N_h) D_h, specialization c(N_h) D'_{h,k} (c: the plan's FLOP model per token),
+      inference 2 N_h I (the nominal's served tokens I: its inference FLOPs scaled by N_h / N);
+    - ``objective`` = sum_k w_k loss_k (``mode = "min-error"``: the headline block's objective, as the
+      law's losses are not the objective);
+    - each baseline: its objective (as in the nominal table), ``gap`` to the headline plan, ``gap_to_nominal``,
+      the decision's gap over forms and draws, and ``compute_multiplier_to_nominal`` (the nominal table's
+      figure). The compute the baseline needs to match the headline plan is not solved for; as the headline's
+      objective is no lower than the nominal optimum, that multiplier is at most the nominal one
+      (``multiplier_is_upper_bound``).
+
+    Returns ``{"plan", "is_nominal", "law", "objective", "domains": [...], "flops": {...}, "baselines": [...]}``
+    (``available: False`` with a ``reason`` when the headline plan cannot be evaluated, e.g. per-domain model sizes).
+    """
+    h = headline_block(doc)
+    dec = doc.get("decision") or {}
+    gaps = {b.get("strategy"): b for b in dec.get("baselines") or []}
+    nominal_obj = doc.get("objective")
+    main_law = dict(doc.get("laws") or {}).get("law") or next(iter((doc.get("laws") or {}).values()), None) or {}
+    out: dict[str, Any] = {"plan": h.get("plan"), "is_nominal": bool(h.get("is_nominal", True)), "law": main_law.get("form"), "available": True}
+
+    def baselines(head_obj: Any) -> list[dict[str, Any]]:
+        rows = []
+        for b in doc.get("baselines") or []:
+            obj = b.get("objective")
+            g = gaps.get(b.get("strategy")) or {}
+            rows.append({
+                "strategy": b.get("strategy"), "objective": obj,
+                "gap": None if obj is None or head_obj is None else float(obj) - float(head_obj),
+                "gap_to_nominal": None if obj is None or nominal_obj is None else float(obj) - float(nominal_obj),
+                "gap_over_scenarios": g.get("gap"), "gap_interval": g.get("gap_interval"), "gap_level": g.get("level"),
+                "compute_multiplier_to_nominal": b.get("compute_multiplier"),
+                "multiplier_is_upper_bound": not out["is_nominal"], "note": b.get("note") or "",
+            })
+        return rows
+
+    if out["is_nominal"]:
+        out["objective"] = nominal_obj
+        out["domains"] = [{k: d.get(k) for k in ("name", "weight", "spec_tokens", "specialize", "loss", "loss_interval", "interval_kind",
+                                                 "error", "target_loss", "flops", "inference_flops")} for d in doc.get("domains") or []]
+        out["flops"] = {k: v for k, v in (doc.get("flops") or {}).items()}
+        out["baselines"] = baselines(nominal_obj)
+        return out
+
+    n, d_tokens, spec = h.get("model_size"), h.get("pretrain_tokens"), dict(h.get("spec_tokens") or {})
+    if n is None or d_tokens is None or isinstance(n, Mapping) or isinstance(d_tokens, Mapping):
+        return {**out, "available": False, "reason": "the headline plan has no single model size and pretraining token count"}
+    laws = law_objects(doc) if laws is None else laws
+    law = _main_law(laws)
+    try:
+        from ..allocate.model import flop_model_from_dict
+
+        per_token = float(np.asarray(flop_model_from_dict(doc.get("flop_model")).per_token(float(n)), dtype=float).ravel()[0])
+    except Exception:  # noqa: BLE001 - an unknown FLOP model: the 6N count
+        per_token = 6.0 * float(n)
+    n_nominal = float(doc.get("model_size") or 0.0)
+    scale = float(n) / n_nominal if n_nominal > 0 else math.nan
+    domains, objective = [], 0.0
+    for dom in doc.get("domains") or []:
+        name = str(dom.get("name"))
+        s = float(spec.get(name, 0.0) or 0.0)
+        y = None if law is None else predict_at(law, name, np.array([float(n)]), np.array([float(d_tokens)]), np.array([s]))
+        loss = None if y is None or not math.isfinite(float(y[0])) else float(y[0])
+        interval = None
+        kind = dom.get("interval_kind")
+        if loss is not None and kind and dom.get("loss_interval"):
+            try:
+                lo, hi = law.predict_interval(kind=kind, model_size=[float(n)], pretrain_tokens=[float(d_tokens)], spec_tokens=[s],
+                                              domain=[_law_domain(law, name)])
+                interval = [float(lo[0]), float(hi[0])]
+            except Exception:  # noqa: BLE001 - no draws or calibration for this interval: none shown
+                interval = None
+        inf = dom.get("inference_flops")
+        domains.append({"name": name, "weight": dom.get("weight"), "spec_tokens": s, "specialize": s > 0, "loss": loss,
+                        "loss_interval": interval, "interval_kind": kind if interval else None, "error": None,
+                        "target_loss": dom.get("target_loss"), "flops": per_token * s,
+                        "inference_flops": None if inf is None else float(inf) * scale})
+        objective = None if objective is None or loss is None else objective + float(dom.get("weight") or 1.0) * loss
+    if doc.get("mode") == "min-error":
+        objective = h.get("objective")
+    flops_nominal = doc.get("flops") or {}
+    pre = per_token * float(d_tokens)
+    specialization = sum(x["flops"] for x in domains)
+    inference = float(flops_nominal.get("inference") or 0.0) * scale if flops_nominal.get("inference") else 0.0
+    out.update({
+        "objective": objective,
+        "domains": domains,
+        "flops": {"per_token": per_token, "pretrain": pre, "specialization": specialization, "inference": inference,
+                  "training": pre + specialization, "total": pre + specialization + inference,
+                  "by_domain": {x["name"]: x["flops"] for x in domains}},
+    })
+    out["baselines"] = baselines(objective)
+    return out
+
+
+def headline_document(doc: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``headline`` block of ``allocation.json``: :func:`headline_block` with, under ``tables``, the headline plan's
+    rows of the Domains, FLOPs-per-phase and baselines tables (:func:`headline_tables`)."""
+    tables = headline_tables(doc, laws)
+    return {**headline_block(doc), "tables": {k: v for k, v in tables.items() if k not in ("plan", "is_nominal")}}

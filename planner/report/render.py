@@ -18,7 +18,8 @@ from ..constants import SOLUTION_PRESENT
 from .curves import plan_rows
 from .formatting import fmt_count
 
-__all__ = ["render_markdown", "render_csv", "render_html", "fmt_count", "fmt_flops", "CSV_COLUMNS", "csv_cell", "md_text"]
+__all__ = ["render_markdown", "render_csv", "render_html", "console_headline_lines", "fmt_count", "fmt_flops", "CSV_COLUMNS", "csv_cell",
+           "md_text"]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -41,6 +42,16 @@ def fmt_pct(x: Any, digits: int = 1) -> str:
         return "–"
     x = float(x)
     return f"{100 * x:.{digits}f}%" if math.isfinite(x) else "–"
+
+
+def fmt_gap(x: Any) -> str:
+    """An objective difference with its sign: 4 decimals, or 3 significant digits below 1e-3 (a gap of 2.4e-05 is not "+0.0000")."""
+    if x is None:
+        return "–"
+    x = float(x)
+    if not math.isfinite(x):
+        return "–"
+    return f"{x:+.3g}" if 0 < abs(x) < 1e-3 else f"{x:+.4f}"
 
 
 def fmt_mult(x: Any) -> str:
@@ -75,6 +86,59 @@ def headline(r: Mapping[str, Any]) -> dict[str, Any]:
     from .document import headline_block
 
     return headline_block(r)
+
+
+def console_headline_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The console's first lines: which plan is the headline, its N, D, D'_k with ranges, the interval level and, for a
+    robust headline, its losses, FLOPs and baseline gaps beside the nominal plan's (``doc["headline"]``, as
+    :func:`.document.headline_document` writes it)."""
+    h = doc.get("headline") or {}
+    if not h or h.get("model_size") is None:
+        return []
+    iv = h.get("intervals") or {}
+    level = h.get("interval_level")
+
+    def val(key: str, x: Any) -> str:
+        r = iv.get(key)
+        return f"{float(x):.4g}" + (f" [{float(r[0]):.3g}, {float(r[1]):.3g}]" if r and None not in r else "")
+
+    head = f"headline: the {h.get('plan')} plan ({h.get('label')}): {h.get('meaning')}"
+    lvl = (f"intervals: central {100 * float(level):g} % over {h.get('interval_over')}" if level is not None and iv
+           else f"intervals: {h.get('interval_over')}")
+    lines = [head, "  " + lvl]
+    if isinstance(h["model_size"], Mapping):
+        lines.append("  N and D per domain (separate models): see the decision tables")
+    else:
+        lines.append(f"  N = {val('model_size', h['model_size'])} params, D = {val('pretrain_tokens', h['pretrain_tokens'])} tokens")
+    spec = h.get("spec_tokens") or {}
+    if spec:
+        lines.append("  " + ", ".join(f"D'[{k}] = {val(f'spec_tokens[{k}]', v)}" for k, v in spec.items()))
+    share = h.get("pretrain_share_of_compute")
+    if share is not None:
+        r = iv.get("pretrain_share")
+        lines.append(f"  pretraining share of training compute (inference excluded) {100 * float(share):.1f} %"
+                     + (f" [{100 * float(r[0]):.1f} %, {100 * float(r[1]):.1f} %]" if r and None not in r else ""))
+    if h.get("objective") is not None:
+        lines.append(f"  objective {float(h['objective']):.6g} under {h.get('objective_under')}"
+                     + (f"; expected over every scenario {float(h['expected_objective']):.6g}" if h.get("expected_objective") is not None else ""))
+    t = h.get("tables") or {}
+    if not h.get("is_nominal", True) and t.get("available"):
+        nominal = {str(d.get("name")): d for d in doc.get("domains") or []}
+        lines.append(f"  under the {t.get('law')} point estimate (the nominal plan's law), headline | nominal:")
+        for d in t.get("domains") or []:
+            nd = nominal.get(str(d.get("name")), {})
+            lines.append(f"    {str(d.get('name')):<12} D' = {fmt_count(d.get('spec_tokens'))} | {fmt_count(nd.get('spec_tokens'))}"
+                         f"  loss {fmt_loss(d.get('loss'))} | {fmt_loss(nd.get('loss'))}  FLOPs {fmt_flops(d.get('flops'))} | {fmt_flops(nd.get('flops'))}")
+        fl, nf = t.get("flops") or {}, doc.get("flops") or {}
+        lines.append(f"    FLOPs: pretraining {fmt_flops(fl.get('pretrain'))} | {fmt_flops(nf.get('pretrain'))}, specialization "
+                     f"{fmt_flops(fl.get('specialization'))} | {fmt_flops(nf.get('specialization'))}"
+                     + (f", inference {fmt_flops(fl.get('inference'))} | {fmt_flops(nf.get('inference'))}" if fl.get("inference") or nf.get("inference") else ""))
+        for b in t.get("baselines") or []:
+            m = b.get("compute_multiplier_to_nominal")
+            bound = _bound_text(doc, m)
+            lines.append(f"    vs {str(b.get('strategy')):<9} objective {fmt_loss(b.get('objective'), 5)}  gap {fmt_gap(b.get('gap'))} | "
+                         f"{fmt_gap(b.get('gap_to_nominal'))}  compute to match {bound} | {_mult_text(doc, m)}")
+    return lines
 
 
 def _with_range(text: str, iv: Any, f: Any) -> str:
@@ -130,7 +194,7 @@ def _summary_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     if h.get("expected_objective") is not None:
         rows.append((f"{objective_label(r)}, expected over every scenario", fmt_loss(h.get("expected_objective"), 5)))
     if not h.get("is_nominal", True):
-        rows.append(("nominal plan (detailed in the tables below)",
+        rows.append(("nominal plan (beside the headline in the tables below)",
                      f"optimal under the point estimate: N = {fmt_count(r.get('model_size'))}, D = {fmt_count(r.get('pretrain_tokens'))}, "
                      + ", ".join(f"D'[{dd.get('name')}] = {fmt_count(dd.get('spec_tokens'))}" for dd in r.get("domains") or [])
                      + f"; objective {fmt_loss(r.get('objective'), 5)}"))
@@ -147,13 +211,18 @@ def _summary_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _nominal_note(r: Mapping[str, Any]) -> str:
-    """Said above the detail tables when the headline is another plan than the nominal one they detail."""
+def _nominal_note(r: Mapping[str, Any], ht: Mapping[str, Any] | None = None) -> str:
+    """Said above the detail tables when the headline is another plan than the nominal one."""
     h = headline(r)
     if h.get("is_nominal", True):
         return ""
-    return (f"These tables detail the nominal plan (optimal under the law's point estimate), not the headline {h.get('plan')} plan "
-            "summarised above; the headline plan's N, D and D'_k are in the Plan section and in the decision tables.")
+    if ht is not None and not ht.get("available", True):
+        return (f"These tables detail the nominal plan (optimal under the law's point estimate), not the headline {h.get('plan')} plan "
+                f"summarised above ({ht.get('reason')}); the headline plan's N, D and D'_k are in the Plan section and in the decision tables.")
+    law = (ht or {}).get("law") or "the law"
+    return (f"The headline {h.get('plan')} plan beside the nominal plan (optimal under the {law} point estimate): the headline plan's "
+            f"losses, FLOPs and gaps are evaluated under the same law ({law}, point estimate) as the nominal plan's. "
+            "The constraints and sweep tables detail the nominal plan.")
 
 
 def _has_error(r: Mapping[str, Any]) -> bool:
@@ -197,6 +266,102 @@ def _phase_rows(r: Mapping[str, Any]) -> list[list[str]]:
             continue
         rows.append([label, fmt_flops(v), fmt_pct(float(v) / total) if total else "–"])
     return rows
+
+
+def _head_tables(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """:func:`.document.headline_tables` when the headline is a robust plan that can be evaluated; else None (nominal tables)."""
+    if headline(r).get("is_nominal", True):
+        return None
+    from .document import headline_tables
+
+    ht = headline_tables(r, laws)
+    return ht if ht.get("available") else None
+
+
+def domain_table(r: Mapping[str, Any], ht: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]], tuple[int, ...]]:
+    """The Domains table (header, rows, numeric columns): the nominal plan's, or with a robust headline
+    (``ht``: :func:`.document.headline_tables`) the headline plan's columns beside the nominal plan's."""
+    if ht is None:
+        return domain_header(r), _domain_rows(r), (1, 2, 4, 6, 7, 8) if _has_error(r) else (1, 2, 4, 6, 7)
+    plan = ht.get("plan")
+    nominal = {str(d.get("name")): d for d in r.get("domains") or []}
+    with_error = _has_error(r)
+    header = ["domain", "weight", f"D' (tokens), headline ({plan})", "D', nominal", "specialize (headline / nominal)",
+              "predicted loss, headline", "interval, headline", "predicted loss, nominal", "interval, nominal"]
+    header += ["predicted error, nominal"] if with_error else []
+    with_target = any(d.get("target_loss") is not None for d in list(ht.get("domains") or []) + list(nominal.values()))
+    header += (["target"] if with_target else []) + ["FLOPs, headline", "FLOPs, nominal"]
+    yes = lambda d: "yes" if d.get("specialize", (d.get("spec_tokens") or 0) > 0) else "no"  # noqa: E731
+    rows = []
+    for d in ht.get("domains") or []:
+        nd = nominal.get(str(d.get("name")), {})
+        row = [str(d.get("name")), f"{float(d.get('weight') or 0):g}", fmt_count(d.get("spec_tokens")), fmt_count(nd.get("spec_tokens")),
+               f"{yes(d)} / {yes(nd)}", fmt_loss(d.get("loss")), _interval(d), fmt_loss(nd.get("loss")), _interval(nd)]
+        row += (["–" if nd.get("error") is None else f"{float(nd['error']):.4f}"] if with_error else [])
+        row += ([fmt_loss(d.get("target_loss")) if d.get("target_loss") is not None else "–"] if with_target else [])
+        row += [fmt_flops(d.get("flops")), fmt_flops(nd.get("flops"))]
+        rows.append(row)
+    return header, rows, tuple(i for i, h in enumerate(header) if i in (1, 2, 3) or h.startswith(("predicted", "target", "FLOPs")))
+
+
+def _phase_cells(flops: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    total = sum(float(flops.get(k) or 0.0) for k in ("pretrain", "specialization", "inference")) or None
+    out = {}
+    for key in ("pretrain", "specialization", "inference"):
+        v = flops.get(key)
+        if v is not None:
+            out[key] = (fmt_flops(v), fmt_pct(float(v) / total) if total else "–")
+    return out
+
+
+def phase_table(r: Mapping[str, Any], ht: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]], tuple[int, ...]]:
+    """The FLOPs-per-phase table (header, rows, numeric columns), the headline plan's beside the nominal's with a robust headline."""
+    if ht is None:
+        return PHASE_HEADER, _phase_rows(r), (1, 2)
+    plan = ht.get("plan")
+    head, nom = _phase_cells(ht.get("flops") or {}), _phase_cells(r.get("flops") or {})
+    rows = []
+    for key, label in (("pretrain", "general pretraining"), ("specialization", "specialization (all domains)"), ("inference", "inference")):
+        if key not in head and key not in nom:
+            continue
+        if key == "inference" and not float((ht.get("flops") or {}).get(key) or 0.0) and not float((r.get("flops") or {}).get(key) or 0.0):
+            continue
+        rows.append([label, *head.get(key, ("–", "–")), *nom.get(key, ("–", "–"))])
+    header = ["phase", f"FLOPs, headline ({plan})", "headline: share of all compute (training + inference)", "FLOPs, nominal",
+              "nominal: share of all compute (training + inference)"]
+    return header, rows, (1, 2, 3, 4)
+
+
+def _bound_text(r: Mapping[str, Any], m: Any) -> str:
+    """The compute to match the headline plan: not solved; at most the nominal plan's figure."""
+    text = _mult_text(r, m)
+    return f"≤ {text}" if text[:1].isdigit() else "not solved (at most the nominal plan's)"
+
+
+def baseline_table(r: Mapping[str, Any], ht: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]], tuple[int, ...]]:
+    """The baselines table (header, rows, numeric columns): against the nominal plan, or with a robust headline against the
+    headline plan (objective gap at the law's point estimate and over forms and draws) and the nominal plan."""
+    if ht is None:
+        return BASELINE_HEADER, _baseline_rows(r), (1, 2, 3)
+    plan = ht.get("plan")
+    level = next((b.get("gap_level") for b in ht.get("baselines") or [] if b.get("gap_level") is not None), None)
+    pct = f"{100 * float(level):g} % interval, " if level is not None else ""
+    header = ["strategy", "objective", f"vs headline plan ({plan})", "vs nominal plan", f"vs headline over forms and draws (mean [{pct}])".replace(", ]", "]"),
+              f"compute to match the headline plan ({plan})", "compute to match the nominal plan", "note"]
+    rows = []
+    for b in ht.get("baselines") or []:
+        gi = b.get("gap_interval") or [None, None]
+        over = "–" if b.get("gap_over_scenarios") is None else (
+            fmt_gap(b["gap_over_scenarios"]) + (f" [{fmt_gap(gi[0])}, {fmt_gap(gi[1])}]" if None not in gi else ""))
+        rows.append([str(b.get("strategy")), fmt_loss(b.get("objective"), 5), fmt_gap(b.get("gap")), fmt_gap(b.get("gap_to_nominal")), over,
+                     _bound_text(r, b.get("compute_multiplier_to_nominal")), _mult_text(r, b.get("compute_multiplier_to_nominal")), str(b.get("note") or "")])
+    return header, rows, (1, 2, 3, 4)
+
+
+#: said above the baselines table
+BASELINE_INTRO = "Compute to match the plan: how many times the budget each baseline needs to reach the plan's objective."
+BASELINE_INTRO_HEADLINE = (BASELINE_INTRO + " It is solved for the nominal plan only: the headline plan's objective is no lower than the "
+                           "nominal optimum under the law's point estimate, so the nominal figure bounds it from above (≤).")
 
 
 #: the phase table's share is of ALL compute (training + inference); the summary's pretraining share is of training compute only
@@ -335,11 +500,14 @@ def dprime_table(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) ->
     return ["domain", "form (weight)", "planned D'", "loss at D' = 0", "loss at planned D'", "loss at 2x planned D'"], rows
 
 
-def residual_table_rows(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]] | None:
-    """Each candidate's in-sample |relative error| on base and specialized rows (Markdown fallback of the residual plot)."""
+def residual_table_rows(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None,
+                        residuals: list[dict[str, Any]] | None = None) -> tuple[list[str], list[list[str]]] | None:
+    """Each candidate's in-sample |relative error| on base and specialized rows (Markdown fallback of the residual plot).
+
+    ``residuals``: :func:`.curves.form_residuals` of ``r`` if already computed (the HTML page's plot uses the same)."""
     from .curves import form_residuals
 
-    data = form_residuals(r, _laws(r) if laws is None else laws)
+    data = residuals if residuals is not None else form_residuals(r, _laws(r) if laws is None else laws)
     if not data:
         return None
     rows = []
@@ -435,8 +603,12 @@ def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], li
 
 
 
-def render_markdown(result: Mapping[str, Any]) -> str:
-    """The report as Markdown (for a pull request or a wiki)."""
+def render_markdown(result: Mapping[str, Any], *, laws: Mapping[str, Any] | None = None,
+                    residuals: list[dict[str, Any]] | None = None) -> str:
+    """The report as Markdown (for a pull request or a wiki).
+
+    ``laws`` (:func:`.document.law_objects` of the result) and ``residuals`` (:func:`.curves.form_residuals`)
+    may be passed when already computed; by default they are computed from the document."""
     r = result
     title = r.get("title") or "Allocation report"
     out = [f"# {md_text(title)}", ""]
@@ -444,15 +616,18 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     if desc:
         out += [md_text(desc), ""]
     out += ["## Plan", "", md_text(headline_note(r)), "", _md_table(["", ""], [[f"**{k}**", v] for k, v in _summary_rows(r)]), ""]
-    note = _nominal_note(r)
+    laws = _laws(r) if laws is None else laws
+    ht = _head_tables(r, laws)
+    note = _nominal_note(r, ht)
     if r.get("domains"):
-        out += ["## Domains", ""] + ([md_text(note), ""] if note else []) + [_md_table(domain_header(r), _domain_rows(r)), ""]
+        header, rows, _ = domain_table(r, ht)
+        out += ["## Domains", ""] + ([md_text(note), ""] if note else []) + [_md_table(header, rows), ""]
     if _phase_rows(r):
-        out += ["## FLOPs per phase", "", _md_table(PHASE_HEADER, _phase_rows(r)), ""]
+        header, rows, _ = phase_table(r, ht)
+        out += ["## FLOPs per phase", "", _md_table(header, rows), ""]
     if r.get("baselines"):
-        out += ["## Against the usual baselines", "",
-                "Compute to match the plan: how many times the budget the baseline needs to reach the plan's objective.", "",
-                _md_table(BASELINE_HEADER, _baseline_rows(r)), ""]
+        header, rows, _ = baseline_table(r, ht)
+        out += ["## Against the usual baselines", "", md_text(BASELINE_INTRO_HEADLINE if ht else BASELINE_INTRO), "", _md_table(header, rows), ""]
     if r.get("binding"):
         out += ["## Constraints", "", _md_table(BINDING_HEADER, _binding_rows(r)), ""]
     if r.get("sweep"):
@@ -467,12 +642,12 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             out += ["Form selection by held-out error (ARE):", "",
                     _md_table(["form", "ARE", "note"], [[str(s.get("form")), "–" if s.get("are") is None else f"{100 * float(s['are']):.3f}%", str(s.get("note") or "")] for s in law["selection"]]), ""]
         out += [_md_table(PARAM_HEADER, _param_rows(law)), ""]
-    dtab = dprime_table(r)
+    dtab = dprime_table(r, laws)
     if dtab:
         out += ["## Loss against D' under every candidate form", "",
                 md_text("Predicted loss per domain at the plan's N and D, for no specialization, the planned D'_k and twice it, under each "
                         "candidate form (the HTML report plots the curves with the runs)."), "", _md_table(*dtab), ""]
-    rtab = residual_table_rows(r)
+    rtab = residual_table_rows(r, laws, residuals)
     if rtab:
         out += ["## In-sample residuals of every candidate form", "",
                 md_text("Mean and worst |predicted / observed - 1| on the rows each form was fitted to (held-out rows left out), "
@@ -490,7 +665,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- CSV
-#: the plan's columns (one row per phase and domain, ``Allocation.to_frame``), then the decision's:
+#: the plan's columns (one row per phase and domain, ``Allocation.to_frame``; with a robust headline also the
+#: headline plan's rows in that layout, ``plan`` its name), then the decision's:
 #: ``section`` (plan, headline, plan-per-form, robust, range, flatness, baseline), ``plan`` (which plan),
 #: ``quantity``/``value``/``low``/``high`` (a number and its interval), ``interval_level`` (central
 #: probability of low..high; empty when low..high is not a probability interval), ``headline`` (True on
@@ -597,9 +773,11 @@ def _decision_csv_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render_csv(result: Mapping[str, Any]) -> str:
-    """One row per phase and domain (``Allocation.to_frame``), for every budget of a sweep, with budget and status;
-    then, with an ``[uncertainty]`` analysis, the decision's rows (see :data:`CSV_COLUMNS`)."""
+def render_csv(result: Mapping[str, Any], *, laws: Mapping[str, Any] | None = None) -> str:
+    """One row per phase and domain (``Allocation.to_frame``), for every budget of a sweep, with budget and status (``plan``
+    "nominal"); with a robust headline, the headline plan's rows in the same layout (``plan`` its name, ``headline`` True)
+    and each baseline's objective and gaps; then, with an ``[uncertainty]`` analysis, the decision's rows (see
+    :data:`CSV_COLUMNS`). ``laws``: :func:`.document.law_objects` of the result, when already built."""
     from ..allocate.model import Allocation
 
     plans = result.get("sweep") or [result]
@@ -626,9 +804,43 @@ def render_csv(result: Mapping[str, Any]) -> str:
                 frame[col] = None
         for row in frame[CSV_COLUMNS].itertuples(index=False):
             writer.writerow([csv_cell(v) for v in row])
+    for rec in _headline_csv_rows(result, laws):
+        writer.writerow([csv_cell(rec.get(c)) for c in CSV_COLUMNS])
     for rec in _decision_csv_rows(result):
         writer.writerow([csv_cell(rec.get(c)) for c in CSV_COLUMNS])
     return buf.getvalue()
+
+
+def _headline_csv_rows(r: Mapping[str, Any], laws: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """With a robust headline: the headline plan's rows in the plan's layout (one per phase and domain, ``section`` "plan",
+    ``plan`` the headline's name, ``headline`` True), evaluated under the nominal plan's law; then, for every
+    baseline, its objective and its gap to the headline plan and to the nominal plan (``section`` "baseline")."""
+    ht = _head_tables(r, laws)
+    if ht is None:
+        return []
+    budget, plan = r.get("budget"), ht.get("plan")
+    law = _law(r) or {}
+    note = f"the headline plan evaluated under the {ht.get('law')} point estimate (the nominal plan's law)"
+    h = headline(r)
+    flops = ht.get("flops") or {}
+    base = {"budget": budget, "section": "plan", "plan": plan, "headline": True, "model_size": h.get("model_size"), "note": note}
+    out = [{**base, "phase": "pretrain", "domain": "general", "tokens": h.get("pretrain_tokens"), "flops": flops.get("pretrain")}]
+    for d in ht.get("domains") or []:
+        iv = d.get("loss_interval") or [None, None]
+        out.append({**base, "phase": "specialize", "domain": d.get("name"), "tokens": d.get("spec_tokens"), "flops": d.get("flops"),
+                    "loss": d.get("loss"), "loss_low": iv[0], "loss_high": iv[1], "weight": d.get("weight"), "specialize": d.get("specialize"),
+                    "interval_level": float(law.get("interval_level") or 0.9) if None not in iv else None})
+    if flops.get("inference"):
+        out.append({**base, "phase": "inference", "domain": INFERENCE_DOMAIN, "tokens": float(flops["inference"]) / (2.0 * float(h["model_size"])),
+                    "flops": flops.get("inference"), "note": "inference serves every domain; " + note})
+    for b in ht.get("baselines") or []:
+        row = {"budget": budget, "section": "baseline", "plan": b.get("strategy"), "headline": False}
+        out.append({**row, "quantity": "objective", "value": b.get("objective"), "note": f"under the {ht.get('law')} point estimate"})
+        out.append({**row, "quantity": "gap_to_headline_point_estimate", "value": b.get("gap"),
+                    "note": f"baseline objective minus the headline plan's ({plan}), both under the {ht.get('law')} point estimate"})
+        out.append({**row, "quantity": "gap_to_nominal", "value": b.get("gap_to_nominal"),
+                    "note": "baseline objective minus the nominal plan's (the headline is not the nominal plan)"})
+    return out
 
 
 # --------------------------------------------------------------------------- HTML
@@ -644,6 +856,8 @@ table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; font-variant
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; }
+.table-wrap { overflow-x: auto; }
+table.domains { font-size: 13px; }
 table.kv th { width: 38%; background: none; font-weight: 500; color: var(--muted); }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin: 16px 0; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; background: var(--soft); }
@@ -673,15 +887,17 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str =
         "<tr>" + "".join(f"<td{num if i in numeric else ''}>{_h(str(c).replace('**', ''))}</td>" for i, c in enumerate(row)) + "</tr>"
         for row in rows
     )
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # wide tables (a robust headline beside the nominal plan) scroll inside the page instead of overflowing it
+    return f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
     return '<table class="kv"><tbody>' + "".join(f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>" for k, v in rows) + "</tbody></table>"
 
 
-def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> str:
-    """ONE self-contained page: summary, a table per domain, the plots as inline SVG. No network requests."""
+def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None], *, laws: Mapping[str, Any] | None = None) -> str:
+    """ONE self-contained page: summary, a table per domain, the plots as inline SVG. No network requests.
+    ``laws``: :func:`.document.law_objects` of the result, when already built."""
     from .plots import PLOTS, plot_caption
 
     r = result
@@ -715,15 +931,19 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None]) -> s
     parts.append('<section id="summary"><div class="cards">' + "".join(
         f'<div class="card"><div class="label">{_h(k)}</div><div class="value {c}">{_h(v)}</div></div>' for k, v, c in cards) + "</div>")
     parts.append(f'<p id="headline-note">{_h(headline_note(r))}</p>' + _kv_table(_summary_rows(r)) + "</section>")
-    note = _nominal_note(r)
+    ht = _head_tables(r, laws)
+    note = _nominal_note(r, ht)
     if r.get("domains"):
-        parts.append('<section id="domains"><h2>Domains</h2>' + (f"<p>{_h(note)}</p>" if note else "") + _html_table(domain_header(r), _domain_rows(r), "domains", numeric=(1, 2, 4, 6, 7, 8) if _has_error(r) else (1, 2, 4, 6, 7)) + "</section>")
+        header, rows, numeric = domain_table(r, ht)
+        parts.append('<section id="domains"><h2>Domains</h2>' + (f'<p class="headline-tables">{_h(note)}</p>' if note else "")
+                     + _html_table(header, rows, "domains", numeric=numeric) + "</section>")
     if _phase_rows(r):
-        parts.append('<section id="phases"><h2>FLOPs per phase</h2>' + _html_table(PHASE_HEADER, _phase_rows(r), numeric=(1, 2)) + "</section>")
+        header, rows, numeric = phase_table(r, ht)
+        parts.append('<section id="phases"><h2>FLOPs per phase</h2>' + _html_table(header, rows, numeric=numeric) + "</section>")
     if r.get("baselines"):
+        header, rows, numeric = baseline_table(r, ht)
         parts.append('<section id="baselines"><h2>Against the usual baselines</h2>'
-                     "<p>Compute to match the plan: how many times the budget each baseline needs to reach the plan's objective.</p>"
-                     + _html_table(BASELINE_HEADER, _baseline_rows(r), numeric=(1, 2, 3)) + "</section>")
+                     f"<p>{_h(BASELINE_INTRO_HEADLINE if ht else BASELINE_INTRO)}</p>" + _html_table(header, rows, numeric=numeric) + "</section>")
     if r.get("binding"):
         parts.append('<section id="constraints"><h2>Constraints</h2>' + _html_table(BINDING_HEADER, _binding_rows(r), numeric=(2, 3, 5)) + "</section>")
     if r.get("sweep"):

@@ -64,19 +64,30 @@ def check_formats(formats: Iterable[str]) -> list[str]:
 
 
 def render(result: Mapping[str, Any], formats: Iterable[str] = FORMATS) -> dict[str, str]:
-    """Render the chosen formats in memory: file name -> text."""
+    """Render the chosen formats in memory: file name -> text.
+
+    The laws rebuilt from the document and each candidate's in-sample residuals are computed once and
+    shared by the Markdown, CSV and HTML renderers."""
     texts: dict[str, str] = {}
-    for fmt in check_formats(formats):
+    chosen = check_formats(formats)
+    laws: dict[str, Any] | None = None
+    residuals: list[dict[str, Any]] | None = None
+    if "md" in chosen or "html" in chosen or "csv" in chosen:
+        from .curves import form_residuals
+
+        laws = law_objects(result)
+        residuals = form_residuals(result, laws) if "md" in chosen or "html" in chosen else None
+    for fmt in chosen:
         if fmt == "json":
             texts[REPORT_FILES[fmt]] = _json_text(result)
         elif fmt == "md":
-            texts[REPORT_FILES[fmt]] = render_markdown(result)
+            texts[REPORT_FILES[fmt]] = render_markdown(result, laws=laws, residuals=residuals)
         elif fmt == "csv":
-            texts[REPORT_FILES[fmt]] = render_csv(result)
+            texts[REPORT_FILES[fmt]] = render_csv(result, laws=laws)
         elif fmt == "html":
             from .plots import render_plots  # matplotlib: only when a page with plots is asked for
 
-            texts[REPORT_FILES[fmt]] = render_html(result, render_plots(result, law_objects(result)))
+            texts[REPORT_FILES[fmt]] = render_html(result, render_plots(result, laws or {}, residuals), laws=laws)
     return texts
 
 

@@ -29,35 +29,11 @@ __all__ = ["ScenarioResult", "CurvePoint", "run_scenario", "curve_budgets", "hea
 
 
 def headline_lines(doc: Mapping[str, Any]) -> list[str]:
-    """The console's first lines: which plan is the headline, its N, D, D'_k with ranges, and the interval level."""
-    h = doc.get("headline") or {}
-    if not h or h.get("model_size") is None:
-        return []
-    iv = h.get("intervals") or {}
-    level = h.get("interval_level")
+    """The console's first lines: which plan is the headline, its numbers and the interval level (see
+    :func:`planner.report.render.console_headline_lines`)."""
+    from ..report.render import console_headline_lines
 
-    def val(key: str, x: Any) -> str:
-        r = iv.get(key)
-        return f"{float(x):.4g}" + (f" [{float(r[0]):.3g}, {float(r[1]):.3g}]" if r and None not in r else "")
-
-    head = f"headline: the {h.get('plan')} plan ({h.get('label')}): {h.get('meaning')}"
-    lvl = (f"intervals: central {100 * float(level):g} % over {h.get('interval_over')}" if level is not None and iv
-           else f"intervals: {h.get('interval_over')}")
-    lines = [head, "  " + lvl]
-    plan = f"  N = {val('model_size', h['model_size'])} params, D = {val('pretrain_tokens', h['pretrain_tokens'])} tokens"
-    lines.append(plan)
-    spec = h.get("spec_tokens") or {}
-    if spec:
-        lines.append("  " + ", ".join(f"D'[{k}] = {val(f'spec_tokens[{k}]', v)}" for k, v in spec.items()))
-    share = h.get("pretrain_share_of_compute")
-    if share is not None:
-        r = iv.get("pretrain_share")
-        lines.append(f"  pretraining share of training compute (inference excluded) {100 * float(share):.1f} %"
-                     + (f" [{100 * float(r[0]):.1f} %, {100 * float(r[1]):.1f} %]" if r and None not in r else ""))
-    if h.get("objective") is not None:
-        lines.append(f"  objective {float(h['objective']):.6g} under {h.get('objective_under')}"
-                     + (f"; expected over every scenario {float(h['expected_objective']):.6g}" if h.get("expected_objective") is not None else ""))
-    return lines
+    return console_headline_lines(doc)
 
 
 @dataclass(frozen=True)
@@ -123,7 +99,7 @@ class ScenarioResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``allocation.json`` document (schema ``planner.allocation/1``), see :func:`planner.report.build_result`."""
-        from ..report.document import build_result, headline_block
+        from ..report.document import build_result, headline_document
 
         doc = build_result(
             self.allocation.to_dict(),
@@ -136,7 +112,7 @@ class ScenarioResult:
             warnings=self.law_warnings(),
             title=self.scenario.report.title or self.scenario.name,
         ) | ({"decision": _without_timings(self.decision.to_dict())} if self.decision is not None else {})
-        doc["headline"] = headline_block(doc)
+        doc["headline"] = headline_document(doc)
         return doc
 
     def summary(self) -> str:
@@ -144,8 +120,8 @@ class ScenarioResult:
         lines = []
         head = headline_lines(self.to_dict()) if self.allocation.feasible else []
         if head and not head[0].startswith("headline: the nominal plan"):
-            # a robust headline: its numbers first, then the nominal plan the tables detail
-            lines += head + ["nominal plan (optimal under the law's point estimate; the tables detail it):"]
+            # a robust headline: its numbers beside the nominal plan's first, then the nominal plan
+            lines += head + ["nominal plan (optimal under the law's point estimate), for comparison:"]
             lines += ["  " + x for x in self.allocation.summary().splitlines()]
         else:  # the nominal plan is the headline: which one and the interval level, then the plan itself
             lines += head[:2] + [self.allocation.summary()]
