@@ -86,7 +86,7 @@ def test_token_profiles_match_the_local_solver(seed: int) -> None:
     law, setting, ss = _setting(seed)
     fast = LocalSolver(ss, np.array([0]))
     slow = _general(ss, [0])
-    assert fast._token_solver() is not None and slow._token_solver() is None
+    assert fast._token_solver is not None and slow._token_solver is None
     a = setting.optimize(law, baselines=False, marginal=False)
     names = setting.names
     start = (a.model_size, a.pretrain_tokens, np.array([a.spec_tokens[n] for n in names]))
@@ -125,10 +125,10 @@ def test_token_route_only_where_it_applies() -> None:
     doms = [Domain(n) for n in names]
     setting = Setting.build(1e22, doms)
     inter = ScenarioSet(as_candidates(_interaction(names, rng)), setting, use_draws=False)
-    assert LocalSolver(inter, np.array([0]))._token_solver() is None  # not separable: SLSQP
+    assert LocalSolver(inter, np.array([0]))._token_solver is None  # not separable: SLSQP
     add = ScenarioSet(as_candidates([("a", _additive(names, rng), 0.5), ("b", _additive(names, rng), 0.5)]), setting, use_draws=False)
-    assert LocalSolver(add, np.array([0, 1]))._token_solver() is None  # two scenarios: SLSQP
-    assert LocalSolver(add, np.array([1]), kind="worst")._token_solver() is None
-    assert LocalSolver(add, np.array([1]))._token_solver() is not None
+    assert LocalSolver(add, np.array([0, 1]))._token_solver is None  # two scenarios: SLSQP
+    assert LocalSolver(add, np.array([1]), kind="worst")._token_solver is None
+    assert LocalSolver(add, np.array([1]))._token_solver is not None
     menu = Setting.build(1e22, doms, {"model_sizes": [1e9, 3e9]})
-    assert LocalSolver(ScenarioSet(as_candidates(_additive(names, rng)), menu, use_draws=False), np.array([0]))._token_solver() is None
+    assert LocalSolver(ScenarioSet(as_candidates(_additive(names, rng)), menu, use_draws=False), np.array([0]))._token_solver is None

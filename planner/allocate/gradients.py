@@ -37,7 +37,7 @@ import numpy as np
 
 from ..laws.base import Inputs
 
-__all__ = ["loss_log_gradients", "numeric_log_gradients", "has_analytic_gradient", "effective_log_slope"]
+__all__ = ["loss_log_gradients", "analytic_log_gradient", "numeric_log_gradients", "has_analytic_gradient", "effective_log_slope"]
 
 #: step in log space of the finite-difference fallback
 FD_STEP = 1e-5
@@ -136,7 +136,7 @@ def _analytic_table() -> dict[type, _Grad]:
 _TABLE: dict[type, _Grad] | None = None
 
 
-def _analytic(form: Any) -> _Grad | None:
+def analytic_log_gradient(form: Any) -> _Grad | None:
     """The analytic log-gradient of a shipped form; None for any other (subclasses that override
     ``predict`` included: their equation may differ)."""
     global _TABLE
@@ -147,7 +147,7 @@ def _analytic(form: Any) -> _Grad | None:
 
 
 def has_analytic_gradient(form: Any) -> bool:
-    return _analytic(form) is not None
+    return analytic_log_gradient(form) is not None
 
 
 def numeric_log_gradients(form: Any, p: Mapping[str, Any], N: np.ndarray, D: np.ndarray, S: np.ndarray, unique: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -178,7 +178,7 @@ def loss_log_gradients(form: Any, p: Mapping[str, Any], N: np.ndarray, D: np.nda
     Analytic for the shipped forms (module docstring), central differences otherwise. NaN losses
     are returned as they come (the caller maps them to inf)."""
     S = np.asarray(S, dtype=float)
-    fn = _analytic(form)
+    fn = analytic_log_gradient(form)
     if fn is None:
         shape = np.broadcast_shapes(np.shape(N), np.shape(D), S.shape)
         N, D, S = (np.broadcast_to(np.asarray(a, dtype=float), shape) for a in (N, D, S))

@@ -293,12 +293,12 @@ class Problem:
         got = self.__dict__.get("_direct_grad")
         if got is not None:
             return got or None
-        from .gradients import _analytic
+        from .gradients import analytic_log_gradient
 
         nd, layout = self._grad_layout(False)
         direct: Any = ()
         if nd == 1 and not self.effective_pretrain and self.constraints.repetition != "effective":
-            fns = [_analytic(form) for form, _, _ in layout]
+            fns = [analytic_log_gradient(form) for form, _, _ in layout]
             if all(f is not None for f in fns):
                 direct = (self.spec_index, np.asarray(self.weights, dtype=float),
                           [(fn, ks, p, len(ks) == self.K) for fn, (form, ks, p) in zip(fns, layout)])

@@ -20,6 +20,7 @@ solve or ``planner.optimize`` for the draws) and is then lowered to the best val
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from ..laws.base import Inputs
 from ..laws.repetition import effective_tokens
 from ..allocate import Allocation, Constraints, Domain, FlopModel, SixN, optimize
 from ..allocate.checks import fitted_compute  # the one extrapolation reference (largest fitted 6 N (D + D'))
-from ..allocate.gradients import _analytic, loss_log_gradients
+from ..allocate.gradients import analytic_log_gradient, loss_log_gradients
 
 __all__ = [
     "DecisionError", "Candidate", "as_candidates", "Setting", "Plan", "ScenarioSet", "evaluate_plan",
@@ -510,7 +511,7 @@ class LocalSolver:
         self._K = K
         # the analytic log-gradients called directly (every group a shipped form, no repeated tokens):
         # (function, flat parameters, positions, number of scenarios, domain index of every row)
-        fns = [_analytic(form) for form, *_ in self._flat]
+        fns = [analytic_log_gradient(form) for form, *_ in self._flat]
         self._fast = bool(self.DIRECT)  # read once: the routes of this solver do not change
         self._direct = None if not self._fast or self._effective or any(f is None for f in fns) else [
             (fn, params, pos, G, np.tile(np.arange(K), G)) for fn, (form, params, pos, G) in zip(fns, self._flat)]
@@ -605,16 +606,15 @@ class LocalSolver:
                 best = r
         return best
 
+    @functools.cached_property
     def _token_solver(self) -> Any:
-        """The numpy KKT solver of :mod:`planner.allocate.kkt` for this objective, or None (cached).
+        """The numpy KKT solver of :mod:`planner.allocate.kkt` for this objective, or None (computed once).
 
         It applies when the objective is one point-estimate scenario (the nominal headline's flatness
         band) of a law that is separable in the tokens (split-additive, Chinchilla, ...), with the
         setting's own feasible set (no size menu, no repeated-token model) and the same specializing
         domains: then a profile point (one coordinate held) is the global optimum in the tokens at
         each N with N found by the root of dV/dlog N (:meth:`KKTSolver.solve`), instead of an SLSQP run."""
-        if "_kkt" in self.__dict__:
-            return self.__dict__["_kkt"]
         from dataclasses import replace as _replace
 
         from ..allocate._context import build_context
@@ -633,7 +633,6 @@ class LocalSolver:
                     solver = KKTSolver(prob, path="dcp+search", certified=False)
             except PlannerError:
                 solver = None
-        self.__dict__["_kkt"] = solver
         return solver
 
     def _solve_tokens(self, solver: Any, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float) -> tuple[float, float, np.ndarray, float]:
@@ -653,7 +652,7 @@ class LocalSolver:
     def _solve(self, start: tuple[float, float, np.ndarray], fixes: dict[int, float], budget: float | None) -> tuple[float, float, np.ndarray, float]:
         st = self.setting
         budget = st.budget if budget is None else budget
-        kkt = self._token_solver() if len(fixes) <= 1 else None
+        kkt = self._token_solver if len(fixes) <= 1 else None
         if kkt is not None:
             return self._solve_tokens(kkt, start, fixes, budget)
         lo, hi = st.model_size_bounds()
