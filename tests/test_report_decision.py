@@ -249,3 +249,15 @@ def test_every_plot_id_has_a_caption_and_appears_in_the_page():
     page = render(doc, ["html"])["report.html"]
     for plot_id in plots.PLOTS:
         assert re.search(rf'id="{plot_id}(-missing)?"', page), plot_id
+
+
+def test_baselines_against_the_headline_name_each_strategy_once():
+    """The baseline's text opens with its strategy (it stands alone in the console); in the table the strategy
+    has its own column, so the row must not say it twice ("no-split | no-split: gap ...")."""
+    doc = make_result(decision="nominal")
+    md = render_markdown(doc)
+    section = md.split("### Baselines against the headline plan", 1)[1].split("\n### ", 1)[0]
+    assert "| no-split | gap +0.5 [+0.1, +0.9]; compute multiplier &gt; 100x (beyond the fitted range) |" in section
+    assert "no-split: gap" not in section and "fixed: gap" not in section
+    page = render_html(doc, {})
+    assert "<td>no-split</td><td>gap +0.5 [+0.1, +0.9]; compute multiplier" in page and "no-split: gap" not in page

@@ -592,7 +592,8 @@ def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], li
                  f"{fmt_count(v.get('high'))}{' (bound)' if v.get('high_at_bound') else ''}]"] for k, v in (fb.get("rows") or {}).items()]
         out.append(("Flatness band", f"Coordinates whose re-optimised {fb.get('objective')} stays within {100 * float(fb.get('epsilon', 0)):g} % of the optimum. "
                     f"Method: {fb.get('method')}.", ["coordinate", "optimum", "band"], rows))
-    rows = [[b["strategy"], str(b.get("text", ""))] for b in d.get("baselines", [])]
+    # the text opens with "<strategy>: " (it stands alone in the console); the table has the strategy in its own column
+    rows = [[b["strategy"], str(b.get("text", "")).removeprefix(f"{b['strategy']}: ")] for b in d.get("baselines", [])]
     if rows:
         out.append(("Baselines against the headline plan", "Gap: baseline objective minus the headline plan's (> 0: the baseline is worse); "
                     "compute multipliers beyond 10x the largest fitted compute are marked, and above 100x not given as a figure.", ["strategy", "gap and compute multiplier"], rows))
