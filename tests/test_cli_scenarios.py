@@ -35,12 +35,12 @@ def test_three_domains_main_job(tmp_path):
     # the plan is at least as good as every baseline it is compared with
     assert all(b["objective"] >= doc["objective"] - 1e-6 for b in doc["baselines"])
     html = (tmp_path / "report.html").read_text()
-    assert all(re.search(rf'<figure class="plot" id="{p}">', html) for p in PLOT_IDS)
+    assert all(re.search(rf'<figure class="plot(?: wide)?" id="{p}">', html) for p in PLOT_IDS)
     # the headline (here the nominal plan) and the interval level first, then the plan itself
     assert stdout.startswith("headline: the nominal plan") and stdout.splitlines()[1].startswith("  intervals: central 90 %")
     assert stdout.splitlines()[2].startswith("budget 1e+22 FLOPs -> N = ") and "status optimal" in stdout
     for p in ("plot-dprime", "plot-plans", "plot-form-residuals"):  # every candidate form's curves, plans and residuals
-        assert re.search(rf'<figure class="plot" id="{p}">', html), p
+        assert re.search(rf'<figure class="plot(?: wide)?" id="{p}">', html), p
 
 
 @pytest.mark.slow

@@ -80,10 +80,10 @@ def test_csv_inference_row():
 # --------------------------------------------------------------------------- html
 def test_html_has_every_plot_inline(html_page):
     for plot_id in PLOT_IDS:
-        m = re.search(rf'<figure class="plot" id="{plot_id}">(.*?)</figure>', html_page, re.S)
+        m = re.search(rf'<figure class="plot(?: wide)?" id="{plot_id}">(.*?)</figure>', html_page, re.S)
         assert m, plot_id
         assert "<svg" in m.group(1) and "</svg>" in m.group(1)
-    assert html_page.count('<figure class="plot"') == len(PLOT_IDS)
+    assert len(re.findall(r'<figure class="plot(?: wide)?"', html_page)) == len(PLOT_IDS)
     assert "<?xml" not in html_page and "<!DOCTYPE svg" not in html_page
 
 
@@ -112,7 +112,7 @@ def test_html_without_fit_points_marks_missing_plots():
     doc = make_result(with_points=False)
     page = render(doc, ["html"])["report.html"]
     # compute, FLOPs, iso-loss, and loss against D' (the law's curves, without runs)
-    assert page.count('<figure class="plot"') == 4
+    assert len(re.findall(r'<figure class="plot(?: wide)?"', page)) == 4
     assert 'id="plot-fit-parity-missing"' in page and 'id="plot-fit-residuals-missing"' in page
     assert 'id="plot-form-residuals-missing"' in page and 'id="plot-plans-missing"' in page
 

@@ -141,10 +141,10 @@ def test_report_renders_every_plot_without_errors_or_requests(report_html, tmp_p
     dom = proc.stdout
     assert "<h1>Fixture plan</h1>" in dom
     for plot_id in PLOT_IDS:
-        m = re.search(rf'<figure class="plot" id="{plot_id}">(.*?)</figure>', dom, re.S)
+        m = re.search(rf'<figure class="plot(?: wide)?" id="{plot_id}">(.*?)</figure>', dom, re.S)
         assert m, f"plot {plot_id} missing from the rendered DOM"
         assert "<svg" in m.group(1) and ("<path" in m.group(1) or "<use" in m.group(1))
-    assert dom.count('<figure class="plot"') == len(PLOT_IDS)
+    assert len(re.findall(r'<figure class="plot(?: wide)?"', dom)) == len(PLOT_IDS)
     assert console_messages(proc.stderr) == [], "console errors or messages while rendering"
     assert proxy.page_requests() == [], f"the page made network requests: {proxy.page_requests()}"
 

@@ -261,3 +261,17 @@ def test_baselines_against_the_headline_name_each_strategy_once():
     assert "no-split: gap" not in section and "fixed: gap" not in section
     page = render_html(doc, {})
     assert "<td>no-split</td><td>gap +0.5 [+0.1, +0.9]; compute multiplier" in page and "no-split: gap" not in page
+
+
+def test_rows_of_panels_take_the_whole_width_of_the_page():
+    """A plot of one panel per domain (wider than WIDE_PLOT_POINTS) spans the grid's row: in a column its labels
+    shrank below reading size. A single-panel plot stays in its column."""
+    from planner.report.render import WIDE_PLOT_POINTS
+
+    doc = make_result(decision="nominal")
+    narrow = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="16.08 23.9 405.8 242.9"><g/></svg>'
+    wide = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="55.6 -16.2 {WIDE_PLOT_POINTS + 90:.1f} 289.8"><g/></svg>'
+    page = render_html(doc, {"plot-compute": narrow, "plot-dprime": wide, "plot-form-residuals": wide})
+    assert '<figure class="plot" id="plot-compute">' in page
+    assert '<figure class="plot wide" id="plot-dprime">' in page and '<figure class="plot wide" id="plot-form-residuals">' in page
+    assert ".plots figure.wide { grid-column: 1 / -1; }" in page

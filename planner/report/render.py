@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import math
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -866,6 +867,8 @@ table.kv th { width: 38%; background: none; font-weight: 500; color: var(--muted
 .card .value { font-size: 22px; font-weight: 600; }
 .status-ok { color: #1a7f37; } .status-bad { color: #cf222e; }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 18px; }
+.plots { grid-auto-flow: row dense; }
+.plots figure.wide { grid-column: 1 / -1; }
 figure.plot { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px; background: #fff; }
 figure.plot svg { width: 100%; height: auto; display: block; }
 figure.plot figcaption { color: var(--muted); font-size: 12.5px; margin-top: 6px; }
@@ -894,6 +897,18 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str =
 
 def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
     return '<table class="kv"><tbody>' + "".join(f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>" for k, v in rows) + "</tbody></table>"
+
+
+#: an SVG wider than this (points, its viewBox) is a row of panels: it gets the whole width of the page,
+#: where a grid column would shrink its labels below reading size (the D' and residual panels per domain)
+WIDE_PLOT_POINTS = 560.0
+_VIEWBOX = re.compile(r'viewBox="[-0-9.eE+]+ [-0-9.eE+]+ ([0-9.eE+]+) [0-9.eE+]+"')
+
+
+def _plot_class(svg: str) -> str:
+    """``plot``, or ``plot wide`` for an SVG wider than :data:`WIDE_PLOT_POINTS` (read from the head of its tag)."""
+    m = _VIEWBOX.search(svg[:400])
+    return "plot wide" if m and float(m.group(1)) > WIDE_PLOT_POINTS else "plot"
 
 
 def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None], *, laws: Mapping[str, Any] | None = None) -> str:
@@ -954,7 +969,7 @@ def render_html(result: Mapping[str, Any], plots: Mapping[str, str | None], *, l
         svg = plots.get(plot_id)
         caption = plot_caption(plot_id, r)
         if svg:
-            parts.append(f'<figure class="plot" id="{plot_id}"><h3>{_h(plot_title)}</h3>{svg}<figcaption>{_h(caption)}</figcaption></figure>')
+            parts.append(f'<figure class="{_plot_class(svg)}" id="{plot_id}"><h3>{_h(plot_title)}</h3>{svg}<figcaption>{_h(caption)}</figcaption></figure>')
         else:
             parts.append(f'<figure class="plot-missing" id="{plot_id}-missing"><h3>{_h(plot_title)}</h3>'
                          f'<p class="missing">Not available: the result has no data for this plot (e.g. a law given by parameters has no fit points).</p></figure>')
