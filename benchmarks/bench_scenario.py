@@ -13,7 +13,13 @@ repeats, in seconds:
    ``[optimizer]`` (``calibrate = true`` is already set), written to a temporary folder;
 3. ``planner --help``;
 4. ``import planner`` (``python -c "import planner"``), beside a bare interpreter start
-   (``python -c pass``) and the modules ``-X importtime`` finds slowest to import.
+   (``python -c pass``) and the modules ``-X importtime`` finds slowest to import;
+5. the import floor of ``planner run``: the libraries it needs (numpy, pandas, scipy.optimize,
+   pydantic, click, joblib, matplotlib's figure and SVG backend) imported in a fresh process, no
+   planner code: no end-to-end run is faster than that.
+
+After each scenario's median the script prints where one ``planner run -v`` spends its time (the
+phases of its ``timings:`` line) and what is left for imports, loading and writing.
 
 Scenarios 1 and 2 are also run on the previous fitting path (``--old-fit``, the default: every
 subset fit a cold multi-start, no solve reused within a fit, a process pool for any map worth a
@@ -211,15 +217,32 @@ def main() -> None:
         run_cases(args, work, cvxpy_path)
 
 
+#: what ``planner run`` must import whatever planner itself does: fitting (scipy.optimize), tables (pandas),
+#: the scenario schema (pydantic), the CLI (click), parallel maps (joblib) and the HTML report's plots (matplotlib)
+RUN_LIBRARIES = ("numpy", "pandas", "scipy.optimize", "pydantic", "click", "joblib", "matplotlib.figure", "matplotlib.backends.backend_svg")
+
+
+def phase_seconds(scenario: Path, work: Path) -> dict[str, float]:
+    """One ``planner run -v`` of ``scenario`` and the seconds of each phase it reports (its ``timings:`` line)."""
+    proc = subprocess.run(planner_cmd("run", str(scenario), "-o", str(work / "out-phases"), "-v"), capture_output=True, text=True,
+                          timeout=TIMEOUT, env=planner_env())
+    line = next((ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("timings:")), "")
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"(\w+)_seconds ([0-9.]+)s", line)}
+
+
 def startup(args: argparse.Namespace) -> None:
     print("\n== start-up")
     bare, _ = median_wall([sys.executable, "-c", "pass"], args.startup_repeats)
     imp, _ = median_wall([sys.executable, "-c", "import planner"], args.startup_repeats)
     helpt, _ = median_wall(planner_cmd("--help"), args.startup_repeats)
+    floor, _ = median_wall([sys.executable, "-c", "import " + ", ".join(RUN_LIBRARIES)], args.startup_repeats)
     for label, med in (("python -c pass (interpreter start)", bare), ('python -c "import planner"', imp),
                        ("planner --help (python -m planner --help)", helpt)):
         print(f"{label:<58} median {med:8.3f} s")
-    print(f"{'import planner alone (difference of the two above)':<58}        {imp - bare:8.3f} s")
+    print(f"{'import planner alone (difference of the first two)':<58}        {imp - bare:8.3f} s")
+    print(f"{'import floor of planner run (its libraries, no planner code)':<58} median {floor:8.3f} s")
+    print(f"  (the libraries a run with an HTML report cannot do without: {', '.join(RUN_LIBRARIES)}; "
+          "no end-to-end run in a fresh process is faster than this)")
     print("packages slowest to import under `import planner` (self time summed per package, one run): "
           + ", ".join(f"{name} {sec:.3f} s" for name, sec in slowest_imports()))
 
@@ -234,6 +257,14 @@ def run_cases(args: argparse.Namespace, work: Path, cvxpy_path: bool) -> None:
     for name, label, uncertain, repeats in cases:
         scenario = MAIN_SCENARIO if not uncertain else write_variant(work, "three-domains-uncertain", uncertain=True, solver=None)
         med, cpu, plan = bench_scenario(label, scenario, repeats, work)
+        phases = phase_seconds(scenario, work)
+        if phases:
+            # solve_seconds includes the [uncertainty] decision, whose parts are listed after it
+            main_phases = {k: phases[k] for k in ("law", "solve", "report") if k in phases}
+            decision = {k.removeprefix("decision_"): v for k, v in phases.items() if k.startswith("decision_")}
+            print("  where one run's time goes (planner run -v): " + ", ".join(f"{k} {v:.2f} s" for k, v in main_phases.items())
+                  + (" (solve includes the decision: " + ", ".join(f"{k} {v:.2f} s" for k, v in decision.items()) + ")" if decision else "")
+                  + f"; the rest (imports, loading, writing) {med - sum(main_phases.values()):.2f} s of the median", flush=True)
         if not args.no_old_fit:
             med_old, cpu_old, plan_old = bench_scenario("  the same on the previous fitting path", scenario, repeats, work, old_fit=True)
             print(f"  ratio previous fit path / default: {med_old / med:.2f}x wall, {cpu_old / cpu:.2f}x CPU; largest relative plan "

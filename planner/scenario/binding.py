@@ -179,6 +179,7 @@ def optimize_options_for(scenario: Scenario) -> dict[str, Any]:
     chosen = {  # option -> (the scenario's value, the value that leaves the optimizer's default)
         "fixed_fraction": (scenario.compare.fixed_fraction, None),
         "path": (opt.path, "auto"),
+        "solver": (opt.solver, "auto"),
         "robust": (opt.robust, None),
         "seed": (opt.seed, 0),
         "objective": (opt.objective, "loss"),

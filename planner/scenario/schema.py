@@ -299,6 +299,9 @@ class OptimizerSpec(_Spec):
     robust: Literal["mean", "worst"] | None = Field(
         None, description='Optimise the mean or the worst case over the law\'s bootstrap draws (needs law.bootstrap > 0).'
     )
+    solver: Literal["auto", "numpy", "cvxpy"] = Field(
+        "auto", description='How the convex paths are solved: "auto" (the numpy KKT solver where it applies, else cvxpy), "numpy" (an error where it does not apply) or "cvxpy" (the conic reference formulation, slower; for comparison).'
+    )
     seed: int = Field(0, ge=0, description="Seed of the independent check and of the multi-start path.")
     objective: Literal["loss", "error"] = Field(
         "loss",
