@@ -519,3 +519,23 @@ def test_a_domain_name_with_a_line_break_is_quoted_in_the_error(tmp_path):
     with pytest.raises(ScenarioError) as info:
         run_scenario(write(tmp_path, "s.toml", text))
     assert "not for '\\n0'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_optimizer_solver_selects_the_cvxpy_reference_path(tmp_path):
+    """``[optimizer] solver = "cvxpy"`` solves the split-additive law (D0 > 0: the dcp path) with the conic
+    formulation: the same plan as the default numpy KKT solver, to the reference path's accuracy in N."""
+    default = run_scenario(write(tmp_path, "auto.toml", INLINE_LAW))
+    reference = run_scenario(write(tmp_path, "cvxpy.toml", INLINE_LAW + '\n[optimizer]\nsolver = "cvxpy"\n'))
+    a, b = default.allocation, reference.allocation
+    assert a.path == b.path == "dcp+search"
+    assert b.objective == pytest.approx(a.objective, rel=1e-7) and a.objective <= b.objective * (1 + 1e-9)
+    assert b.model_size == pytest.approx(a.model_size, rel=2e-3)
+    assert load_scenario(tmp_path / "cvxpy.toml").optimizer.solver == "cvxpy"
+    assert optimize_options_for(load_scenario(tmp_path / "cvxpy.toml"))["solver"] == "cvxpy"
+    assert "solver" not in optimize_options_for(load_scenario(tmp_path / "auto.toml"))  # the default is left to the optimizer
+
+
+def test_optimizer_solver_rejects_an_unknown_value_naming_the_key(tmp_path):
+    path = write(tmp_path, "s.toml", INLINE_LAW + '\n[optimizer]\nsolver = "gurobi-fast"\n')
+    with pytest.raises(ScenarioError, match=r"s\.toml, line \d+: optimizer\.solver"):
+        load_scenario(path)
