@@ -366,7 +366,7 @@ class EffectiveKKTSolver(KKTSolver):
     # ------------------------------------------------------------------ level 3: lambda
     def _budget_root(self, T: float, cw: np.ndarray, lo: np.ndarray, hi: np.ndarray, d_fixed: float | None, slot: int) -> tuple[_Tokens | None, float]:
         """The multiplier lambda with X(lambda) = T (or 0 when every variable reaches its cap first);
-        ``hi``: the caps (the tokens themselves are bracketed by min(cap, T))."""
+        ``hi``: the caps (the tokens themselves are bracketed by min(cap, 4 T))."""
         free = np.concatenate([[d_fixed is None], self.s_has])
         lo_sum = float(lo[0]) if d_fixed is None else 0.0
         lo_sum += float(lo[1:].sum())
@@ -382,13 +382,16 @@ class EffectiveKKTSolver(KKTSolver):
                 S = cap[1:].copy()
                 self._warm = (D, S)
                 return _Tokens(D, S, False, np.zeros(self.n_spec, dtype=bool), self._parts(D, S, cw), 0.0), 0.0
-        hi = np.minimum(hi, T)
+        # finite brackets for the Newton iterations, loose enough never to bind at the root (x <= T there):
+        # a bracket at T itself would hold D at T with D'_k ~ 0 for a whole range of lambda
+        hi = np.minimum(hi, 4.0 * T)
         guess = None
         prev = self._lam_guess[slot]
         if prev is not None:
             lam0, T0, elasticity = prev
             if lam0 > 0 and elasticity < 0 and math.isfinite(elasticity):
-                guess = lam0 * (T / T0) ** (1.0 / elasticity)
+                log_guess = math.log(lam0) + math.log(T / T0) / elasticity
+                guess = math.exp(log_guess) if abs(log_guess) < 700 else None
         if guess is None or not math.isfinite(guess) or guess <= 0:
             n = 1 + self.n_spec if d_fixed is None else max(self.n_spec, 1)
             D = d_fixed if d_fixed is not None else T / n
@@ -411,6 +414,8 @@ class EffectiveKKTSolver(KKTSolver):
             if abs(F) <= 1e-14 * T:
                 break
             u_new = u - F / dF if dF < 0 else u + (1.0 if F > 0 else -1.0)
+            if not (math.isfinite(a) and math.isfinite(b)):  # no bracket yet: at most a factor e^4 per step
+                u_new = min(max(u_new, u - 4.0), u + 4.0)
             if not (a < u_new < b) or not math.isfinite(u_new):
                 if math.isfinite(a) and math.isfinite(b):
                     u_new = 0.5 * (a + b)
@@ -467,12 +472,16 @@ class EffectiveKKTSolver(KKTSolver):
             lams = (lam_d, lam_s)
             dT = (lam_d * self.phi + lam_s * (1.0 - self.phi)) * nT
         if lams[-1] > 0 and resid != 0.0:
-            # the budget exactly: the root's residue (~1e-14 T) goes to the interior variables
-            if np.any(interior):
+            # the budget exactly: a shortfall of the root (~1e-14 T) goes to the interior variables, an
+            # excess is taken from every variable in proportion to its distance from its lower bound
+            block = np.ones(nvar, dtype=bool) if self.phi is None else np.arange(nvar) > 0
+            if resid > 0 and np.any(interior):
                 x[interior] += resid * x[interior] / float(x[interior].sum())
             elif resid < 0:
-                shrink = slice(None) if self.phi is None else slice(1, None)
-                x[shrink] *= budget_share / float(x[shrink].sum())
+                slack = np.where(block, x - lo, 0.0)
+                if float(slack.sum()) > 0:
+                    x += resid * slack / float(slack.sum())
+                x = np.maximum(x, lo)
         D, S = float(x[0]), x[1:]
         value = self.terms.a(N) + self.terms.const + self.terms.h_total(x) + self._coupled_value(D, S, cw)
         t = self.eterms
