@@ -233,6 +233,9 @@ class EffectiveKKTSolver(KKTSolver):
         self.d_c, self.d_p, self.d_o = sep.coef[0][d_mask], sep.power[0][d_mask], sep.offset[0][d_mask]
         self.s_c, self.s_p, self.s_o = sep.coef[1:], sep.power[1:], sep.offset[1:]
         self._warm: tuple[float, np.ndarray] | None = None  # (D, D') of the last solve
+        self.s_fixed = ~self.s_has  # D' without terms: at its lower bound
+        self._bounds_key: tuple[bytes, bytes] | None = None
+        self._bounds: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
 
     def pinned(self, var: int, value: float) -> "EffectiveKKTSolver":
         new = super().pinned(var, value)
@@ -282,33 +285,45 @@ class EffectiveKKTSolver(KKTSolver):
     def _spec_at(self, D: float, lam: float, cw: np.ndarray, lo: np.ndarray, hi: np.ndarray, S0: np.ndarray) -> tuple[np.ndarray, np.ndarray, _SpecParts]:
         """D'_k minimising F + lambda sum D' at fixed D (each domain a 1-D KKT condition), the mask of
         the interior ones, and G1..G5 there. Safeguarded Newton on log G1(y) - y = log lambda, y = log D'."""
-        ya = np.log(np.maximum(lo, _SPEC_FLOOR))
-        yb = np.maximum(np.log(np.maximum(hi, _SPEC_FLOOR)), ya)
-        y = np.clip(np.log(np.maximum(S0, _SPEC_FLOOR)), ya, yb)
-        a, b = ya.copy(), yb.copy()
-        fixed = ~self.s_has
+        ya, yb = self._log_bounds(lo, hi)
+        y = np.minimum(np.maximum(np.log(np.maximum(S0, _SPEC_FLOOR)), ya), yb)
+        a, b = ya, yb
+        fixed = self.s_fixed
         log_lam = math.log(lam)
-        at_lo = fixed.copy()
-        at_hi = np.zeros_like(fixed)
+        at_lo = at_hi = fixed
         for _ in range(200):
-            S = np.exp(y)
-            parts = self._parts(D, S, cw)
+            parts = self._parts(D, np.exp(y), cw)
             f = np.log(parts.g1) - y - log_lam
             at_lo = fixed | ((y <= ya) & (f <= 0))
-            at_hi = ~fixed & (y >= yb) & (f >= 0)
+            at_hi = (y >= yb) & (f >= 0) & ~fixed
             a = np.where(f > 0, y, a)
             b = np.where(f < 0, y, b)
-            y_new = np.clip(y + f * parts.g1 / parts.g2, ya, yb)
+            y_new = np.minimum(np.maximum(y + f * parts.g1 / parts.g2, ya), yb)
             bad = ~((y_new >= a) & (y_new <= b))  # also nan
-            y_new = np.where(bad, 0.5 * (a + b), y_new)
-            y_new = np.where(at_lo | at_hi, y, y_new)
-            if np.all(np.abs(y_new - y) <= 1e-13 * np.maximum(1.0, np.abs(y))):
+            if bad.any():
+                y_new = np.where(bad, 0.5 * (a + b), y_new)
+            stop = at_lo | at_hi
+            if stop.any():
+                y_new = np.where(stop, y, y_new)
+            if (np.abs(y_new - y) <= 1e-13 * np.maximum(1.0, np.abs(y))).all():
                 break
             y = y_new
-        S = np.where(at_lo, lo, np.where(at_hi, np.maximum(hi, lo), np.exp(y)))
-        if np.any(at_lo | at_hi):
+        bound = at_lo | at_hi
+        if bound.any():
+            S = np.where(at_lo, lo, np.where(at_hi, np.maximum(hi, lo), np.exp(y)))
             parts = self._parts(D, S, cw)
-        return S, ~(at_lo | at_hi), parts
+        else:
+            S = np.exp(y)
+        return S, ~bound, parts
+
+    def _log_bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The brackets of y = log D' (the last pair, cached: the same for every D and lambda of one solve)."""
+        key = (lo.tobytes(), hi.tobytes())
+        if self._bounds_key != key:
+            ya = np.log(np.maximum(lo, _SPEC_FLOOR))
+            self._bounds = (ya, np.maximum(np.log(np.maximum(hi, _SPEC_FLOOR)), ya))
+            self._bounds_key = key
+        return self._bounds
 
     # ------------------------------------------------------------------ level 2: D(lambda)
     def _tokens_at(self, lam: float, cw: np.ndarray, lo: np.ndarray, hi: np.ndarray, d_fixed: float | None) -> _Tokens:
