@@ -8,7 +8,11 @@ For every shipped convex form the loss at fixed N is *separable* in the token va
 
 with x_0 = D and x_j = D'_k (Chinchilla and over-training: B D^-beta; split-additive: B_k D^-beta and
 C_k (D'_k + D0_k)^-gamma_k with any D0_k >= 0; any posynomial whose monomials involve one variable
-each). Robust ``"mean"`` plans average the draws' terms, so they stay separable.
+each; the effective-tokens forms when no domain specializes). Robust ``"mean"`` plans average the
+draws' terms, so they stay separable. The effective-tokens forms with specialization
+(``split-effective``, ``split-transfer``: B_k (D + c_k(N) D'_k^e_k)^-beta, D and D'_k inside one
+negative power) are not separable; :mod:`.kkt_effective` solves them with the same outer search
+(:class:`~planner.allocate.kkt_effective.EffectiveKKTSolver` subclasses :class:`KKTSolver`).
 
 **Inner problem** (fixed N): minimise sum_j h_j(x_j) subject to sum_j x_j <= T(N) and
 l_j <= x_j <= u_j, with T(N) = (C - 2 N I) / f(N) the tokens the budget buys (I: inference tokens
