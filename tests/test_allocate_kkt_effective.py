@@ -247,3 +247,23 @@ def test_budget_holds_and_more_budget_is_never_worse(seed: int, K: int, form: st
         used = float(prob.budget_used(sol.model_size, sol.pretrain_tokens, sol.spec_tokens))
         assert used <= b * (1 + 1e-12)
     assert large.value <= small.value * (1 + 1e-13)
+
+
+def test_mixed_forms_carry_the_separable_terms_along() -> None:
+    """A split-effective domain beside a split-additive one (C (D' + D0)^-gamma: a D'-only term in the
+    same Newton iteration): at fixed N the numpy plan is no worse than the conic one and agrees to 1e-9."""
+    from planner.allocate.dcp import TokenModel
+
+    law, doms = effective_law(np.random.default_rng(3), 2)
+    prob = problem(law, doms, 1e22)
+    p1 = prob.params[1]
+    add = planner.law("split-additive", domains=["d1"], E=1.5, A=p1["A"], alpha=p1["alpha"], B=p1["B"], beta=p1["beta"], C=30.0, gamma=0.3, D0=1e9)
+    other = problem(add, [Domain("d1")], 1e22)
+    mixed = dataclasses.replace(prob, forms=(prob.forms[0], other.forms[0]), params=(prob.params[0], other.params[0]))
+    assert not kkt_applicable(mixed)[0] and effective_applicable(mixed)[0]
+    for N in (1e9, 5e9):
+        a = EffectiveKKTSolver(mixed, path="dcp+search", certified=False).solve_at(N, 1e22)
+        b = TokenModel(mixed).solve_at(N, 1e22)
+        assert a.value <= b.value * (1 + 1e-12)
+        assert rel(a.value, b.value) < 1e-9
+        assert a.spec_tokens[1] == pytest.approx(b.spec_tokens[1], rel=1e-4)
