@@ -4,13 +4,14 @@ Cases (medians over the repeats of this process's CPU time, or wall time with ``
 ratio = cvxpy / numpy, both measured in the same run):
 
 * full ``optimize()`` with baselines and compute multipliers, K = 2, on the dcp path
-  (split-additive with D0 > 0) and on the gp path (D0 = 0);
+  (split-additive with D0 > 0; split-effective, D and D' coupled: :mod:`planner.allocate.kkt_effective`)
+  and on the gp path (D0 = 0);
 * ``optimize(baselines=False)`` at K = 10, 100, 1,000 domains (split-additive, D0 = 0: a GP);
 * a 100-budget ``sweep`` at K = 10;
 * many domains with a shared-parameter law (one Chinchilla law for every domain): K = 50 and 1,000;
 * the agreement of the two solvers (relative difference of objective and N).
 
-Run:  PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_allocate.py [--repeats 3] [--quick] [--wall]
+Run:  PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_allocate.py [--repeats 3] [--quick] [--wall] [--effective]
 
 ``--against DIR``: old against new instead. The 100-budget sweeps at K = 10, the K = 2 ``optimize()``
 with baselines on the dcp path and the K = 1,000 ``optimize()`` are timed in fresh processes, one with
@@ -43,6 +44,20 @@ def make_law(K: int, seed: int = 1, d0: float = 0.0) -> tuple[planner.FittedLaw,
         kw[f"gamma[{n}]"] = rng.uniform(0.2, 0.35)
         kw[f"D0[{n}]"] = d0
     law = planner.law("split-additive", domains=names, **kw)
+    return law, [Domain(n, float(rng.uniform(0.5, 2.0))) for n in names]
+
+
+def make_effective_law(K: int, seed: int = 1) -> tuple[planner.FittedLaw, list[Domain]]:
+    """A split-effective law (D' worth s_k D'^eta_k pretraining tokens, eta_k < 1) with K domains."""
+    rng = np.random.default_rng(seed)
+    names = [f"d{i}" for i in range(K)]
+    kw: dict[str, float] = dict(A=406.4, alpha=0.34, beta=0.28)
+    for n in names:
+        kw[f"E[{n}]"] = 1.0 + rng.uniform(0, 1)
+        kw[f"B[{n}]"] = rng.uniform(300, 800)
+        kw[f"s[{n}]"] = 10 ** rng.uniform(0.5, 1.5)
+        kw[f"eta[{n}]"] = rng.uniform(0.7, 0.95)
+    law = planner.law("split-effective", domains=names, **kw)
     return law, [Domain(n, float(rng.uniform(0.5, 2.0))) for n in names]
 
 
@@ -80,6 +95,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="skip the slowest cvxpy references (K = 1000, shared law K = 1000)")
     ap.add_argument("--wall", action="store_true", help="time wall-clock (perf_counter) instead of this process's CPU time")
+    ap.add_argument("--effective", action="store_true", help="only the split-effective case (K = 2, baselines) and its agreement")
     ap.add_argument("--against", default=None, metavar="DIR", help="an older checkout: time the sweeps and K = 2 / 1,000 plans old against new")
     args = ap.parse_args()
     if args.against:
@@ -90,12 +106,20 @@ def main() -> None:
     r = args.repeats
     budget = 1e23
     with_warnings_off()
+    if args.effective:
+        law_e, doms_e = make_effective_law(2)
+        print("full optimize() with baselines and compute multipliers, K = 2, budget 1e23 FLOPs")
+        compare("dcp path (split-effective, eta < 1)", lambda s: optimize(law_e, budget, doms_e, solver=s), r)
+        agreement("split-effective, K = 2, 1e23", optimize(law_e, budget, doms_e, solver="numpy"), optimize(law_e, budget, doms_e, solver="cvxpy"))
+        return
 
     print("full optimize() with baselines and compute multipliers, K = 2, budget 1e23 FLOPs")
     law_d, doms2 = make_law(2, d0=1e9)
     law_g, _ = make_law(2, d0=0.0)
     compare("dcp path (split-additive, D0 = 1e9)", lambda s: optimize(law_d, budget, doms2, solver=s), r, max(1, r // 2))
     compare("gp path (split-additive, D0 = 0)", lambda s: optimize(law_g, budget, doms2, solver=s), r)
+    law_e, doms_e = make_effective_law(2)
+    compare("dcp path (split-effective, eta < 1)", lambda s: optimize(law_e, budget, doms_e, solver=s), r)
 
     print("\noptimize(baselines=False), split-additive D0 = 0 (a geometric program)")
     for K in (10, 100, 1000):
@@ -134,6 +158,7 @@ def main() -> None:
     print("\nagreement of the numpy and cvxpy solvers (relative differences)")
     agreement("dcp path, K = 2, 1e23", optimize(law_d, budget, doms2, solver="numpy"), optimize(law_d, budget, doms2, solver="cvxpy"))
     agreement("gp path, K = 2, 1e23", optimize(law_g, budget, doms2, solver="numpy"), optimize(law_g, budget, doms2, solver="cvxpy"))
+    agreement("split-effective, K = 2, 1e23", optimize(law_e, budget, doms_e, solver="numpy"), optimize(law_e, budget, doms_e, solver="cvxpy"))
     law, doms = make_law(10)
     agreement("gp path, K = 10, 1e21", optimize(law, 1e21, doms, baselines=False, solver="numpy"), optimize(law, 1e21, doms, baselines=False, solver="cvxpy"))
 

@@ -92,10 +92,11 @@ class _MultiStartCompiled:
 class _KKTCompiled:
     """The numpy KKT solver standing in for a convex path (same path label, same certificate rule)."""
 
-    def __init__(self, prob: Problem, path: str, certified: bool) -> None:
+    def __init__(self, prob: Problem, path: str, certified: bool, effective: bool = False) -> None:
         from .kkt import KKTSolver
+        from .kkt_effective import EffectiveKKTSolver
 
-        self.solver = KKTSolver(prob, path=path, certified=certified)
+        self.solver = (EffectiveKKTSolver if effective else KKTSolver)(prob, path=path, certified=certified)
 
     def solve(self, budget: float | None, *, size: float | None = None, last: tuple[float | None, Solution] | None = None) -> Solution:
         assert budget is not None  # kkt_applicable: min-loss only
@@ -105,14 +106,21 @@ class _KKTCompiled:
 
 
 def _numpy_or_cvxpy(prob: Problem, options: OptimizeOptions, path: str, certified: bool) -> Compiled | None:
-    """The numpy KKT solver when the options allow it and it applies; None for the cvxpy formulation."""
+    """The numpy KKT solver when the options allow it and it applies (the separable one of :mod:`.kkt`,
+    else the effective-tokens one of :mod:`.kkt_effective`); None for the cvxpy formulation."""
     if not options.numpy_allowed:
         return None
     from .kkt import kkt_applicable
+    from .kkt_effective import effective_applicable
 
     ok, why = kkt_applicable(prob)
     if ok:
         return _KKTCompiled(prob, path, certified)
+    ok_eff, why_eff = effective_applicable(prob)
+    if ok_eff:
+        return _KKTCompiled(prob, path, certified, effective=True)
+    if not why_eff.startswith("no effective-tokens term"):
+        why = why_eff
     if options.solver == "numpy":
         raise AllocationError(f"solver='numpy' requested but the numpy KKT solver does not apply: {why}")
     log.info("numpy KKT solver not applicable (%s); using the cvxpy formulation of path %s", why, path)

@@ -8,7 +8,11 @@ For every shipped convex form the loss at fixed N is *separable* in the token va
 
 with x_0 = D and x_j = D'_k (Chinchilla and over-training: B D^-beta; split-additive: B_k D^-beta and
 C_k (D'_k + D0_k)^-gamma_k with any D0_k >= 0; any posynomial whose monomials involve one variable
-each). Robust ``"mean"`` plans average the draws' terms, so they stay separable.
+each; the effective-tokens forms when no domain specializes). Robust ``"mean"`` plans average the
+draws' terms, so they stay separable. The effective-tokens forms with specialization
+(``split-effective``, ``split-transfer``: B_k (D + c_k(N) D'_k^e_k)^-beta, D and D'_k inside one
+negative power) are not separable; :mod:`.kkt_effective` solves them with the same outer search
+(:class:`~planner.allocate.kkt_effective.EffectiveKKTSolver` subclasses :class:`KKTSolver`).
 
 **Inner problem** (fixed N): minimise sum_j h_j(x_j) subject to sum_j x_j <= T(N) and
 l_j <= x_j <= u_j, with T(N) = (C - 2 N I) / f(N) the tokens the budget buys (I: inference tokens
@@ -107,6 +111,11 @@ class _NotSeparable(Exception):
 
 def _domain_terms(form: Any, p: dict[str, float], can_spec: bool) -> list[tuple[str, float, float, float]]:
     """(kind, coefficient, exponent or power, offset) of one domain's law: kind in const, N, D, S."""
+    from ..laws.split import EffectiveTokensForm
+
+    if isinstance(form, EffectiveTokensForm) and not can_spec:
+        # D' = 0: the worth c D'^e vanishes and the law is Chinchilla's E + A N^-alpha + B D^-beta
+        return [("const", float(p["E"]), 0.0, 0.0), ("N", float(p["A"]), -float(p["alpha"]), 0.0), ("D", float(p["B"]), float(p["beta"]), 0.0)]
     monos = form.monomials(p)
     out: list[tuple[str, float, float, float]] = []
     if monos is not None:
@@ -178,6 +187,12 @@ def build_terms(prob: Problem) -> TokenTerms:
                     if e <= 0:
                         raise _NotSeparable("a token exponent <= 0")
                     by_var[j][(e, o)] = by_var[j].get((e, o), 0.0) + w * c
+    return assemble_terms(n_terms, const, by_var, infinite)
+
+
+def assemble_terms(n_terms: dict[float, float], const: float, by_var: list[dict[tuple[float, float], float]], infinite: list[str]) -> TokenTerms:
+    """:class:`TokenTerms` from the merged terms: n_terms {exponent: coefficient} of a(N), by_var[j]
+    {(power, offset): coefficient} of variable j (0: D, 1 + i: the i-th specializing domain's D')."""
     width = max(1, max(len(v) for v in by_var))
     n = len(by_var)
     coef, power, offset = np.zeros((n, width)), np.ones((n, width)), np.zeros((n, width))
@@ -187,18 +202,26 @@ def build_terms(prob: Problem) -> TokenTerms:
     return TokenTerms(np.array(list(n_terms.values())), np.array(list(n_terms.keys())), const, n, coef, power, offset, tuple(sorted(set(infinite))))
 
 
+def numpy_refusal(prob: Problem) -> str:
+    """Why no numpy solver (separable or effective-tokens) applies whatever the law, or "" when one may."""
+    if prob.mode != "min-loss":
+        return "mode='min-compute' (the targets are the constraints)"
+    if np.any(np.isfinite(prob.targets)):
+        return "target losses are constraints"
+    if prob.robust == "worst" and prob.draws:
+        return "a worst case over draws is not separable"
+    if prob.effective_spec or prob.effective_pretrain:
+        return "effective (repeated) tokens couple the first epoch and the repeats"
+    if any("unique_tokens" in f.inputs for f in prob.forms):
+        return "the law depends on unique tokens"
+    return ""
+
+
 def kkt_applicable(prob: Problem) -> tuple[bool, str]:
     """Whether the numpy KKT solver applies to ``prob``, and why not."""
-    if prob.mode != "min-loss":
-        return False, "mode='min-compute' (the targets are the constraints)"
-    if np.any(np.isfinite(prob.targets)):
-        return False, "target losses are constraints"
-    if prob.robust == "worst" and prob.draws:
-        return False, "a worst case over draws is not separable"
-    if prob.effective_spec or prob.effective_pretrain:
-        return False, "effective (repeated) tokens couple the first epoch and the repeats"
-    if any("unique_tokens" in f.inputs for f in prob.forms):
-        return False, "the law depends on unique tokens"
+    why = numpy_refusal(prob)
+    if why:
+        return False, why
     try:
         _TERMS_CACHE[id(prob)] = (prob, build_terms(prob))
     except _NotSeparable as exc:
@@ -234,11 +257,11 @@ class KKTSolver:
     problem is convex in log variables (a geometric program), so the optimum over N is global.
     """
 
-    def __init__(self, prob: Problem, *, path: str, certified: bool) -> None:
+    def __init__(self, prob: Problem, *, path: str, certified: bool, terms: TokenTerms | None = None) -> None:
         self.prob = prob
         self.path = path
         self.certified_class = certified
-        self.terms = _terms_of(prob)
+        self.terms = _terms_of(prob) if terms is None else terms
         self.n_spec = len(prob.spec_index)
         Ks = self.n_spec
         self.phi = prob.fixed_fraction if (prob.fixed_fraction is not None and Ks) else None
