@@ -32,33 +32,31 @@ import planner
 from planner.allocate import Domain, optimize, sweep
 
 
-def make_law(K: int, seed: int = 1, d0: float = 0.0) -> tuple[planner.FittedLaw, list[Domain]]:
-    """A split-additive law (D0 = 0: a posynomial; D0 > 0: convex in the tokens only) with K domains."""
+def _random_law(form: str, K: int, seed: int, spec_params: dict[str, tuple[str, float, float]], fixed: dict[str, float]) -> tuple[planner.FittedLaw, list[Domain]]:
+    """A ``form`` law with K domains: Chinchilla's shared A, alpha, beta; per domain E, B, the specialization
+    parameters drawn as ``name: (scale "lin" or "log10", low, high)`` and the ``fixed`` ones; random weights."""
     rng = np.random.default_rng(seed)
     names = [f"d{i}" for i in range(K)]
     kw: dict[str, float] = dict(A=406.4, alpha=0.34, beta=0.28)
     for n in names:
         kw[f"E[{n}]"] = 1.0 + rng.uniform(0, 1)
         kw[f"B[{n}]"] = rng.uniform(300, 800)
-        kw[f"C[{n}]"] = rng.uniform(10, 60)
-        kw[f"gamma[{n}]"] = rng.uniform(0.2, 0.35)
-        kw[f"D0[{n}]"] = d0
-    law = planner.law("split-additive", domains=names, **kw)
+        for name, (scale, lo, hi) in spec_params.items():
+            v = rng.uniform(lo, hi)
+            kw[f"{name}[{n}]"] = 10 ** v if scale == "log10" else v
+        kw.update({f"{name}[{n}]": v for name, v in fixed.items()})
+    law = planner.law(form, domains=names, **kw)
     return law, [Domain(n, float(rng.uniform(0.5, 2.0))) for n in names]
+
+
+def make_law(K: int, seed: int = 1, d0: float = 0.0) -> tuple[planner.FittedLaw, list[Domain]]:
+    """A split-additive law (D0 = 0: a posynomial; D0 > 0: convex in the tokens only) with K domains."""
+    return _random_law("split-additive", K, seed, {"C": ("lin", 10, 60), "gamma": ("lin", 0.2, 0.35)}, {"D0": d0})
 
 
 def make_effective_law(K: int, seed: int = 1) -> tuple[planner.FittedLaw, list[Domain]]:
     """A split-effective law (D' worth s_k D'^eta_k pretraining tokens, eta_k < 1) with K domains."""
-    rng = np.random.default_rng(seed)
-    names = [f"d{i}" for i in range(K)]
-    kw: dict[str, float] = dict(A=406.4, alpha=0.34, beta=0.28)
-    for n in names:
-        kw[f"E[{n}]"] = 1.0 + rng.uniform(0, 1)
-        kw[f"B[{n}]"] = rng.uniform(300, 800)
-        kw[f"s[{n}]"] = 10 ** rng.uniform(0.5, 1.5)
-        kw[f"eta[{n}]"] = rng.uniform(0.7, 0.95)
-    law = planner.law("split-effective", domains=names, **kw)
-    return law, [Domain(n, float(rng.uniform(0.5, 2.0))) for n in names]
+    return _random_law("split-effective", K, seed, {"s": ("log10", 0.5, 1.5), "eta": ("lin", 0.7, 0.95)}, {})
 
 
 #: what the medians measure: "cpu" (time.process_time of this process, the default: the machine is shared

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.optimize import brentq
@@ -217,27 +217,40 @@ def numpy_refusal(prob: Problem) -> str:
     return ""
 
 
+class TermsCache:
+    """The terms an applicability check built, kept for the solver that follows it (keyed by the problem
+    object; taken once): the check has to build them to know whether they exist, the solver needs them."""
+
+    def __init__(self, build: Callable[[Problem], Any]) -> None:
+        self.build = build
+        self._kept: dict[int, tuple[Problem, Any]] = {}
+
+    def applicable(self, prob: Problem) -> tuple[bool, str]:
+        """Whether the solver applies to ``prob`` (its terms can be built), and why not."""
+        why = numpy_refusal(prob)
+        if why:
+            return False, why
+        try:
+            self._kept[id(prob)] = (prob, self.build(prob))
+        except _NotSeparable as exc:
+            return False, str(exc)
+        return True, ""
+
+    def take(self, prob: Problem) -> Any:
+        """The terms of ``prob``: those of its applicability check, else built now."""
+        hit = self._kept.pop(id(prob), None)
+        if hit is not None and hit[0] is prob:
+            return hit[1]
+        return self.build(prob)
+
+
+#: the separable solver's terms, from its applicability check to the solver
+_TERMS_CACHE = TermsCache(build_terms)
+
+
 def kkt_applicable(prob: Problem) -> tuple[bool, str]:
     """Whether the numpy KKT solver applies to ``prob``, and why not."""
-    why = numpy_refusal(prob)
-    if why:
-        return False, why
-    try:
-        _TERMS_CACHE[id(prob)] = (prob, build_terms(prob))
-    except _NotSeparable as exc:
-        return False, str(exc)
-    return True, ""
-
-
-#: the terms built by the last applicability check, reused by the solver (keyed by the problem object)
-_TERMS_CACHE: dict[int, tuple[Problem, TokenTerms]] = {}
-
-
-def _terms_of(prob: Problem) -> TokenTerms:
-    hit = _TERMS_CACHE.pop(id(prob), None)
-    if hit is not None and hit[0] is prob:
-        return hit[1]
-    return build_terms(prob)
+    return _TERMS_CACHE.applicable(prob)
 
 
 @dataclass(frozen=True)
@@ -261,7 +274,7 @@ class KKTSolver:
         self.prob = prob
         self.path = path
         self.certified_class = certified
-        self.terms = _terms_of(prob) if terms is None else terms
+        self.terms = _TERMS_CACHE.take(prob) if terms is None else terms
         self.n_spec = len(prob.spec_index)
         Ks = self.n_spec
         self.phi = prob.fixed_fraction if (prob.fixed_fraction is not None and Ks) else None

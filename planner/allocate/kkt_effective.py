@@ -62,7 +62,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .kkt import KKTSolver, TokenTerms, _Inner, _NotSeparable, _domain_terms, assemble_terms, numpy_refusal
+from .kkt import KKTSolver, TermsCache, TokenTerms, _Inner, _NotSeparable, _domain_terms, assemble_terms
 from .problem import Problem
 
 __all__ = ["EffectiveTerms", "effective_applicable", "EffectiveKKTSolver", "build_effective_terms"]
@@ -170,26 +170,13 @@ def build_effective_terms(prob: Problem) -> EffectiveTerms:
     return EffectiveTerms(assemble_terms(n_terms, const, by_var, infinite), arr[:, 0].astype(int), arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5])
 
 
+#: the effective-tokens solver's terms, from its applicability check to the solver
+_TERMS_CACHE = TermsCache(build_effective_terms)
+
+
 def effective_applicable(prob: Problem) -> tuple[bool, str]:
     """Whether the numpy effective-tokens solver applies to ``prob``, and why not."""
-    why = numpy_refusal(prob)
-    if why:
-        return False, why
-    try:
-        _TERMS_CACHE[id(prob)] = (prob, build_effective_terms(prob))
-    except _NotSeparable as exc:
-        return False, str(exc)
-    return True, ""
-
-
-_TERMS_CACHE: dict[int, tuple[Problem, EffectiveTerms]] = {}
-
-
-def _terms_of(prob: Problem) -> EffectiveTerms:
-    hit = _TERMS_CACHE.pop(id(prob), None)
-    if hit is not None and hit[0] is prob:
-        return hit[1]
-    return build_effective_terms(prob)
+    return _TERMS_CACHE.applicable(prob)
 
 
 @dataclass(frozen=True)
@@ -220,7 +207,7 @@ class EffectiveKKTSolver(KKTSolver):
     safeguarded Newton iterations, module docstring), N by a root of dV/dlog N (:class:`KKTSolver`)."""
 
     def __init__(self, prob: Problem, *, path: str, certified: bool, terms: EffectiveTerms | None = None) -> None:
-        eterms = _terms_of(prob) if terms is None else terms
+        eterms = _TERMS_CACHE.take(prob) if terms is None else terms
         super().__init__(prob, path=path, certified=certified, terms=eterms.separable)
         self.eterms = eterms
         Ks = self.n_spec
