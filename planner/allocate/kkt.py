@@ -155,16 +155,47 @@ def _domain_terms(form: Any, p: dict[str, float], can_spec: bool) -> list[tuple[
     raise _NotSeparable(f"the {form.name} law is not separable into power terms")
 
 
+class SeparableTerms:
+    """Accumulates separable power terms, domain by domain, into :class:`TokenTerms`.
+
+    Variables: 0 is D, 1 + i the i-th specializing domain's D'. Terms with the same (power, offset) on the
+    same variable merge; a(N)'s terms merge by exponent."""
+
+    def __init__(self, n_spec: int) -> None:
+        self.n_terms: dict[float, float] = {}
+        self.const = 0.0
+        self.by_var: list[dict[tuple[float, float], float]] = [dict() for _ in range(1 + n_spec)]
+        self.infinite: list[str] = []
+
+    def add_token_term(self, var: int, coef: float, power: float, offset: float) -> None:
+        """coef (x_var + offset)^-power."""
+        if power <= 0:
+            raise _NotSeparable("a token exponent <= 0")
+        key = (power, offset)
+        self.by_var[var][key] = self.by_var[var].get(key, 0.0) + coef
+
+    def add_domain(self, terms: list[tuple[str, float, float, float]], weight: float, name: str, spec_var: int | None) -> None:
+        """One domain's terms (:func:`_domain_terms`) times its weight; ``spec_var``: its D' variable."""
+        for kind, c, e, o in terms:
+            if kind == "inf":
+                self.infinite.append(name)
+            elif kind == "const":
+                self.const += weight * c
+            elif kind == "N":
+                self.n_terms[e] = self.n_terms.get(e, 0.0) + weight * c
+            else:
+                self.add_token_term(0 if kind == "D" else spec_var, weight * c, e, o)  # type: ignore[arg-type]
+
+    def terms(self) -> TokenTerms:
+        return assemble_terms(self.n_terms, self.const, self.by_var, self.infinite)
+
+
 def build_terms(prob: Problem) -> TokenTerms:
     """The separable terms of ``prob``'s min-loss objective (raises _NotSeparable)."""
-    spec = prob.spec_index
-    col = {int(k): 1 + i for i, k in enumerate(spec)}
+    col = {int(k): 1 + i for i, k in enumerate(prob.spec_index)}
     draws = [d.params for d in prob.draws] if (prob.robust == "mean" and prob.draws) else [prob.params]
     share = 1.0 / len(draws)
-    n_terms: dict[float, float] = {}
-    infinite: list[str] = []
-    const = 0.0
-    by_var: list[dict[tuple[float, float], float]] = [dict() for _ in range(1 + len(spec))]
+    acc = SeparableTerms(len(prob.spec_index))
     memo: dict[tuple, list[tuple[str, float, float, float]]] = {}  # a shared law: one expansion for every domain
     for params in draws:
         for k in range(prob.K):
@@ -175,19 +206,8 @@ def build_terms(prob: Problem) -> TokenTerms:
             terms = memo.get(key)
             if terms is None:
                 terms = memo[key] = _domain_terms(prob.forms[k], params[k], bool(prob.can_spec[k]))
-            for kind, c, e, o in terms:
-                if kind == "inf":
-                    infinite.append(prob.names[k])
-                elif kind == "const":
-                    const += w * c
-                elif kind == "N":
-                    n_terms[e] = n_terms.get(e, 0.0) + w * c
-                else:
-                    j = 0 if kind == "D" else col[k]
-                    if e <= 0:
-                        raise _NotSeparable("a token exponent <= 0")
-                    by_var[j][(e, o)] = by_var[j].get((e, o), 0.0) + w * c
-    return assemble_terms(n_terms, const, by_var, infinite)
+            acc.add_domain(terms, w, prob.names[k], col.get(k))
+    return acc.terms()
 
 
 def assemble_terms(n_terms: dict[float, float], const: float, by_var: list[dict[tuple[float, float], float]], infinite: list[str]) -> TokenTerms:
@@ -215,6 +235,23 @@ def numpy_refusal(prob: Problem) -> str:
     if any("unique_tokens" in f.inputs for f in prob.forms):
         return "the law depends on unique tokens"
     return ""
+
+
+def bracketed_newton_step(u: float, F: float, dF: float, a: float, b: float, it: int, max_unbracketed: float | None = None) -> float:
+    """The next iterate of a safeguarded Newton search for the root of a decreasing F(u) (u = log lambda).
+
+    The Newton step u - F/dF (a unit step towards the root where dF is not negative), limited to
+    ``max_unbracketed`` while the bracket (a, b) is still open on a side; a step leaving the bracket
+    bisects it, or, without a finite bracket yet, jumps 4 (1 + it) towards the root.
+    """
+    u_new = u - F / dF if dF < 0 else u + (1.0 if F > 0 else -1.0)
+    if max_unbracketed is not None and not (math.isfinite(a) and math.isfinite(b)):
+        u_new = min(max(u_new, u - max_unbracketed), u + max_unbracketed)
+    if not (a < u_new < b) or not math.isfinite(u_new):
+        if math.isfinite(a) and math.isfinite(b):
+            return 0.5 * (a + b)
+        return u + (4.0 if F > 0 else -4.0) * (1 + it)
+    return u_new
 
 
 class TermsCache:
@@ -430,15 +467,7 @@ class KKTSolver:
             if abs(F) <= 1e-14 * T:  # the residue is then spread over the interior variables below
                 x_at_u = x
                 break
-            if dF < 0:
-                u_new = u - F / dF
-            else:
-                u_new = u + (1.0 if F > 0 else -1.0)
-            if not (a < u_new < b) or not math.isfinite(u_new):
-                if math.isfinite(a) and math.isfinite(b):
-                    u_new = 0.5 * (a + b)
-                else:
-                    u_new = u + (4.0 if F > 0 else -4.0) * (1 + it)
+            u_new = bracketed_newton_step(u, F, dF, a, b, it)
             if abs(u_new - u) <= 1e-14 * max(1.0, abs(u)):
                 u = u_new
                 break

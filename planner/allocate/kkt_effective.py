@@ -62,7 +62,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .kkt import KKTSolver, TermsCache, TokenTerms, _Inner, _NotSeparable, _domain_terms, assemble_terms
+from .kkt import KKTSolver, SeparableTerms, TermsCache, bracketed_newton_step, TokenTerms, _Inner, _NotSeparable, _domain_terms
 from .problem import Problem
 
 __all__ = ["EffectiveTerms", "effective_applicable", "EffectiveKKTSolver", "build_effective_terms"]
@@ -125,17 +125,8 @@ def build_effective_terms(prob: Problem) -> EffectiveTerms:
     col = {int(k): i for i, k in enumerate(spec)}
     draws = [d.params for d in prob.draws] if (prob.robust == "mean" and prob.draws) else [prob.params]
     share = 1.0 / len(draws)
-    n_terms: dict[float, float] = {}
-    infinite: list[str] = []
-    const = 0.0
-    by_var: list[dict[tuple[float, float], float]] = [dict() for _ in range(1 + len(spec))]
+    acc = SeparableTerms(len(spec))
     coupled: list[tuple[int, float, float, float, float, float]] = []
-
-    def add(j: int, c: float, p: float, o: float) -> None:
-        if p <= 0:
-            raise _NotSeparable("a token exponent <= 0")
-        by_var[j][(p, o)] = by_var[j].get((p, o), 0.0) + c
-
     for params in draws:
         for k in range(prob.K):
             w = float(prob.weights[k]) * share
@@ -144,30 +135,22 @@ def build_effective_terms(prob: Problem) -> EffectiveTerms:
             form, pk, can = prob.forms[k], params[k], bool(prob.can_spec[k])
             if isinstance(form, EffectiveTokensForm) and can:
                 c, b, e = _worth_power(form, pk)
-                const += w * float(pk["E"])
-                n_terms[-float(pk["alpha"])] = n_terms.get(-float(pk["alpha"]), 0.0) + w * float(pk["A"])
                 beta, amp = float(pk["beta"]), w * float(pk["B"])
                 if not (beta > 0 and amp >= 0):
                     raise _NotSeparable("a data exponent <= 0 or a negative amplitude")
+                # E and A/N^alpha are separable; the data term couples D and D' unless D' is worth nothing
+                acc.add_domain([("const", float(pk["E"]), 0.0, 0.0), ("N", float(pk["A"]), -float(pk["alpha"]), 0.0)], w, prob.names[k], None)
                 if c == 0.0:
-                    add(0, amp, beta, 0.0)
+                    acc.add_token_term(0, amp, beta, 0.0)
                 elif amp > 0:
                     coupled.append((col[k], amp, beta, c, b, e))
                 continue
-            for kind, c, e, o in _domain_terms(form, pk, can):
-                if kind == "inf":
-                    infinite.append(prob.names[k])
-                elif kind == "const":
-                    const += w * c
-                elif kind == "N":
-                    n_terms[e] = n_terms.get(e, 0.0) + w * c
-                else:
-                    add(0 if kind == "D" else 1 + col[k], w * c, e, o)
+            acc.add_domain(_domain_terms(form, pk, can), w, prob.names[k], 1 + col[k] if k in col else None)
     if not coupled:
         raise _NotSeparable("no effective-tokens term (the separable solver applies)")
     coupled.sort(key=lambda t: t[0])
     arr = np.array(coupled, dtype=float)
-    return EffectiveTerms(assemble_terms(n_terms, const, by_var, infinite), arr[:, 0].astype(int), arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5])
+    return EffectiveTerms(acc.terms(), arr[:, 0].astype(int), arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5])
 
 
 #: the effective-tokens solver's terms, from its applicability check to the solver
@@ -415,14 +398,8 @@ class EffectiveKKTSolver(KKTSolver):
                 b = u
             if abs(F) <= 1e-14 * T:
                 break
-            u_new = u - F / dF if dF < 0 else u + (1.0 if F > 0 else -1.0)
-            if not (math.isfinite(a) and math.isfinite(b)):  # no bracket yet: at most a factor e^4 per step
-                u_new = min(max(u_new, u - 4.0), u + 4.0)
-            if not (a < u_new < b) or not math.isfinite(u_new):
-                if math.isfinite(a) and math.isfinite(b):
-                    u_new = 0.5 * (a + b)
-                else:
-                    u_new = u + (4.0 if F > 0 else -4.0) * (1 + it)
+            # no bracket yet: at most a factor e^4 per step
+            u_new = bracketed_newton_step(u, F, dF, a, b, it, max_unbracketed=4.0)
             if abs(u_new - u) <= 1e-14 * max(1.0, abs(u)):
                 u = u_new
                 break
