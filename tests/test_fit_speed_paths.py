@@ -248,3 +248,39 @@ def test_bad_n_jobs_is_an_error(n_jobs):
     runs, _ = grid_table("chinchilla", seed=6)
     with pytest.raises(planner.FitError, match="n_jobs"):
         planner.fit(runs, "chinchilla", n_jobs=n_jobs)
+
+
+# ------------------------------------------------------------------ when a process pool is started
+def test_pool_threshold_scales_a_cold_pools_threshold_by_the_maps_share_of_its_batch(monkeypatch):
+    monkeypatch.setattr(_parallel, "MIN_PARALLEL_SECONDS", 1.0)
+    monkeypatch.setattr(_parallel, "MIN_COLD_POOL_SECONDS", 5.0)
+    assert _parallel.pool_threshold(pool_running=True) == 1.0
+    assert _parallel.pool_threshold(pool_running=True, work_share=0.25) == 1.0  # a running pool costs nothing to start
+    assert _parallel.pool_threshold(pool_running=False) == 5.0
+    assert _parallel.pool_threshold(pool_running=False, work_share=0.3) == pytest.approx(1.5)
+    for bad in (0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="work_share"):
+            _parallel.pool_threshold(pool_running=False, work_share=bad)
+
+
+def test_auto_bootstraps_its_weighted_candidates_as_one_batch(split_runs, monkeypatch):
+    """form="auto" bootstraps every candidate with weight in turn: each map carries its share of the
+    batch's draws (so a pool started for the first serves the others), the shares sum to 1."""
+    import planner.fitting.core as core
+
+    seen: list[tuple[str, int, float]] = []
+    real = core.parallel_map
+
+    def recording(func, items, **kw):
+        items = list(items)
+        if isinstance(func, core._BootstrapDraw):
+            seen.append((func.form.name, len(items), kw.get("work_share", 1.0)))
+        return real(func, items, **kw)
+
+    monkeypatch.setattr(core, "parallel_map", recording)
+    law = planner.fit(split_runs, "auto", ensemble="equal", bootstrap=2, max_starts=4, n_jobs=1)
+    weighted = [c.form.name for c, w in zip(law.candidates.candidates, law.candidates.weights) if w >= core.MIN_BOOTSTRAP_WEIGHT]
+    assert len(weighted) >= 2 and sorted(name for name, _, _ in seen) == sorted(weighted)
+    assert all(n == 2 for _, n, _ in seen)
+    assert sum(share for _, _, share in seen) == pytest.approx(1.0)
+    assert all(share == pytest.approx(1 / len(weighted)) for _, _, share in seen)

@@ -722,7 +722,8 @@ class LawFitter:
         names = list(fitted.params)
         task = _BootstrapDraw(self._worker(share_solves=False), form, _without_table(prep), dict(fitted.params), tuple(names),
                               tuple(groups), n_free=sum(1 for name in names if name not in fitted.fixed), seed=self.seed)
-        rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress)
+        rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress,
+                            work_share=getattr(self, "_bootstrap_share_", 1.0))
         return np.array(rows, dtype=float).reshape(self.bootstrap, len(names))
 
     def _applicable(self, form: Form) -> dict[str, Any]:
@@ -808,6 +809,8 @@ class LawFitter:
                 form = ensemble.candidates[i].form
                 refit = self._clone(form, train_on=rule, calibrate=self.calibrate and form.name == best_name, bootstrap=boot,
                                     progress=_offset_progress(self.progress, done_before, sum(n_boot)), **self._applicable(form))
+                # the candidates' draws are one batch of maps: a process pool started for the first serves the others
+                refit._bootstrap_share_ = boot / sum(n_boot) if boot else 1.0
                 cands[i] = refit._fit_form(form, table)
                 done_before += boot
             ensemble = replace(ensemble, candidates=tuple(cands))
