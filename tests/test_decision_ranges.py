@@ -119,3 +119,72 @@ def test_identifiability_notes():
     law = dataclasses.replace(_chinchilla(draws), intervals={"A": (12.0, 8e4)})
     notes = identifiability_notes([Candidate("c", law, 1.0)])
     assert len(notes) == 1 and "A is weakly identified" in notes[0].message and "decades" in notes[0].message
+
+
+# ------------------------------------------------------------------ which runs pin a parameter
+@pytest.fixture(scope="module")
+def fitted_chinchilla():
+    from synthetic import grid_table
+
+    runs, _ = grid_table("chinchilla", noise=0.01, seed=5)
+    return planner.fit(runs, "chinchilla", max_starts=8)
+
+
+def test_information_shares_sum_to_one_and_are_the_first_order_variance_reduction(fitted_chinchilla):
+    """s_ij = (Sigma J_i')_j^2 / Sigma_jj: summed over every run it is 1; summed over a group it is the
+    derivative of -log Var(theta_j) in the weight of that group's runs (checked by finite differences
+    of the weighted Gauss-Newton covariance, built independently here)."""
+    from planner.decision.sensitivity import information_shares, run_group
+    from planner.fitting.layout import ParamLayout
+    from planner.fitting.objective import Objective, make_loss
+    from planner.laws.base import Inputs
+
+    law = fitted_chinchilla
+    shares = information_shares(law)
+    assert set(shares) == set(law.params) - set(law.fixed)
+    for name, groups in shares.items():
+        assert sum(v for _, v in groups) == pytest.approx(1.0, abs=1e-9), name
+        assert [v for _, v in groups] == sorted((v for _, v in groups), reverse=True)
+    pts = law.points
+    x = Inputs.build(model_size=pts["model_size"], pretrain_tokens=pts["pretrain_tokens"])
+    layout = ParamLayout(law.form, law.domains)
+    obj = Objective(law.form, layout, x, pts["observed"].to_numpy(float), np.zeros(len(pts), dtype=int), np.ones(len(pts)), make_loss("ls"))
+    _, J = obj.residual_jacobian(layout.to_theta(dict(law.params)))
+    groups = np.array([run_group(n, 0.0) for n in pts["model_size"]])
+    eps = 1e-6
+    for j, slot in enumerate(layout.free):
+        var0 = np.linalg.inv(J.T @ J)[j, j]
+        for g, share in shares[slot.name]:
+            w = np.where(groups == g, 1.0 + eps, 1.0)
+            var1 = np.linalg.inv(J.T @ (w[:, None] * J))[j, j]
+            assert (var0 - var1) / (eps * var0) == pytest.approx(share, rel=1e-3, abs=1e-6), (slot.name, g)
+
+
+def test_information_of_the_size_exponent_comes_from_the_extreme_sizes(fitted_chinchilla):
+    """alpha is a slope in log N: the smallest and the largest sizes carry most of its information."""
+    from planner.decision.sensitivity import information_shares
+
+    sizes = np.unique(fitted_chinchilla.points["model_size"])
+    top2 = {g for g, _ in information_shares(fitted_chinchilla, top=2)["alpha"]}
+    assert top2 == {f"N = {sizes[0]:.3g}, no D'", f"N = {sizes[-1]:.3g}, no D'"}
+
+
+def test_information_shares_need_fit_points():
+    from planner.decision.sensitivity import information_shares
+
+    assert information_shares(_chinchilla()) == {}
+
+
+def test_sensitivity_names_the_runs_that_pin_each_parameter(fitted_chinchilla):
+    rng = np.random.default_rng(2)
+    vals = np.array(list(fitted_chinchilla.params.values()))
+    law = dataclasses.replace(fitted_chinchilla, draws=vals[None, :] * np.exp(0.05 * rng.standard_normal((40, len(vals)))))
+    setting = Setting.build(1e21, [planner.Domain("general")])
+    cand = as_candidates(law)[0]
+    plan = Plan.from_allocation(setting.optimize(law, baselines=False), "p")
+    sens = plan_sensitivity(cand, setting, plan)
+    t = sens.table.set_index("param")
+    group, share = sens.information["alpha"][0]
+    assert t.loc["alpha", "pinned_by"].startswith(f"{group} ({100 * share:.0f} %)")
+    d = sens.to_dict()
+    assert d["information"]["alpha"][0] == [group, pytest.approx(share)] and "Gauss-Newton" in d["information_method"]

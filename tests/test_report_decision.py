@@ -275,3 +275,45 @@ def test_rows_of_panels_take_the_whole_width_of_the_page():
     assert '<figure class="plot" id="plot-compute">' in page
     assert '<figure class="plot wide" id="plot-dprime">' in page and '<figure class="plot wide" id="plot-form-residuals">' in page
     assert ".plots figure.wide { grid-column: 1 / -1; }" in page
+
+
+def _with_sensitivity(doc: dict) -> dict:
+    """The fixture's decision with a sensitivity block: seven parameters, the first five by plan movement reported."""
+    rows = []
+    for i, (name, move) in enumerate([("alpha", -0.35), ("C[code]", 0.30), ("A", 0.25), ("beta", -0.2), ("gamma[code]", 0.15),
+                                      ("E[code]", 0.0), ("B[math]", 0.01)]):
+        rows.append({"param": name, "value": 0.3 + i, "se": 0.05, "se_of": "log", "model_size_rel_per_se": move,
+                     "pretrain_tokens_rel_per_se": -move / 2, "spec_tokens[code]_rel_per_se": move / 4,
+                     "spec_tokens[math]_rel_per_se": 0.0, "spec_tokens[biomedical]_rel_per_se": 0.0,
+                     "objective_per_se": 0.01 * (i + 1), "pinned_by": f"N = 1e+09, with D' ({90 - i} %)"})
+    doc["decision"]["sensitivity"] = [{"candidate": "split-additive", "step_in_se": 0.1, "method": "central differences", "rows": rows,
+                                       "information": {r["param"]: [["N = 1e+09, with D'", (90 - i) / 100], ["N = 2e+07, no D'", (10 + i) / 100]]
+                                                       for i, r in enumerate(rows)},
+                                       "information_method": "share of the Gauss-Newton information"}]
+    return doc
+
+
+def test_sensitivity_table_in_markdown_and_html_lists_the_parameters_that_move_the_plan_most():
+    doc = _with_sensitivity(make_result(decision="nominal"))
+    md = render_markdown(doc)
+    section = md.split("### Sensitivity: which parameters the plan rests on", 1)[1].split("\n### ", 1)[0]
+    assert "| candidate | parameter | value | std. error | N / SE | D / SE | D'[biomedical] / SE | D'[code] / SE | D'[math] / SE |" in section
+    table = [ln for ln in section.splitlines() if ln.startswith("| split-additive |")]
+    assert [ln.split(" | ")[1] for ln in table] == ["alpha", "C[code]", "A", "beta", "gamma[code]"]  # the five largest moves, in order
+    assert "| -35.0 % | +17.5 % |" in table[0] and "N = 1e+09, with D' (90 %)" in table[0] and "0.05 (log)" in table[0]
+    assert "Gauss-Newton" in section
+    page = render_html(doc, {})
+    html_section = page.split("Sensitivity: which parameters the plan rests on", 1)[1].split("</table>", 1)[0]
+    assert "<td>gamma[code]</td>" in html_section and "<td>E[code]</td>" not in html_section
+
+
+def test_sensitivity_rows_in_the_csv_cover_every_parameter_with_its_information():
+    doc = _with_sensitivity(make_result(decision="nominal"))
+    rows = [r for r in csv.DictReader(io.StringIO(render_csv(doc))) if r["section"] == "sensitivity"]
+    params = {r["quantity"].split(":")[0] for r in rows}
+    assert params == {"alpha", "C[code]", "A", "beta", "gamma[code]", "E[code]", "B[math]"}
+    alpha = {r["quantity"]: r for r in rows if r["quantity"].startswith("alpha:")}
+    assert float(alpha["alpha: model_size (relative)"]["value"]) == pytest.approx(-0.35)
+    assert float(alpha["alpha: objective"]["value"]) == pytest.approx(0.01)
+    assert alpha["alpha: spec_tokens[code] (relative)"]["domain"] == "code"
+    assert "information from N = 1e+09, with D': 90.0 %; N = 2e+07, no D': 10.0 %" in alpha["alpha: model_size (relative)"]["note"]

@@ -96,7 +96,9 @@ class Decision:
         for s in self.sensitivity:
             top = s.top(3)
             lines.append(f"\nsensitivity ({s.candidate}), top parameters: " + "; ".join(
-                f"{r.param}: N {100 * r.model_size_rel_per_se:+.1f} %/SE, D {100 * r.pretrain_tokens_rel_per_se:+.1f} %/SE" for r in top.itertuples()))
+                f"{r.param}: N {100 * r.model_size_rel_per_se:+.1f} %/SE, D {100 * r.pretrain_tokens_rel_per_se:+.1f} %/SE"
+                + (f" (information from {s.information[r.param][0][0]}: {100 * s.information[r.param][0][1]:.0f} %)" if s.information.get(r.param) else "")
+                for r in top.itertuples()))
         if self.notes:
             lines += ["", "notes:"] + [f"  [{n.code}] {n.message}" for n in self.notes]
         return "\n".join(lines)

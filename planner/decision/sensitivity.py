@@ -1,4 +1,5 @@
-r"""Which parameters the decision rests on: plan moves per standard error, and identifiability notes.
+r"""Which parameters the decision rests on, which runs pin them: plan moves per standard error,
+information shares of the fitted runs, and identifiability notes.
 
 For a candidate law with bootstrap standard errors sigma_j, the sensitivity of plan quantity
 q (N, D, D'_k, the objective) to parameter theta_j, per standard error, is the central
@@ -13,13 +14,27 @@ with both perturbed plans re-optimised by SLSQP warm-started at the point-estima
 same local optimum branch; local). The step is shrunk when theta_j -+ h sigma_j would leave
 the parameter's bounds. A parameter whose interval spans more than a decade, or whose
 standard error exceeds its value, is noted as weakly identified.
+
+**Which runs pin a parameter** (:func:`information_shares`). With J the Jacobian of the log
+predictions on the fitted rows in the fit's coordinates (log theta for positive parameters) and
+Sigma = (J'J)^+ the Gauss-Newton covariance (up to the noise variance), row i's share of the
+information on theta_j is
+
+    s_ij = (Sigma J_i')_j^2 / Sigma_jj,        sum_i s_ij = 1   (Sigma J'J Sigma = Sigma),
+
+the first-order fraction of Var(theta_j) that doubling row i's weight would remove. Summed over
+the runs of a group (a model size; with or without specialization tokens) it says where the
+parameter's information comes from: more runs like the group with the largest share pin the
+parameter down fastest (to first order, and for this form; ``planner design`` plans new runs).
+The least-squares information is used whatever the fitting loss: the Huber weights of the fit,
+min(1, delta/|r_i|), would credit whichever rows happen to fit best.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,17 +48,22 @@ __all__ = ["plan_sensitivity", "identifiability_notes", "Sensitivity"]
 
 @dataclass(frozen=True)
 class Sensitivity:
-    """Per parameter of one candidate: how the plan moves per standard error (``table``)."""
+    """Per parameter of one candidate: how the plan moves per standard error (``table``), and which
+    groups of fitted runs carry its information (``information``: parameter -> ((group, share), ...),
+    largest first; see :func:`information_shares`)."""
 
     candidate: str
     table: pd.DataFrame
     step: float
     method: str
+    information: Mapping[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from .._records import to_jsonable
 
-        return {"candidate": self.candidate, "step_in_se": self.step, "method": self.method, "rows": to_jsonable(self.table.to_dict(orient="records"))}
+        return {"candidate": self.candidate, "step_in_se": self.step, "method": self.method, "rows": to_jsonable(self.table.to_dict(orient="records")),
+                "information": {k: [[g, float(v)] for g, v in shares] for k, shares in self.information.items()},
+                "information_method": INFORMATION_METHOD}
 
     def top(self, n: int = 5) -> pd.DataFrame:
         """The ``n`` parameters that move the plan most (largest |relative move| of N, D or D')."""
@@ -101,7 +121,72 @@ def plan_sensitivity(candidate: Candidate, setting: Setting, plan: Plan, *, step
         rows.append(row)
     method = (f"central differences at +-{step:g} SE (of log theta for positive parameters; shrunk inside the bounds), each perturbed plan re-optimised by SLSQP "
               "warm-started at the point-estimate plan; D'_k moves relative to all training tokens")
-    return Sensitivity(candidate.name, pd.DataFrame(rows), step, method)
+    information = information_shares(law, top=3)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["pinned_by"] = [", ".join(f"{g} ({100 * v:.0f} %)" for g, v in information.get(p, ())) or "–" for p in table["param"]]
+    return Sensitivity(candidate.name, table, step, method, {p: information[p] for p in table.get("param", []) if p in information})
+
+
+#: how :func:`information_shares` measures where a parameter's information comes from (for reports)
+INFORMATION_METHOD = ("share of the Gauss-Newton information on the parameter carried by each group of fitted runs: "
+                      "s_ij = (Sigma J_i')_j^2 / Sigma_jj with Sigma = (J'J)^+, J the Jacobian of the log predictions "
+                      "(log theta for positive parameters); more runs like the group with the largest share pin the parameter "
+                      "down fastest (first order)")
+
+
+def run_group(model_size: float, spec_tokens: float) -> str:
+    """The group of a fitted run in :func:`information_shares`: its model size, with or without specialization tokens."""
+    return f"N = {model_size:.3g}, {'with' if spec_tokens > 0 else 'no'} D'"
+
+
+def information_shares(law: Any, *, top: int | None = None) -> dict[str, tuple[tuple[str, float], ...]]:
+    """For each free parameter of ``law`` (a fitted law with its fit points), the share of its
+    Gauss-Newton information carried by each group of fitted runs (:func:`run_group`), largest first
+    (``top``: the first ``top`` groups). Empty when the law has no fit points (a law given by
+    parameters) or no analytic Jacobian; a parameter the runs carry no information on is left out.
+    See the module docstring for the formula."""
+    from ..fitting.layout import ParamLayout
+    from ..fitting.objective import Objective, make_loss
+    from ..laws.base import Inputs
+
+    pts = getattr(law, "points", None)
+    if pts is None or len(pts) == 0:
+        return {}
+    # every row of the points was fitted: with train_on, held_out marks the rows a training-only fit was scored
+    # on, while the law itself (refit=True) is the fit on every row
+    if "domain" in pts and len(law.domains) > 1:
+        known = pts["domain"].astype(str).isin(law.domains)
+        pts = pts[known]
+        domain_index = np.array([law.domains.index(d) for d in pts["domain"].astype(str)], dtype=int)
+    else:
+        domain_index = np.zeros(len(pts), dtype=int)
+    if len(pts) == 0:
+        return {}
+    spec = pts["spec_tokens"].to_numpy(float) if "spec_tokens" in pts else np.zeros(len(pts))
+    x = Inputs.build(model_size=pts["model_size"].to_numpy(float), pretrain_tokens=pts["pretrain_tokens"].to_numpy(float),
+                     spec_tokens=spec, unique_tokens=pts["unique_tokens"].to_numpy(float) if "unique_tokens" in pts else None)
+    layout = ParamLayout(law.form, law.domains, fix={name: law.params[name] for name in law.fixed}, tie=law.tied)
+    # the Jacobian does not depend on the observed losses; the predictions stand in where a table has none
+    observed = pts["observed"].to_numpy(float) if "observed" in pts else law._predict_values(law.params, x, domain_index)
+    obj = Objective(law.form, layout, x, observed, domain_index, np.ones(len(pts)), make_loss("ls"))
+    if not obj.analytic:
+        return {}
+    _, jac = obj.residual_jacobian(layout.to_theta(dict(law.params)))
+    if jac is None or not np.all(np.isfinite(jac)):
+        return {}
+    sigma = np.linalg.pinv(jac.T @ jac, rcond=1e-12, hermitian=True)
+    contrib = (jac @ sigma) ** 2  # rows x free: (Sigma J_i')_j^2
+    groups = np.array([run_group(n, d) for n, d in zip(x.model_size, x.spec_tokens)])
+    names = np.unique(groups)
+    out: dict[str, tuple[tuple[str, float], ...]] = {}
+    for j, slot in enumerate(layout.free):
+        var = sigma[j, j]
+        if not (math.isfinite(var) and var > 0):
+            continue
+        shares = sorted(((str(g), float(contrib[groups == g, j].sum() / var)) for g in names), key=lambda gs: -gs[1])
+        out[slot.name] = tuple(shares[:top] if top else shares)
+    return out
 
 
 def identifiability_notes(candidates: Sequence[Candidate]) -> list[Note]:

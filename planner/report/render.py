@@ -593,6 +593,14 @@ def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], li
                  f"{fmt_count(v.get('high'))}{' (bound)' if v.get('high_at_bound') else ''}]"] for k, v in (fb.get("rows") or {}).items()]
         out.append(("Flatness band", f"Coordinates whose re-optimised {fb.get('objective')} stays within {100 * float(fb.get('epsilon', 0)):g} % of the optimum. "
                     f"Method: {fb.get('method')}.", ["coordinate", "optimum", "band"], rows))
+    header, rows = sensitivity_rows(d)
+    if rows:
+        sens = d.get("sensitivity") or [{}]
+        out.append(("Sensitivity: which parameters the plan rests on",
+                    f"The {SENSITIVITY_TOP} parameters of each candidate with draws that move the plan most: the change of N, D and each D'_k "
+                    "(relative; D'_k as a share of all training tokens) and of the objective per standard error of the parameter "
+                    f"(of log theta for positive parameters). Method: {sens[0].get('method', '')}. Pinned by: the groups of fitted runs that "
+                    f"carry most of the parameter's information ({sens[0].get('information_method', '')}).", header, rows))
     # the text opens with "<strategy>: " (it stands alone in the console); the table has the strategy in its own column
     rows = [[b["strategy"], str(b.get("text", "")).removeprefix(f"{b['strategy']}: ")] for b in d.get("baselines", [])]
     if rows:
@@ -698,9 +706,44 @@ def csv_cell(value: Any) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")  # the writer quotes cells with a line break
 
 
+#: parameters per candidate in the reports' sensitivity table (all of them in the CSV and JSON)
+SENSITIVITY_TOP = 5
+
+
+def _sensitivity_score(row: Mapping[str, Any]) -> float:
+    """How much a parameter moves the plan: the largest relative move of N, D or a D'_k per standard error."""
+    vals = [abs(float(v)) for k, v in row.items() if k.endswith("_rel_per_se") and v is not None and math.isfinite(float(v))]
+    return max(vals, default=0.0)
+
+
+def sensitivity_rows(d: Mapping[str, Any], top: int | None = SENSITIVITY_TOP) -> tuple[list[str], list[list[str]]]:
+    """The decision's sensitivity table: per candidate, its ``top`` parameters by :func:`_sensitivity_score`."""
+    blocks = d.get("sensitivity") or []
+    spec = sorted({k[:-len("_rel_per_se")] for b in blocks for r in b.get("rows", []) for k in r
+                   if k.startswith("spec_tokens[") and k.endswith("_rel_per_se")})
+    header = (["candidate", "parameter", "value", "std. error", "N / SE", "D / SE"] + ["D'" + k.removeprefix("spec_tokens") + " / SE" for k in spec]
+              + ["objective / SE", "pinned by (runs)"])
+    rows = []
+
+    def pct(v: Any) -> str:
+        return "–" if v is None or not math.isfinite(float(v)) else f"{100 * float(v):+.1f} %"
+
+    for b in blocks:
+        ranked = sorted(b.get("rows", []), key=lambda r: -_sensitivity_score(r))
+        for r in ranked[:top] if top else ranked:
+            se = r.get("se")
+            se_text = "–" if se is None else (f"{float(se):.3g} (log)" if r.get("se_of") == "log" else f"{float(se):.4g}")
+            obj = r.get("objective_per_se")
+            rows.append([str(b.get("candidate")), str(r.get("param")), fmt_loss(r.get("value"), 5), se_text, pct(r.get("model_size_rel_per_se")),
+                         pct(r.get("pretrain_tokens_rel_per_se"))] + [pct(r.get(f"{k}_rel_per_se")) for k in spec]
+                        + ["–" if obj is None else f"{float(obj):+.4g}", str(r.get("pinned_by") or "–")])
+    return header, rows
+
+
 def _decision_csv_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The decision's rows of the CSV (see :data:`CSV_COLUMNS`): headline, plans per form, robust plans, ranges,
-    flatness band and baselines with their gap and multiplier intervals."""
+    flatness band, baselines with their gap and multiplier intervals, and the sensitivity of the plan to every parameter
+    (relative moves per standard error, with the groups of fitted runs that carry the parameter's information)."""
     from ..decision.baselines import multiplier_text
 
     d = r.get("decision")
@@ -754,6 +797,17 @@ def _decision_csv_rows(r: Mapping[str, Any]) -> list[dict[str, Any]]:
             row("flatness", head_label, k, v.get("optimum"), v.get("low"), v.get("high"), None, True,
                 note=f"re-optimised {fb.get('objective')} within {100 * float(fb.get('epsilon', 0)):g} % of the optimum"
                      + (f"; {' and '.join(ends)} end at a bound" if ends else ""), domain=k[12:-1] if k.startswith("spec_tokens[") else "")
+    for b in d.get("sensitivity") or []:
+        info = b.get("information") or {}
+        for r in b.get("rows", []):
+            pinned = "; ".join(f"{g}: {100 * float(v):.1f} %" for g, v in info.get(r.get("param"), []))
+            note = (f"per standard error of {'log ' if r.get('se_of') == 'log' else ''}{r.get('param')} (SE {r.get('se')}); "
+                    f"information from {pinned or 'no fitted runs'}")
+            for k, v in r.items():
+                if k.endswith("_rel_per_se") or k == "objective_per_se":
+                    q = k.removesuffix("_per_se").removesuffix("_rel")
+                    label = f"{r.get('param')}: {q}" + (" (relative)" if k.endswith("_rel_per_se") else "")
+                    row("sensitivity", b.get("candidate"), label, v, note=note, domain=q[12:-1] if q.startswith("spec_tokens[") else "")
     for b in d.get("baselines") or []:
         gi = b.get("gap_interval") or [None, None]
         row("baseline", b.get("strategy"), "gap", b.get("gap"), gi[0], gi[1], b.get("level", level),
