@@ -217,6 +217,17 @@ def test_solver_numpy_where_it_does_not_apply_is_an_error() -> None:
         optimize(law, 1e22, [Domain(doms[0].name, target_loss=5.0)], solver="numpy")
 
 
+def test_solver_numpy_on_a_law_only_multistart_accepts_is_an_error_not_a_fallback() -> None:
+    """The interaction law is neither a posynomial nor convex in the tokens: path "auto" takes the multi-start
+    path, which solver="numpy" (insist on a numpy KKT solver) must refuse rather than run silently."""
+    law = planner.law("split-interaction", domains=["code"], E=1.5, A=406.4, alpha=0.34, B=410.7, beta=0.28, c=0.1, gamma=0.3)
+    with pytest.raises(planner.AllocationError, match="solver='numpy' requested but no numpy solver applies: the problem takes the multi-start path"):
+        optimize(law, 1e21, [Domain("code")], solver="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PlannerWarning)
+        assert optimize(law, 1e21, [Domain("code")], baselines=False).path == "multistart"  # "auto" still falls back
+
+
 def _capped_case(seed: int) -> tuple[planner.FittedLaw, list[Domain], dict[str, float], float]:
     """A split-additive law whose plan meets a tokens-per-parameter floor and per-domain token caps."""
     rng = np.random.default_rng(seed)

@@ -214,6 +214,9 @@ class PlanSolver:
                 self._solver_prob = replace(prob, weights=prob.weights / total)
         self.route, self.why = choose_path(prob, options.path)
         self.path = self.route.name
+        if options.solver == "numpy" and self.path == "multistart":
+            # solver="numpy" insists on a numpy KKT solver: a law that only the multi-start path accepts is an error, not a silent fallback
+            raise AllocationError(f"solver='numpy' requested but no numpy solver applies: the problem takes the multi-start path ({self.why})")
         self._compiled: Compiled | None = None
         self._last: tuple[float | None, Solution] | None = None
 
