@@ -179,7 +179,12 @@ def test_run_writes_every_report(runner, scenario, tmp_path):
     # after the headline (which plan, and the interval level: here the nominal plan itself)
     assert result.stdout.startswith("headline: the nominal plan")
     assert result.stdout.splitlines()[1].startswith("  intervals: ")
-    assert "\n".join(result.stdout.splitlines()[2:]).startswith(Allocation.from_dict(doc).summary() + "\n")
+    # the plan as Allocation.summary gives it, its compute multipliers printed as the reports print them
+    from planner.report.render import console_multiplier
+
+    plan_lines = Allocation.from_dict(doc).summary(multiplier=console_multiplier(doc))
+    assert "\n".join(result.stdout.splitlines()[2:]).startswith(plan_lines + "\n")
+    assert "compute multiplier 1.00x" in plan_lines  # the inline law has no fitted runs: every multiplier is a plain figure
     assert "status optimal" in result.stdout
     # a rerun writes the same bytes (no timings or dates in any report)
     first = {p.name: p.read_bytes() for p in out.iterdir()}

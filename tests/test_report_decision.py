@@ -317,3 +317,21 @@ def test_sensitivity_rows_in_the_csv_cover_every_parameter_with_its_information(
     assert float(alpha["alpha: objective"]["value"]) == pytest.approx(0.01)
     assert alpha["alpha: spec_tokens[code] (relative)"]["domain"] == "code"
     assert "information from N = 1e+09, with D': 90.0 %; N = 2e+07, no D': 10.0 %" in alpha["alpha: model_size (relative)"]["note"]
+
+
+def test_console_multipliers_are_marked_beyond_the_fitted_range_as_in_the_reports():
+    """planner run's plan lines print a baseline's compute multiplier as the reports do: a plain figure inside
+    10x the largest fitted compute, marked beyond it and no figure above 100x there (it printed 21451.652)."""
+    from planner.allocate.model import Allocation
+    from planner.report.render import _fitted_compute, _law, console_multiplier
+
+    doc = make_result()
+    fitted, budget = _fitted_compute(_law(doc)), doc["budget"]
+    fmt = console_multiplier(doc)
+    inside = 0.5 * 10 * fitted / budget  # m x budget below 10x the fitted compute
+    if inside > 1:
+        assert "beyond" not in fmt(inside)
+    assert fmt(21451.652) == "> 100x (beyond the fitted range)"
+    assert fmt(float("inf")) == "> 100x (beyond the fitted range)"
+    lines = Allocation.from_dict(doc).summary(multiplier=fmt)
+    assert all("beyond the fitted range" in ln or "compute multiplier" not in ln for ln in lines.splitlines())

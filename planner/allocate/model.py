@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -644,8 +644,9 @@ class Allocation:
         df.attrs["flops_per_token"] = fpt
         return df
 
-    def summary(self) -> str:
-        """A few lines of text: the plan, the domains, the baselines (no I/O)."""
+    def summary(self, multiplier: Callable[[float], str] | None = None) -> str:
+        """A few lines of text: the plan, the domains, the baselines (no I/O). ``multiplier`` formats a
+        baseline's compute multiplier (default: three decimals; a scenario marks the ones beyond the fitted range)."""
         if not self.feasible:
             return f"status: {self.status}: {self.message}"
         lines = [
@@ -657,5 +658,6 @@ class Allocation:
             lines.append(f"  {p.name:<12} D' = {p.spec_tokens:.4g}  loss {p.loss:.5g}" + ("" if p.specialize else "  (not worth specializing)"))
         for b in self.baselines:
             m = b.compute_multiplier
-            lines.append(f"  vs {b.strategy:<9} objective {b.objective:.6g}  compute multiplier {'inf' if not math.isfinite(m) else f'{m:.3f}'}")
+            text = multiplier(m) if multiplier is not None else ("inf" if not math.isfinite(m) else f"{m:.3f}")
+            lines.append(f"  vs {b.strategy:<9} objective {b.objective:.6g}  compute multiplier {text}")
         return "\n".join(lines)

@@ -11,7 +11,7 @@ import html
 import io
 import math
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -399,6 +399,12 @@ def _mult_text(r: Mapping[str, Any], m: Any) -> str:
     if not beyond and math.isfinite(float(m)):
         return fmt_mult(m)
     return multiplier_text(float(m), beyond).replace("x", "×", 1)
+
+
+def console_multiplier(r: Mapping[str, Any]) -> Callable[[float], str]:
+    """How the console prints the compute multipliers of result ``r``: as the reports do (marked beyond 10x the
+    largest fitted compute, no figure above 100x there), with a plain "x"."""
+    return lambda m: _mult_text(r, None if m is None or not math.isfinite(float(m)) else m).replace("×", "x")
 
 
 def _baseline_rows(r: Mapping[str, Any]) -> list[list[str]]:

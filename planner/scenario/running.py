@@ -117,14 +117,19 @@ class ScenarioResult:
 
     def summary(self) -> str:
         """A few lines of text: the plan (``Allocation.summary``), the sweep, the warnings."""
+        from ..report.render import console_multiplier
+
         lines = []
-        head = headline_lines(self.to_dict()) if self.allocation.feasible else []
+        doc = self.to_dict()
+        head = headline_lines(doc) if self.allocation.feasible else []
+        # multipliers as the reports print them: marked beyond 10x the largest fitted compute, no figure above 100x there
+        plan_text = self.allocation.summary(multiplier=console_multiplier(doc))
         if head and not head[0].startswith("headline: the nominal plan"):
             # a robust headline: its numbers beside the nominal plan's first, then the nominal plan
             lines += head + ["nominal plan (optimal under the law's point estimate), for comparison:"]
-            lines += ["  " + x for x in self.allocation.summary().splitlines()]
+            lines += ["  " + x for x in plan_text.splitlines()]
         else:  # the nominal plan is the headline: which one and the interval level, then the plan itself
-            lines += head[:2] + [self.allocation.summary()]
+            lines += head[:2] + [plan_text]
         if self.allocations:
             lines.append("sweep:")
             for a in self.allocations:
