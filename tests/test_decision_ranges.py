@@ -104,6 +104,8 @@ def test_multiplier_text_and_extrapolation_notes():
     assert multiplier_text(898.02, True) == "> 100x (beyond the fitted range)"
     assert multiplier_text(math.inf, False) == "> 100x (beyond the fitted range)"
     assert multiplier_text(12.345, True) == "12x (beyond the fitted range)"
+    assert multiplier_text(1.007, True) == "1.01x (beyond the fitted range)"  # not "1x": the excess over 1 is the message
+    assert multiplier_text(1.574, True) == "1.57x (beyond the fitted range)" and multiplier_text(2.04, True) == "2x (beyond the fitted range)"
     runs = planner.load_runs("scenarios/data/three_domain_runs.csv")
     law = dataclasses.replace(planner.law("chinchilla", **CHIN), points=runs.assign(held_out=False))
     cfit = fitted_compute(law)

@@ -43,7 +43,8 @@ def multiplier_text(m: float, beyond: bool, cap: float = 100.0) -> str:
     if not math.isfinite(m) or m > cap:
         return f"> {cap:g}x" + (" (beyond the fitted range)" if beyond or not math.isfinite(m) else "")
     if beyond:
-        return f"{m:.2g}x (beyond the fitted range)"
+        # two significant digits beyond the data, three below 2x: "1x" would erase the excess over 1 (1.007 -> "1.01x")
+        return f"{m:.3g}x (beyond the fitted range)" if m < 2 else f"{m:.2g}x (beyond the fitted range)"
     return f"{m:.3g}x"
 
 
