@@ -75,6 +75,12 @@ def test_uncertainty_section_end_to_end(tmp_path):
     html = render_html(doc, {})
     assert 'id="uncertainty"' in html and "Cross-regret" in html
     assert "decisions under an uncertain law" in res.summary()
+    # each form's own gap and multiplier beside the interval (a form of small weight can lie outside it)
+    text = d["baselines"][0]["text"]
+    by_law = d["baselines"][0]["gap_by_law"]
+    assert "; under each form's point estimate: " in text
+    for name in ("split-additive", "split-effective"):
+        assert f"{name} gap {by_law[name]:+.4g}, multiplier " in text
 
 
 def test_uncertainty_section_is_validated(tmp_path):

@@ -197,6 +197,12 @@ def baseline_gaps(
         text = (f"{b}: gap {gap:+.4g} [{lo:+.4g}, {hi:+.4g}] ({int(round(100 * level))} % over {ss.over}); "
                 f"compute multiplier {multiplier_text(m_head, head_beyond, cap)} "
                 f"[{multiplier_text(float(m_lo), beyond, cap)}, {multiplier_text(float(m_hi), beyond, cap)}]")
+        if len(candidates) > 1:
+            # a form of small weight lies outside the central interval: its figures are given beside it
+            text += "; under each form's point estimate: " + ", ".join(
+                f"{c.name} gap {by_law[c.name]:+.4g}, multiplier "
+                + multiplier_text(mult_nominal[b][j], not math.isfinite(mult_nominal[b][j]) or (cfit[j] > 0 and mult_nominal[b][j] * setting.budget / cfit[j] > beyond_factor), cap)
+                for j, c in enumerate(candidates) if c.name in by_law)
         if scaled:
             text += f"; binds only in the scaled problem: {', '.join(scaled)}"
         out.append(BaselineGap(

@@ -26,7 +26,14 @@ __all__ = ["RegretTable", "cross_regret", "weighted_percentile"]
 
 
 def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float | Sequence[float]) -> np.ndarray:
-    """Percentile(s) ``q`` (0-100) of ``values`` with probabilities ``weights`` (inverted CDF at midpoints)."""
+    """Percentile(s) ``q`` (0-100) of the discrete distribution putting probability ``weights`` on ``values``.
+
+    The inverted CDF: the smallest value whose cumulative probability reaches q / 100 (numpy's
+    ``method="inverted_cdf"``), so every percentile is one scenario's value. The scenarios are a few
+    candidate forms (weights as unequal as 0.985 and 0.015) and their bootstrap draws: interpolating
+    between them (midpoint rule) invented values no scenario has (the 5th percentile of the no-split gap
+    on the three-domain runs came out 0.09, between one form's 0.00 at weight 0.015 and the other's 1.12).
+    """
     v = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=float)
     keep = np.isfinite(v) & (w > 0)
@@ -34,10 +41,12 @@ def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float | Sequ
     qs = np.atleast_1d(np.asarray(q, dtype=float)) / 100.0
     if not len(v):
         return np.full(len(qs), np.nan)
-    order = np.argsort(v)
+    order = np.argsort(v, kind="stable")
     v, w = v[order], w[order]
-    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
-    return np.interp(qs, cdf, v)
+    cdf = np.cumsum(w) / w.sum()
+    # a cumulative probability within rounding of q reaches it (equal weights: k/n against q exactly)
+    idx = np.searchsorted(cdf, qs - 1e-12 * np.maximum(qs, 1.0), side="left")
+    return v[np.clip(idx, 0, len(v) - 1)]
 
 
 @dataclass(frozen=True)

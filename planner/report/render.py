@@ -592,7 +592,9 @@ def _decision_tables(r: Mapping[str, Any]) -> list[tuple[str, str, list[str], li
         f = (lambda x: fmt_pct(x)) if k == "pretrain_share" else fmt_count
         rows.append([k, f(v.get("median")), f"[{f(v.get('p_low'))}, {f(v.get('p_high'))}]"])
     out.append(("Decision ranges", f"Optimal plan of every scenario: median and central {pct} % interval over {rg.get('over')}; "
-                "pretrain_share = pretraining FLOPs / training FLOPs.", ["quantity", "median", f"{pct} % interval"], rows))
+                "pretrain_share = pretraining FLOPs / training FLOPs. Percentiles of the discrete distribution over the scenarios "
+                "(each bound is a scenario's value): a scenario of small probability can lie outside the interval; every form's own plan "
+                "is in the plans table above.", ["quantity", "median", f"{pct} % interval"], rows))
     fb = d.get("flatness")
     if fb:
         rows = [[k, fmt_count(v.get("optimum")), f"[{fmt_count(v.get('low'))}{' (bound)' if v.get('low_at_bound') else ''}, "
