@@ -21,6 +21,10 @@ repeats, in seconds:
 After each scenario's median the script prints where one ``planner run -v`` spends its time (the
 phases of its ``timings:`` line) and what is left for imports, loading and writing.
 
+Last, fit once and plan many: the main scenario's law is fitted as ``planner run`` fits it, saved,
+and the scenario is run again from the file (``[law] file = ...``), with the Markdown, JSON and CSV
+reports and then with every format, beside the plan of the fitted run (it must be the same).
+
 Scenarios 1 and 2 are also run on the previous fitting path (``--old-fit``, the default: every
 subset fit a cold multi-start, no solve reused within a fit, a process pool for any map worth a
 second; set in the subprocess through ``planner.fitting.core.REUSE_SOLVES``, the fitter's
@@ -135,6 +139,25 @@ def write_variant(folder: Path, name: str, *, uncertain: bool, solver: str | Non
     return path
 
 
+def write_saved_law_variant(folder: Path) -> Path:
+    """The main scenario planned from its law saved to a file (fit once, plan many): the law is fitted here
+    exactly as ``planner run`` fits it (``resolve_law`` on the scenario) and saved; the variant's ``[law]``
+    is ``file = ...`` alone. The script checks the plan is the same as the main scenario's."""
+    sys.path.insert(0, str(ROOT))
+    from planner.scenario import load_scenario, resolve_law
+
+    law_path = folder / "three-domains-law.json"
+    resolve_law(load_scenario(MAIN_SCENARIO), n_jobs=1).save(law_path)
+    text = MAIN_SCENARIO.read_text()
+    start = text.index("[law]")
+    end = re.compile(r"^\[", re.M).search(text, start + 1)
+    text = text[:start] + f"[law]\nfile = {json.dumps(str(law_path))}\n\n" + text[end.start():]
+    path = folder / "three-domains-saved-law.toml"
+    path.write_text(text)
+    assert tomllib.loads(text)["law"] == {"file": str(law_path)}
+    return path
+
+
 def planner_cmd(*args: str, old_fit: bool = False) -> list[str]:
     if old_fit:
         return [sys.executable, "-c", OLD_FIT_PRELUDE, *args]
@@ -204,6 +227,7 @@ def main() -> None:
     ap.add_argument("--skip-heavy", action="store_true", help="leave out the bootstrap-200 + calibrate + robust scenario")
     ap.add_argument("--no-old-fit", action="store_true", help="leave out the runs on the previous fitting path")
     ap.add_argument("--skip-startup", action="store_true", help="leave out the start-up timings")
+    ap.add_argument("--skip-saved-law", action="store_true", help="leave out the main scenario planned from its saved law")
     args = ap.parse_args()
 
     print(f"benchmarks/bench_scenario.py: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
@@ -247,6 +271,18 @@ def startup(args: argparse.Namespace) -> None:
           + ", ".join(f"{name} {sec:.3f} s" for name, sec in slowest_imports()))
 
 
+def saved_law_cases(args: argparse.Namespace, work: Path, main_plan: dict[str, float]) -> None:
+    """Fit once, plan many: the main scenario from its saved law, without and with the HTML report."""
+    print("\n== fit once, plan many (the main scenario's law saved by planner fit / FittedLaw.save; [law] file = ...)")
+    scenario = write_saved_law_variant(work)
+    for formats, label in (("md,json,csv", "planner run (saved law), md,json,csv"), ("md,json,csv,html", "planner run (saved law), every format")):
+        out = work / f"out-saved-{formats.count(',')}"
+        med, times = median_wall(planner_cmd("run", str(scenario), "-o", str(out), "-q", "--format", formats), args.repeats)
+        same = max_rel_diff(plan_numbers(out), main_plan) if "json" in formats else float("nan")
+        print(f"{label:<58} median {med:8.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)}); "
+              f"largest relative plan difference from the fitted run: {same:.1e}", flush=True)
+
+
 def run_cases(args: argparse.Namespace, work: Path, cvxpy_path: bool) -> None:
     cases = [("main", "planner run scenarios/three-domains.toml", False, args.repeats)]
     if not args.skip_heavy:
@@ -257,6 +293,8 @@ def run_cases(args: argparse.Namespace, work: Path, cvxpy_path: bool) -> None:
     for name, label, uncertain, repeats in cases:
         scenario = MAIN_SCENARIO if not uncertain else write_variant(work, "three-domains-uncertain", uncertain=True, solver=None)
         med, cpu, plan = bench_scenario(label, scenario, repeats, work)
+        if name == "main":
+            main_plan = plan
         phases = phase_seconds(scenario, work)
         if phases:
             # solve_seconds includes the [uncertainty] decision, whose parts are listed after it
@@ -274,6 +312,8 @@ def run_cases(args: argparse.Namespace, work: Path, cvxpy_path: bool) -> None:
             med_ref, _, plan_ref = bench_scenario("  the same on the cvxpy reference path", ref, repeats, work)
             print(f"  ratio cvxpy / default: {med_ref / med:.1f}x; largest relative plan difference "
                   f"(N, D, D'_k over every budget): {max_rel_diff(plan, plan_ref):.1e}")
+    if not args.skip_saved_law:
+        saved_law_cases(args, work, main_plan)
 
 
 if __name__ == "__main__":
