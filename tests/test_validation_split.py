@@ -91,6 +91,27 @@ FINETUNE = {
 }
 
 
+#: values that depend on the machine's floating point (the BLAS kernel numpy's OpenBLAS picks for the CPU):
+#: (case, name) -> the value measured on a second machine, accepted beside the pinned one. The chinchilla fit
+#: on Cerebras wmt19 has two optima 1.7e-5 apart in objective (docs/methods.md, "Stopping once starts
+#: agree"); which one the six polishes end in depends on rounding: 18.41 % held out where the numbers were
+#: first pinned, 16.13 % on an AMD EPYC (2026-12-07, with numpy 2.3 and 2.4, scipy 1.16 and 1.17 alike), and
+#: with it the equal-weight ensemble (16.965 % / 16.708 %) and its ratio to the best form (1.070 / 1.054).
+#: The weighting study's point stacking on Cerebras flan moves with a fold fit the same way (1.06 / 1.017).
+MACHINE_ALTERNATIVES = {
+    (("Cerebras", "wmt19"), "chinchilla"): 0.16130,
+    (("Cerebras", "wmt19"), "ensemble"): 0.16708,
+    (("Cerebras", "wmt19"), "ratio"): 0.16708 / 0.15857,
+    (("Cerebras", "flan"), "point stacking"): 1.017,
+}
+
+
+def pinned(got: float, expected: float, key: tuple, name: str, abs_tol: float) -> bool:
+    """``got`` is the pinned value, or the value the same computation gives on the other machine measured."""
+    alternatives = [expected] + ([MACHINE_ALTERNATIVES[(key, name)]] if (key, name) in MACHINE_ALTERNATIVES else [])
+    return any(got == pytest.approx(v, abs=abs_tol) for v in alternatives)
+
+
 @pytest.fixture(scope="module")
 def finetune():
     return {key: VS.finetune_extrapolation(*key, n_jobs=1, keep=True) for key in FINETUNE}
@@ -102,7 +123,7 @@ def test_finetune_errors_are_pinned_and_auto_never_fails(finetune):
         got = finetune[key]
         assert got["failed"] == {}, key  # every candidate fitted: OPT's constant D and 3 sizes included
         for name, are in expected.items():
-            assert got["errors"][name] == pytest.approx(are, abs=2e-3), (key, name)
+            assert pinned(got["errors"][name], are, key, name, 2e-3), (key, name, got["errors"][name], are)
 
 
 #: (family, dataset) -> the ensemble's ARE over the best candidate's, measured with the default weighting
@@ -114,7 +135,7 @@ FINETUNE_RATIO = {("Cerebras", "flan"): 0.12628 / 0.11140, ("Cerebras", "wmt19")
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(FINETUNE))
 def test_finetune_ensemble_within_1_1_of_the_best_candidate(finetune, key, request):
-    assert finetune[key]["ensemble_over_best"] == pytest.approx(FINETUNE_RATIO[key], abs=0.01)
+    assert pinned(finetune[key]["ensemble_over_best"], FINETUNE_RATIO[key], key, "ratio", 0.01), finetune[key]["ensemble_over_best"]
     if key in (("Cerebras", "flan"), ("OPT", "wmt19")):
         # measured 1.13 (Cerebras flan: the one fold ranked the forms well, plain stacking gave 1.02, equal weights
         # give that up) and 3.68 (OPT wmt19: the forms without a D' term win on the largest size but are the worst
@@ -145,7 +166,9 @@ def test_no_weighting_rule_from_the_training_fold_reaches_1_1_everywhere(rules):
     cases = list(rules)
     assert cases == list(VS.STUDY_CASES)
     for rule, expected in RULE_RATIOS.items():
-        assert [rules[c]["ratios"][rule] for c in cases] == pytest.approx(expected, abs=0.02), rule
+        for case, want in zip(cases, expected):
+            key = tuple(case.split(" ", 1)) if case != "split_lab" else case
+            assert pinned(rules[case]["ratios"][rule], want, key, rule, 0.02), (rule, case, rules[case]["ratios"][rule], want)
     for rule in VS.RULES:
         assert max(rules[c]["ratios"][rule] for c in cases) > 1.1, rule  # the finding: none reaches the target
     # why OPT wmt19 cannot be reached: the two forms without a D' term are the best held out and the worst on
