@@ -20,8 +20,8 @@ run one after the other (the bootstrap draws of every weighted candidate of ``fo
 what share of the batch's work it carries (``work_share``): a cold pool is started when the *batch*
 would take :data:`MIN_COLD_POOL_SECONDS`, since loky keeps the pool for the maps that follow (on the
 main scenario with bootstrap 200, calibrate and a robust plan: 200 draws of each of two candidates,
-3 s and 7 s serially; ``planner run`` took 18.2-23.7 s before and 16.9-17.1 s with the batch rule, the
-same plan, on the quiet 2-core machine).
+3 s and 7 s serially; ``planner run`` took 16.1 s before and 15.1 s with the batch rule, medians of 2
+on the quiet 2-core machine, the same plan).
 Any backend the user chose with ``joblib.parallel_config`` (Dask, threads) gets every task. Which
 path ran never changes the results.
 """
