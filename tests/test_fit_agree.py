@@ -166,3 +166,27 @@ def test_amplitude_columns_from_the_gradient_are_the_prediction_differences(form
         monkeypatch.setattr(ms, "ANALYTIC_COLUMNS", True)
         for name in by_predictions:
             assert by_gradient[name] == pytest.approx(by_predictions[name], rel=1e-9, abs=1e-12), name
+
+
+# ------------------------------------------------------------------ near optima: the runs do not single out the parameters
+def test_near_optima_are_other_polishes_as_good_as_the_best_with_other_parameters():
+    best = OptimizeResult(x=np.array([0.0, 0.0]), fun=1.0)
+    same_basin = OptimizeResult(x=np.array([1e-6, 0.0]), fun=1.0)                     # the best's own basin
+    far_as_good = OptimizeResult(x=np.array([0.0, 2.0]), fun=1.0 + 0.5 * ms.NEAR_RTOL)  # another optimum, as good
+    farther = OptimizeResult(x=np.array([3.0, 0.0]), fun=1.0)                          # a flat valley, farther away
+    far_worse = OptimizeResult(x=np.array([5.0, 5.0]), fun=1.0 + 2 * ms.NEAR_RTOL)    # another optimum, worse
+    failed = OptimizeResult(x=np.array([9.0, 9.0]), fun=np.inf)
+    got = ms._with_near_optima(best, [best, same_basin, far_as_good, farther, far_worse, failed])
+    assert got is best and got.near_optima == [farther, far_as_good]  # farthest first
+    assert ms._with_near_optima(OptimizeResult(x=np.zeros(2), fun=1.0), [same_basin]).near_optima == []
+
+
+def test_a_fit_the_runs_cannot_pin_down_says_so_and_a_well_posed_one_does_not():
+    """One model size: A N^-alpha is a constant next to E, so alpha is free (every start fits equally well);
+    five sizes of a known Chinchilla law pin every parameter."""
+    runs, _ = grid_table("chinchilla", noise=0.005, seed=4)
+    one_size = runs[runs["model_size"] == runs["model_size"].max()]
+    flat = planner.fit(one_size, "chinchilla", max_starts=16)
+    (w,) = [w for w in flat.warnings if w.code == "flat-optimum"]
+    assert "fit the runs as well as the reported optimum" in w.message and "do not single out" in w.message
+    assert "flat-optimum" not in {w.code for w in planner.fit(runs, "chinchilla", max_starts=16).warnings}

@@ -547,6 +547,9 @@ class LawFitter:
             if min(th - lo, hi - th) < 1e-4 * span:
                 side = "lower" if th - lo < hi - th else "upper"
                 warnings.append(FitWarning("bound-hit", f"{s.name} = {values[s.name]:.4g} sits at its {side} bound ({s.param.lower if side == 'lower' else s.param.upper:g})"))
+        near = getattr(res, "near_optima", None) or []
+        if near and status == "converged":
+            warnings.append(_near_optimum_warning(layout, res, near))
         if "model_size" in form.inputs:
             n_sizes = len(np.unique(prep.x.model_size))
             if n_sizes < 3:
@@ -950,6 +953,22 @@ def _ensemble_holdout(ensemble: LawEnsemble, table: pd.DataFrame, train_mask: np
 
 
 # ------------------------------------------------------------ parallel tasks
+def _near_optimum_warning(layout: ParamLayout, best: Any, near: list[Any]) -> FitWarning:
+    """The ``flat-optimum`` warning: other polishes fit the runs as well as the best (within
+    :data:`~planner.fitting.multistart.NEAR_RTOL` in objective) with parameters far from its own."""
+    from .multistart import NEAR_RTOL
+
+    other = near[0]  # the one farthest from the best
+    j = int(np.argmax(np.abs(other.x - best.x)))
+    slot = layout.free[j]
+    a, b = layout.from_theta(best.x)[slot.name], layout.from_theta(other.x)[slot.name]
+    gap = max((r.fun - best.fun) / abs(best.fun) for r in near) if best.fun else 0.0
+    return FitWarning("flat-optimum", f"{len(near)} other start(s) fit the runs as well as the reported optimum (objective within "
+                                      f"{max(gap, 0.0):.1e} relative, under {NEAR_RTOL:g}) with other parameters, e.g. {slot.name} = {b:.4g} "
+                                      f"instead of {a:.4g}: the runs do not single out these parameters, so predictions away from them "
+                                      "may depend on which optimum a fit reports (more model sizes, or bootstrap= for intervals)")
+
+
 def _without_table(prep: _Prepared) -> _Prepared:
     """The prepared arrays without the run table (tasks only need the arrays: less to send to workers)."""
     return replace(prep, table=prep.table.iloc[:0])

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from typing import Any
@@ -261,6 +262,8 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
     cold one would.
     """
     rng = np.random.default_rng(seed)
+    polished: list[OptimizeResult] = []
+    polish_and_keep = _recording(polished)
     candidates: list[_Start] = []
     for values in list(extra_starts or []) + start_grid(obj, max_starts, rng):
         full = solve_amplitudes(obj, values)
@@ -276,7 +279,7 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
             n_agree = n_polish + 1  # never reached: every start is polished
         agreeing = 0  # polishes that reached the best optimum so far
         for cand in finite[:n_polish]:
-            res = polish(obj, cand.values, method=method)
+            res = polish_and_keep(obj, cand.values, method=method)
             if best is None or (not np.isfinite(best.fun) and np.isfinite(res.fun)):
                 best, agreeing = res, int(np.isfinite(res.fun))
             elif np.isfinite(res.fun) and np.isfinite(best.fun):
@@ -288,14 +291,14 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
             if agreeing >= n_agree:
                 break
         assert best is not None
-        return best, len(candidates)
+        return _with_near_optima(best, polished), len(candidates)
     # warm: the start as given and with re-solved amplitudes; the better one is polished first
     as_given = obj.layout.to_theta(warm)
     projected = obj.layout.to_theta(solve_amplitudes(obj, dict(warm)))
     start = min((as_given, projected), key=obj.value)
-    best = polish(obj, obj.layout.from_theta(start), method=method)
+    best = polish_and_keep(obj, obj.layout.from_theta(start), method=method)
     for cand in finite[:n_polish]:
-        res = polish(obj, cand.values, method=method)
+        res = polish_and_keep(obj, cand.values, method=method)
         if not np.isfinite(res.fun):
             continue
         confirmed = np.isfinite(best.fun) and abs(res.fun - best.fun) <= CONFIRM_RTOL * abs(best.fun)
@@ -303,11 +306,43 @@ def multistart(obj: Objective, *, max_starts: int = 256, n_polish: int = 6, seed
             best = res
         if confirmed:
             break
-    return best, len(candidates) + 1
+    return _with_near_optima(best, polished), len(candidates) + 1
 
 
 #: a grid start whose polish reaches the best warm optimum to this relative objective confirms it
 CONFIRM_RTOL = 1e-8
+
+#: another polish within this relative objective of the best, with its parameters (the fit's coordinates:
+#: log for positive parameters) more than NEAR_SPREAD away in some slot, is a *near optimum*: the runs do
+#: not single out one set of parameters (a flat valley, or distinct optima that fit the runs equally well)
+NEAR_RTOL = 1e-4
+NEAR_SPREAD = math.log(2.0)
+
+
+def _recording(polished: list[OptimizeResult]) -> Any:
+    """:func:`polish`, keeping every result in ``polished`` (for :func:`_with_near_optima`)."""
+
+    def run(obj: Objective, values: dict[str, float], method: str = "auto") -> OptimizeResult:
+        res = polish(obj, values, method=method)
+        polished.append(res)
+        return res
+
+    return run
+
+
+def _with_near_optima(best: OptimizeResult, polished: list[OptimizeResult]) -> OptimizeResult:
+    """``best`` with ``near_optima``: the other polishes within :data:`NEAR_RTOL` of its objective whose
+    parameters are more than :data:`NEAR_SPREAD` away from its own in some slot (largest spread first)."""
+    near = []
+    if np.isfinite(best.fun):
+        for res in polished:
+            if res is best or not np.isfinite(res.fun) or res.x.shape != best.x.shape:
+                continue
+            spread = float(np.max(np.abs(res.x - best.x))) if res.x.size else 0.0
+            if res.fun - best.fun <= NEAR_RTOL * abs(best.fun) and spread > NEAR_SPREAD:
+                near.append((spread, res))
+    best.near_optima = [res for _, res in sorted(near, key=lambda t: -t[0])]
+    return best
 
 #: the cold multi-start stops polishing once this many polishes reached the best optimum
 #: (``LawFitter(n_agree=...)``); None: every one of the ``n_polish`` starts is polished. Not 2 by
