@@ -133,15 +133,6 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
     N, D, S = sol.model_size, sol.pretrain_tokens, sol.spec_tokens.copy()
     if prob.mode == "min-loss" or budget is not None:
         D, S = project_to_budget(eng_prob, budget, N, D, S)
-    # the law's objective at the points tried below, each evaluated once (a sweep assembles a plan per budget)
-    evaluated: dict[tuple[float, bytes], float] = {}
-
-    def objective_at(D: float, S: np.ndarray) -> float:
-        key = (float(D), np.ascontiguousarray(S, dtype=float).tobytes())
-        if key not in evaluated:
-            evaluated[key] = float(eng_prob.objective(N, D, S))
-        return evaluated[key]
-
     # branches at the floor: try no specialization at all
     spec_threshold = max(2 * SPEC_FLOOR, 1e-6 * (D + float(S.sum())))
     for k in eng_prob.spec_index:
@@ -151,8 +142,8 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
             # the freed tokens go to pretraining (same cost per token) unless the split is fixed
             D0 = D if eng_prob.fixed_fraction is not None else min(D + S[k], eng_prob.pretrain_cap)
             if prob.mode == "min-loss":
-                v_old = objective_at(D, S)
-                v_new = objective_at(D0, S0)
+                v_old = float(eng_prob.objective(N, D, S))
+                v_new = float(eng_prob.objective(N, D0, S0))
                 if v_new <= v_old + 1e-9 * abs(v_old):
                     S, D = S0, D0
             else:
@@ -162,7 +153,7 @@ def solve_and_assemble(ctx: Context, strategies: dict[str, StrategySolver], *, d
                     S = S0
     certified = sol.certified
     status = sol.status
-    value = float(eng_prob.budget_used(N, D, S)) if prob.mode == "min-compute" else objective_at(D, S)
+    value = float(eng_prob.budget_used(N, D, S)) if prob.mode == "min-compute" else float(eng_prob.objective(N, D, S))
     check: dict[str, Any] = {}
     losses = official_losses(ctx, eng_prob, N, D, S)
     if ctx.options.check:

@@ -111,7 +111,7 @@ def _numpy_or_cvxpy(prob: Problem, options: OptimizeOptions, path: str, certifie
     if not options.numpy_allowed:
         return None
     from .kkt import kkt_applicable
-    from .kkt_effective import effective_applicable
+    from .kkt_effective import NO_COUPLED_TERM, effective_applicable
 
     ok, why = kkt_applicable(prob)
     if ok:
@@ -119,7 +119,7 @@ def _numpy_or_cvxpy(prob: Problem, options: OptimizeOptions, path: str, certifie
     ok_eff, why_eff = effective_applicable(prob)
     if ok_eff:
         return _KKTCompiled(prob, path, certified, effective=True)
-    if not why_eff.startswith("no effective-tokens term"):
+    if why_eff != NO_COUPLED_TERM:
         why = why_eff
     if options.solver == "numpy":
         raise AllocationError(f"solver='numpy' requested but the numpy KKT solver does not apply: {why}")

@@ -117,6 +117,10 @@ def _worth_power(form: Any, p: dict[str, float]) -> tuple[float, float, float]:
     return c1, b, e1
 
 
+#: why this solver refuses a law without a coupled term (then the separable solver's own reason is the one to give)
+NO_COUPLED_TERM = "no effective-tokens term (the separable solver applies)"
+
+
 def build_effective_terms(prob: Problem) -> EffectiveTerms:
     """The separable and coupled terms of ``prob``'s min-loss objective (raises _NotSeparable)."""
     from ..laws.split import EffectiveTokensForm
@@ -147,7 +151,7 @@ def build_effective_terms(prob: Problem) -> EffectiveTerms:
                 continue
             acc.add_domain(_domain_terms(form, pk, can), w, prob.names[k], 1 + col[k] if k in col else None)
     if not coupled:
-        raise _NotSeparable("no effective-tokens term (the separable solver applies)")
+        raise _NotSeparable(NO_COUPLED_TERM)
     coupled.sort(key=lambda t: t[0])
     arr = np.array(coupled, dtype=float)
     return EffectiveTerms(acc.terms(), arr[:, 0].astype(int), arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5])

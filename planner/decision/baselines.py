@@ -193,16 +193,20 @@ def baseline_gaps(
         beyond = bool(np.any(~np.isfinite(vals_a)) or np.any(ext > beyond_factor))
         ext_head = m_head * setting.budget / cfit[top] if cfit[top] > 0 else math.nan
         scaled = _scaled_binding(candidates[top].law, setting, b, m_head, cap)
-        head_beyond = (not math.isfinite(m_head)) or (math.isfinite(ext_head) and ext_head > beyond_factor)
+
+        def nominal_text(j: int) -> str:
+            """Candidate j's point-estimate multiplier, marked beyond ``beyond_factor`` x its fitted compute."""
+            m = mult_nominal[b][j]
+            ext_j = m * setting.budget / cfit[j] if cfit[j] > 0 else math.nan
+            return multiplier_text(m, (not math.isfinite(m)) or (math.isfinite(ext_j) and ext_j > beyond_factor), cap)
+
         text = (f"{b}: gap {gap:+.4g} [{lo:+.4g}, {hi:+.4g}] ({int(round(100 * level))} % over {ss.over}); "
-                f"compute multiplier {multiplier_text(m_head, head_beyond, cap)} "
+                f"compute multiplier {nominal_text(top)} "
                 f"[{multiplier_text(float(m_lo), beyond, cap)}, {multiplier_text(float(m_hi), beyond, cap)}]")
         if len(candidates) > 1:
             # a form of small weight lies outside the central interval: its figures are given beside it
             text += "; under each form's point estimate: " + ", ".join(
-                f"{c.name} gap {by_law[c.name]:+.4g}, multiplier "
-                + multiplier_text(mult_nominal[b][j], not math.isfinite(mult_nominal[b][j]) or (cfit[j] > 0 and mult_nominal[b][j] * setting.budget / cfit[j] > beyond_factor), cap)
-                for j, c in enumerate(candidates) if c.name in by_law)
+                f"{c.name} gap {by_law[c.name]:+.4g}, multiplier {nominal_text(j)}" for j, c in enumerate(candidates) if c.name in by_law)
         if scaled:
             text += f"; binds only in the scaled problem: {', '.join(scaled)}"
         out.append(BaselineGap(

@@ -43,7 +43,7 @@ from .._records import Note
 from ..fitting.layout import parse_slot_name
 from .candidates import Candidate, LocalSolver, Plan, ScenarioSet, Setting
 
-__all__ = ["plan_sensitivity", "identifiability_notes", "Sensitivity"]
+__all__ = ["plan_sensitivity", "identifiability_notes", "Sensitivity", "plan_move", "information_shares"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,16 @@ class Sensitivity:
                 "information_method": INFORMATION_METHOD}
 
     def top(self, n: int = 5) -> pd.DataFrame:
-        """The ``n`` parameters that move the plan most (largest |relative move| of N, D or D')."""
-        rel = [c for c in self.table.columns if c.endswith("_rel_per_se")]
-        score = self.table[rel].abs().max(axis=1)
-        return self.table.assign(score=score).sort_values("score", ascending=False).head(n)
+        """The ``n`` parameters that move the plan most (:func:`plan_move`)."""
+        score = [plan_move(row) for row in self.table.to_dict(orient="records")]
+        return self.table.assign(score=score).sort_values("score", ascending=False, kind="stable").head(n)
+
+
+def plan_move(row: Mapping[str, Any]) -> float:
+    """How much one parameter moves the plan: the largest |relative move| of N, D or a D'_k per standard
+    error (a row of :attr:`Sensitivity.table`, or of its JSON)."""
+    vals = [abs(float(v)) for k, v in row.items() if k.endswith("_rel_per_se") and v is not None and math.isfinite(float(v))]
+    return max(vals, default=0.0)
 
 
 def plan_sensitivity(candidate: Candidate, setting: Setting, plan: Plan, *, step: float = 0.1) -> Sensitivity:
@@ -167,9 +173,8 @@ def information_shares(law: Any, *, top: int | None = None) -> dict[str, tuple[t
     x = Inputs.build(model_size=pts["model_size"].to_numpy(float), pretrain_tokens=pts["pretrain_tokens"].to_numpy(float),
                      spec_tokens=spec, unique_tokens=pts["unique_tokens"].to_numpy(float) if "unique_tokens" in pts else None)
     layout = ParamLayout(law.form, law.domains, fix={name: law.params[name] for name in law.fixed}, tie=law.tied)
-    # the Jacobian does not depend on the observed losses; the predictions stand in where a table has none
-    observed = pts["observed"].to_numpy(float) if "observed" in pts else law._predict_values(law.params, x, domain_index)
-    obj = Objective(law.form, layout, x, observed, domain_index, np.ones(len(pts)), make_loss("ls"))
+    # the Jacobian of log predictions does not depend on the observed losses: any positive stand-in serves
+    obj = Objective(law.form, layout, x, np.ones(len(pts)), domain_index, np.ones(len(pts)), make_loss("ls"))
     if not obj.analytic:
         return {}
     _, jac = obj.residual_jacobian(layout.to_theta(dict(law.params)))

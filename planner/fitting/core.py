@@ -615,7 +615,9 @@ class LawFitter:
         finally:
             self._solves_ = None
 
-    def _fit_form(self, form: Form, table: pd.DataFrame, *, selection: tuple = ()) -> FittedLaw:
+    def _fit_form(self, form: Form, table: pd.DataFrame, *, selection: tuple = (), bootstrap_share: float = 1.0) -> FittedLaw:
+        """One form fitted to ``table`` (held-out score, bootstrap, calibration as the options say).
+        ``bootstrap_share``: the bootstrap map's share of a batch of maps (:func:`~planner._parallel.parallel_map`)."""
         prep_all = _prepare(table, form, domain=self.domain, weights=self.weights)
         holdout_info = None
         train_mask: np.ndarray | None = None
@@ -644,7 +646,7 @@ class LawFitter:
         notes: list[FitWarning] = []
         draws, intervals = None, {}
         if self.bootstrap:
-            draws = self._bootstrap(form, prep_all, fitted)
+            draws = self._bootstrap(form, prep_all, fitted, work_share=bootstrap_share)
             lo_q, hi_q = 50 * (1 - self.interval_level), 50 * (1 + self.interval_level)
             lo, hi = np.nanpercentile(draws, [lo_q, hi_q], axis=0)
             intervals = {name: (float(a), float(b)) for name, a, b in zip(fitted.params, lo, hi)}
@@ -708,7 +710,7 @@ class LawFitter:
                                        reference_model_size=float(sizes.max()), reference_compute=float(np.max(_compute(prep.x))),
                                        cutoffs=[float(c) for c in picks]), None
 
-    def _bootstrap(self, form: Form, prep: _Prepared, fitted: FittedLaw) -> np.ndarray:
+    def _bootstrap(self, form: Form, prep: _Prepared, fitted: FittedLaw, work_share: float = 1.0) -> np.ndarray:
         """B refits on tables resampled by whole runs within each domain; returns (B, n_slots).
 
         Draw b resamples with its own generator, ``SeedSequence(seed + 1, spawn_key=(b,))``, and
@@ -725,8 +727,7 @@ class LawFitter:
         names = list(fitted.params)
         task = _BootstrapDraw(self._worker(share_solves=False), form, _without_table(prep), dict(fitted.params), tuple(names),
                               tuple(groups), n_free=sum(1 for name in names if name not in fitted.fixed), seed=self.seed)
-        rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress,
-                            work_share=getattr(self, "_bootstrap_share_", 1.0))
+        rows = parallel_map(task, range(self.bootstrap), n_jobs=self.n_jobs, progress=self.progress, work_share=work_share)
         return np.array(rows, dtype=float).reshape(self.bootstrap, len(names))
 
     def _applicable(self, form: Form) -> dict[str, Any]:
@@ -813,8 +814,7 @@ class LawFitter:
                 refit = self._clone(form, train_on=rule, calibrate=self.calibrate and form.name == best_name, bootstrap=boot,
                                     progress=_offset_progress(self.progress, done_before, sum(n_boot)), **self._applicable(form))
                 # the candidates' draws are one batch of maps: a process pool started for the first serves the others
-                refit._bootstrap_share_ = boot / sum(n_boot) if boot else 1.0
-                cands[i] = refit._fit_form(form, table)
+                cands[i] = refit._fit_form(form, table, bootstrap_share=boot / sum(n_boot) if boot else 1.0)
                 done_before += boot
             ensemble = replace(ensemble, candidates=tuple(cands))
         if train_mask is not None:
@@ -952,7 +952,6 @@ def _ensemble_holdout(ensemble: LawEnsemble, table: pd.DataFrame, train_mask: np
 
 
 
-# ------------------------------------------------------------ parallel tasks
 def _near_optimum_warning(layout: ParamLayout, best: Any, near: list[Any]) -> FitWarning:
     """The ``flat-optimum`` warning: other polishes fit the runs as well as the best (within
     :data:`~planner.fitting.multistart.NEAR_RTOL` in objective) with parameters far from its own."""
@@ -969,6 +968,7 @@ def _near_optimum_warning(layout: ParamLayout, best: Any, near: list[Any]) -> Fi
                                       "may depend on which optimum a fit reports (more model sizes, or bootstrap= for intervals)")
 
 
+# ------------------------------------------------------------ parallel tasks
 def _without_table(prep: _Prepared) -> _Prepared:
     """The prepared arrays without the run table (tasks only need the arrays: less to send to workers)."""
     return replace(prep, table=prep.table.iloc[:0])

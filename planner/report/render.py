@@ -718,14 +718,11 @@ def csv_cell(value: Any) -> str:
 SENSITIVITY_TOP = 5
 
 
-def _sensitivity_score(row: Mapping[str, Any]) -> float:
-    """How much a parameter moves the plan: the largest relative move of N, D or a D'_k per standard error."""
-    vals = [abs(float(v)) for k, v in row.items() if k.endswith("_rel_per_se") and v is not None and math.isfinite(float(v))]
-    return max(vals, default=0.0)
-
-
 def sensitivity_rows(d: Mapping[str, Any], top: int | None = SENSITIVITY_TOP) -> tuple[list[str], list[list[str]]]:
-    """The decision's sensitivity table: per candidate, its ``top`` parameters by :func:`_sensitivity_score`."""
+    """The decision's sensitivity table: per candidate, its ``top`` parameters by how much they move the plan
+    (:func:`planner.decision.sensitivity.plan_move`, the rule of ``Sensitivity.top``)."""
+    from ..decision.sensitivity import plan_move
+
     blocks = d.get("sensitivity") or []
     spec = sorted({k[:-len("_rel_per_se")] for b in blocks for r in b.get("rows", []) for k in r
                    if k.startswith("spec_tokens[") and k.endswith("_rel_per_se")})
@@ -737,7 +734,7 @@ def sensitivity_rows(d: Mapping[str, Any], top: int | None = SENSITIVITY_TOP) ->
         return "–" if v is None or not math.isfinite(float(v)) else f"{100 * float(v):+.1f} %"
 
     for b in blocks:
-        ranked = sorted(b.get("rows", []), key=lambda r: -_sensitivity_score(r))
+        ranked = sorted(b.get("rows", []), key=lambda r: -plan_move(r))
         for r in ranked[:top] if top else ranked:
             se = r.get("se")
             se_text = "–" if se is None else (f"{float(se):.3g} (log)" if r.get("se_of") == "log" else f"{float(se):.4g}")
